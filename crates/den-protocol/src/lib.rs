@@ -1,0 +1,17 @@
+//! den's wire types: everything the server sends to or accepts from a client.
+//!
+//! This crate is a leaf: no IO, no tokio, no database. Every type here derives `serde` and
+//! `utoipa::ToSchema`, so the OpenAPI document (and from it the web client's TypeScript types) is
+//! generated from these definitions and cannot drift from them.
+//!
+//! Conventions: camelCase fields, timestamps named `*At` (RFC 3339), ids as strings (UUIDs).
+//! Request bodies refuse unknown fields, so a typo is an error rather than a silent no-op.
+//!
+//! Layout:
+//! - [`auth`]: users, sign-in, API tokens.
+//! - [`sessions`]: coding sessions and their states.
+//! - [`error`]: the one error body every route returns.
+
+pub mod auth;
+pub mod error;
+pub mod sessions;

@@ -1,0 +1,77 @@
+//! The per-session event log: the source of truth for a session's history.
+//!
+//! The session actor appends each event with the next sequence number before anyone sees it; a
+//! client that reconnects asks for the events after the last number it has. The primary key
+//! (session id, sequence) makes a duplicate number impossible, even across restarts.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{Result, Store, StoreError, now, with_pool};
+
+/// One stored event.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub kind: String,
+    pub payload: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Appends an event with sequence number `seq`; [`StoreError::Conflict`] if that number is
+    /// taken, which means two writers: a bug the caller must hear about.
+    pub async fn append_event(
+        &self,
+        session_id: Uuid,
+        seq: i64,
+        kind: &str,
+        payload: &serde_json::Value,
+    ) -> Result<()> {
+        let sql = "INSERT INTO session_events (session_id, seq, kind, payload, created_at) \
+                   VALUES ($1, $2, $3, $4, $5)";
+        with_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(session_id)
+                .bind(seq)
+                .bind(kind)
+                .bind(Json(payload))
+                .bind(now())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(|err| StoreError::unique(err, "an event with that sequence number"))?;
+        Ok(())
+    }
+
+    /// Up to `limit` events with a sequence number above `after`, in order.
+    pub async fn events_after(
+        &self,
+        session_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>> {
+        let sql = "SELECT seq, kind, payload, created_at FROM session_events \
+                   WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(session_id)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    /// The highest sequence number of the session, 0 when it has no events.
+    pub async fn last_event_seq(&self, session_id: Uuid) -> Result<i64> {
+        let sql = "SELECT COALESCE(MAX(seq), 0) FROM session_events WHERE session_id = $1";
+        let seq: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(session_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(seq.unwrap_or(0))
+    }
+}

@@ -1,0 +1,427 @@
+//! The store's contract: one story per table, run against SQLite always and against PostgreSQL
+//! when `DEN_TEST_DATABASE_URL` names a server (each test then gets a fresh database there).
+
+use chrono::Duration;
+use den_protocol::sessions::SessionStatus;
+use den_store::{Keyring, NewApiToken, NewSession, NewUser, SessionCursor, Store, StoreError, now};
+use sqlx::Connection;
+use uuid::Uuid;
+
+/// A fresh store per backend; the tempdir keeps the SQLite file alive for the test.
+async fn stores() -> (Vec<Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = Keyring::generate().unwrap();
+    let sqlite_url = format!("sqlite:{}", dir.path().join("den.db").display());
+    let mut stores = vec![Store::connect(&sqlite_url, keyring.clone()).await.unwrap()];
+    if let Ok(admin_url) = std::env::var("DEN_TEST_DATABASE_URL") {
+        let name = format!("den_test_{}", Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        stores.push(
+            Store::connect(&format!("{base}/{name}"), keyring)
+                .await
+                .unwrap(),
+        );
+    }
+    (stores, dir)
+}
+
+async fn user(store: &Store, name: &str) -> Uuid {
+    let new = NewUser {
+        username: name,
+        password_hash: Some("hash"),
+        is_admin: false,
+        github: None,
+    };
+    store.create_user(new).await.unwrap().id
+}
+
+async fn session(store: &Store, owner_id: Uuid, title: &str) -> Uuid {
+    let id = Uuid::now_v7();
+    let new = NewSession {
+        id,
+        owner_id,
+        title,
+        repository: "https://example.com/repo.git",
+        base_branch: None,
+        work_branch: "den/abc",
+        model: "opencode/gpt-5-nano",
+    };
+    store.create_session(new).await.unwrap();
+    id
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_the_database_answers() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        assert_eq!(
+            store.migrate().await.unwrap(),
+            0,
+            "{}",
+            store.backend_name()
+        );
+        store.ping().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn users_are_unique_by_name_and_deleting_one_removes_what_it_owns() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let again = NewUser {
+            username: "alice",
+            password_hash: None,
+            is_admin: true,
+            github: None,
+        };
+        assert!(matches!(
+            store.create_user(again).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(store.count_users().await.unwrap(), 1);
+        assert_eq!(store.user_by_name("alice").await.unwrap().id, alice);
+        assert!(matches!(
+            store.user_by_name("bob").await,
+            Err(StoreError::NotFound)
+        ));
+
+        store.set_password_hash(alice, Some("new")).await.unwrap();
+        let record = store.user_by_id(alice).await.unwrap();
+        assert_eq!(record.password_hash.as_deref(), Some("new"));
+        assert!(
+            !format!("{record:?}").contains("new"),
+            "Debug must not show the hash"
+        );
+
+        let github = NewUser {
+            username: "octo",
+            password_hash: None,
+            is_admin: false,
+            github: Some((42, "octo")),
+        };
+        let octo = store.create_user(github).await.unwrap();
+        assert_eq!(store.user_by_github_id(42).await.unwrap().id, octo.id);
+
+        session(&store, alice, "owned").await;
+        store
+            .put_secret(alice, "provider:openai", b"sk-x")
+            .await
+            .unwrap();
+        store.delete_user(alice).await.unwrap();
+        assert!(
+            store
+                .list_sessions(alice, None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            store.secret(alice, "provider:openai").await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.delete_user(alice).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn sessions_belong_to_their_owner_and_list_newest_activity_first() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let (alice, bob) = (user(&store, "alice").await, user(&store, "bob").await);
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(session(&store, alice, &format!("s{n}")).await);
+        }
+        session(&store, bob, "bob's").await;
+        // Activity on the oldest moves it to the top.
+        store.touch_session(ids[0]).await.unwrap();
+
+        let first = store.list_sessions(alice, None, 2).await.unwrap();
+        let titles: Vec<_> = first.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(titles, ["s0", "s4"]);
+        let last = first.last().unwrap();
+        let cursor = SessionCursor {
+            last_activity_at: last.last_activity_at,
+            id: last.id,
+        };
+        let cursor = SessionCursor::decode(&cursor.encode()).unwrap();
+        let second = store.list_sessions(alice, Some(cursor), 10).await.unwrap();
+        let titles: Vec<_> = second.iter().map(|s| s.title.as_str()).collect();
+        assert_eq!(titles, ["s3", "s2", "s1"]);
+
+        assert!(matches!(
+            store.session_of(bob, ids[1]).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.rename_session(bob, ids[1], "x").await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.delete_session(bob, ids[1]).await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(store.session_of(alice, ids[1]).await.unwrap().title, "s1");
+
+        let renamed = store
+            .rename_session(alice, ids[1], "renamed")
+            .await
+            .unwrap();
+        assert_eq!(renamed.title, "renamed");
+        assert_eq!(renamed.to_protocol().unwrap().status, SessionStatus::Idle);
+
+        let errored = store
+            .set_session_status(ids[2], SessionStatus::Error, Some("boom"))
+            .await
+            .unwrap();
+        assert_eq!(errored.error.as_deref(), Some("boom"));
+        assert_eq!(
+            store
+                .sessions_with_status(&[SessionStatus::Error])
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        store
+            .set_session_agent_state(ids[2], Some("ses_1"), Some("snap_1"))
+            .await
+            .unwrap();
+        let record = store.session(ids[2]).await.unwrap();
+        assert_eq!(
+            (
+                record.agent_session_id.as_deref(),
+                record.snapshot_id.as_deref()
+            ),
+            (Some("ses_1"), Some("snap_1"))
+        );
+
+        store.delete_session(alice, ids[1]).await.unwrap();
+        assert!(matches!(
+            store.session_of(alice, ids[1]).await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(SessionCursor::decode("not a cursor"), None);
+    }
+}
+
+#[tokio::test]
+async fn events_are_ordered_resumable_and_never_share_a_number() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let id = session(&store, alice, "s").await;
+        assert_eq!(store.last_event_seq(id).await.unwrap(), 0);
+        for seq in 1..=5 {
+            let payload = serde_json::json!({"n": seq, "text": "ünïcode ✓"});
+            store
+                .append_event(id, seq, "text_delta", &payload)
+                .await
+                .unwrap();
+        }
+        let dup = store
+            .append_event(id, 3, "text_delta", &serde_json::json!({}))
+            .await;
+        assert!(matches!(dup, Err(StoreError::Conflict(_))));
+        assert_eq!(store.last_event_seq(id).await.unwrap(), 5);
+        let rest = store.events_after(id, 2, 100).await.unwrap();
+        let seqs: Vec<_> = rest.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [3, 4, 5]);
+        assert_eq!(
+            rest[0].payload.0,
+            serde_json::json!({"n": 3, "text": "ünïcode ✓"})
+        );
+        assert_eq!(store.events_after(id, 0, 2).await.unwrap().len(), 2);
+        store.delete_session(alice, id).await.unwrap();
+        assert!(store.events_after(id, 0, 100).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn sign_in_links_work_once_and_expire() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        store
+            .create_login_link("h1", alice, now() + Duration::minutes(15))
+            .await
+            .unwrap();
+        assert_eq!(store.consume_login_link("h1").await.unwrap(), alice);
+        assert!(matches!(
+            store.consume_login_link("h1").await,
+            Err(StoreError::NotFound)
+        ));
+        store
+            .create_login_link("h2", alice, now() - Duration::seconds(1))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.consume_login_link("h2").await,
+            Err(StoreError::NotFound)
+        ));
+
+        store
+            .create_web_session("w1", alice, now() + Duration::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(store.web_session_user("w1").await.unwrap(), alice);
+        store.delete_web_session("w1").await.unwrap();
+        assert!(matches!(
+            store.web_session_user("w1").await,
+            Err(StoreError::NotFound)
+        ));
+        store
+            .create_web_session("w2", alice, now() - Duration::seconds(1))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.web_session_user("w2").await,
+            Err(StoreError::NotFound)
+        ));
+
+        store
+            .create_oauth_state("st", "verifier", now() + Duration::minutes(10))
+            .await
+            .unwrap();
+        assert_eq!(store.take_oauth_state("st").await.unwrap(), "verifier");
+        assert!(matches!(
+            store.take_oauth_state("st").await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn api_tokens_are_found_by_hash_and_revoked_only_by_their_owner() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let (alice, bob) = (user(&store, "alice").await, user(&store, "bob").await);
+        let new = NewApiToken {
+            user_id: alice,
+            name: "ci",
+            prefix: "den_abcd",
+            token_hash: "th",
+        };
+        let token = store.create_api_token(new).await.unwrap();
+        let owner = store.use_api_token("th").await.unwrap();
+        assert_eq!((owner.user_id, owner.token_id), (alice, token.id));
+        let listed = store.list_api_tokens(alice).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].last_used_at.is_some());
+        assert!(store.list_api_tokens(bob).await.unwrap().is_empty());
+        assert!(matches!(
+            store.delete_api_token(bob, token.id).await,
+            Err(StoreError::NotFound)
+        ));
+        store.delete_api_token(alice, token.id).await.unwrap();
+        assert!(matches!(
+            store.use_api_token("th").await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_and_open_only_with_the_right_key() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let (alice, bob) = (user(&store, "alice").await, user(&store, "bob").await);
+        store
+            .put_secret(alice, "provider:anthropic", b"sk-ant-api03-secret")
+            .await
+            .unwrap();
+        store
+            .put_secret(bob, "provider:anthropic", b"sk-ant-bob")
+            .await
+            .unwrap();
+        let sealed = store
+            .sealed_secret(alice, "provider:anthropic")
+            .await
+            .unwrap();
+        assert!(
+            !sealed.windows(6).any(|w| w == b"sk-ant"),
+            "stored in the clear"
+        );
+        assert_eq!(
+            store
+                .secret(alice, "provider:anthropic")
+                .await
+                .unwrap()
+                .as_slice(),
+            b"sk-ant-api03-secret"
+        );
+        let purposes = store.secret_purposes(alice).await.unwrap();
+        assert_eq!(
+            purposes.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+            ["provider:anthropic"]
+        );
+
+        // Replacing keeps one record.
+        store
+            .put_secret(alice, "provider:anthropic", b"sk-ant-new")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .secret(alice, "provider:anthropic")
+                .await
+                .unwrap()
+                .as_slice(),
+            b"sk-ant-new"
+        );
+
+        // Another master key cannot open it.
+        let other_key = store.with_keyring(Keyring::generate().unwrap());
+        assert!(
+            other_key.secret(alice, "provider:anthropic").await.is_err(),
+            "wrong key opened it"
+        );
+        store
+            .delete_secret(alice, "provider:anthropic")
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.delete_secret(alice, "provider:anthropic").await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn rotation_reseals_every_record_with_the_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = Keyring::generate().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("den.db").display());
+    let store = Store::connect(&url, keyring.clone()).await.unwrap();
+    let alice = user(&store, "alice").await;
+    store.put_secret(alice, "a", b"one").await.unwrap();
+    store.put_secret(alice, "b", b"two").await.unwrap();
+
+    let rotated = keyring.with_new_key().unwrap();
+    assert_eq!(store.reseal_secrets(&rotated).await.unwrap(), 2);
+    assert_eq!(
+        store.reseal_secrets(&rotated).await.unwrap(),
+        0,
+        "second run is a no-op"
+    );
+    let only_new = store.with_keyring(rotated.current_only());
+    assert_eq!(
+        only_new.secret(alice, "a").await.unwrap().as_slice(),
+        b"one"
+    );
+    assert_eq!(
+        only_new.secret(alice, "b").await.unwrap().as_slice(),
+        b"two"
+    );
+    let only_old = store.with_keyring(keyring);
+    assert!(only_old.secret(alice, "a").await.is_err());
+}

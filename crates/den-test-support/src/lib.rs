@@ -1,0 +1,1 @@
+//! den-test-support
