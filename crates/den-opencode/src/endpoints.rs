@@ -26,7 +26,9 @@ impl Endpoint {
         let mut rest = self.path;
         while let Some(start) = rest.find('{') {
             out.push_str(&rest[..start]);
-            let end = rest[start..].find('}').map_or(rest.len(), |i| start + i + 1);
+            let end = rest[start..]
+                .find('}')
+                .map_or(rest.len(), |i| start + i + 1);
             if let Some(value) = params.next() {
                 out.extend(value.bytes().map(encode_path_byte));
             }
@@ -66,10 +68,8 @@ pub(crate) const EVENTS: Endpoint = get("event.subscribe", "/event");
 pub(crate) const SESSION_CREATE: Endpoint = post("session.create", "/session");
 pub(crate) const SESSION_LIST: Endpoint = get("session.list", "/session");
 pub(crate) const SESSION_GET: Endpoint = get("session.get", "/session/{sessionID}");
-pub(crate) const SESSION_PROMPT_ASYNC: Endpoint = post(
-    "session.prompt_async",
-    "/session/{sessionID}/prompt_async",
-);
+pub(crate) const SESSION_PROMPT_ASYNC: Endpoint =
+    post("session.prompt_async", "/session/{sessionID}/prompt_async");
 pub(crate) const SESSION_ABORT: Endpoint = post("session.abort", "/session/{sessionID}/abort");
 pub(crate) const SESSION_MESSAGES: Endpoint =
     get("session.messages", "/session/{sessionID}/message");

@@ -46,7 +46,7 @@ pub enum OpencodeError {
     NotReady {
         waited: Duration,
         #[source]
-        last: Box<OpencodeError>,
+        last: Box<Self>,
     },
     #[error("opencode reported itself unhealthy (version {version})")]
     Unhealthy { version: String },

@@ -180,9 +180,9 @@ impl Event {
     /// events of every session of the server, so consumers filter on this.
     pub fn session_id(&self) -> Option<&str> {
         match self {
-            Self::SessionCreated(info) | Self::SessionUpdated(info) | Self::SessionDeleted(info) => {
-                Some(&info.session_id)
-            }
+            Self::SessionCreated(info)
+            | Self::SessionUpdated(info)
+            | Self::SessionDeleted(info) => Some(&info.session_id),
             Self::SessionStatus { session_id, .. }
             | Self::SessionIdle { session_id }
             | Self::SessionDiff { session_id, .. }

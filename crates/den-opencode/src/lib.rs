@@ -1,1 +1,45 @@
-//! den-opencode
+//! A typed async client for the pinned OpenCode server (1.18.33): the endpoints den calls and
+//! the `/event` stream as typed events.
+//!
+//! It knows nothing of den (no users, no den sessions, no wire protocol): den's session actor
+//! maps these types onto its own. It reaches OpenCode over TCP or over a unix socket (how den
+//! talks to OpenCode inside a sandbox), with optional basic auth.
+//!
+//! Layout:
+//! - `config`: where the server is and the timeouts ([`OpencodeConfig`], [`Target`]).
+//! - `endpoints`: the single table of (method, path) the client calls; the contract test checks
+//!   it against `shared/opencode/openapi-1.18.33.json`.
+//! - `client`: [`OpencodeClient`] and its calls.
+//! - `sse`: [`EventStream`], the reconnecting event stream.
+//! - `event`, `message`, `session`: serde types.
+//! - `error`: [`OpencodeError`].
+
+mod client;
+mod config;
+mod endpoints;
+mod error;
+mod event;
+mod message;
+mod session;
+mod sse;
+
+#[cfg(test)]
+mod contract_tests;
+
+pub use client::OpencodeClient;
+pub use config::{OpencodeConfig, Target};
+pub use error::{OpencodeError, Result};
+pub use event::{
+    Event, EventEnvelope, KNOWN_EVENT_TYPES, PermissionRequest, PermissionTool, Question,
+    QuestionOption, QuestionRequest, SessionInfo,
+};
+pub use message::{
+    AssistantMessage, AssistantMessageTime, CacheTokens, Message, MessageError, MessageWithParts,
+    Part, PartIds, PatchPart, ReasoningPart, StepFinishPart, TextPart, Tokens, ToolPart, ToolState,
+    ToolTime, UserMessage, UserMessageTime,
+};
+pub use session::{
+    CreateSession, FileDiff, Health, ModelRef, PartInput, PermissionReply, PromptRequest, Session,
+    SessionStatus, SessionSummary, SessionTime, Todo,
+};
+pub use sse::EventStream;

@@ -115,7 +115,7 @@ impl MessageError {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Part {
     Text(TextPart),
-    Reasoning(TextPart),
+    Reasoning(ReasoningPart),
     Tool(ToolPart),
     StepStart(PartIds),
     StepFinish(StepFinishPart),
@@ -127,7 +127,8 @@ pub enum Part {
 impl Part {
     pub fn id(&self) -> Option<&str> {
         match self {
-            Self::Text(part) | Self::Reasoning(part) => Some(&part.id),
+            Self::Text(part) => Some(&part.id),
+            Self::Reasoning(part) => Some(&part.id),
             Self::Tool(part) => Some(&part.id),
             Self::StepStart(part) => Some(&part.id),
             Self::StepFinish(part) => Some(&part.id),
@@ -157,6 +158,17 @@ pub struct TextPart {
     pub text: String,
     /// Set on text OpenCode added itself rather than the user or the model.
     pub synthetic: Option<bool>,
+}
+
+/// The model's visible thinking; streams through `message.part.delta` like text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasoningPart {
+    pub id: String,
+    #[serde(rename = "sessionID")]
+    pub session_id: String,
+    #[serde(rename = "messageID")]
+    pub message_id: String,
+    pub text: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
