@@ -1,1 +1,20 @@
-//! den-test-support
+//! Test support for den (dev-only): a scripted model server and helpers to run the real
+//! OpenCode binary against it.
+//!
+//! Layout:
+//! - `model`: [`ScriptedModel`], an OpenAI chat-completions and Anthropic messages streaming
+//!   server replaying [`Turn`]s and recording every request.
+//! - `opencode`: locating the pinned OpenCode binary, writing its config, and running it as a
+//!   throwaway [`OpencodeServer`].
+
+mod model;
+mod opencode;
+
+pub use model::{
+    Api, Gate, ProviderError, RecordedRequest, RequestKind, SIDE_REPLY, ScriptedModel, Turn,
+};
+pub use opencode::{
+    ANTHROPIC_MODEL, ANTHROPIC_PROVIDER, OPENAI_MODEL, OPENAI_PROVIDER, OPENCODE_VERSION,
+    OpencodeServer, anthropic_provider, openai_compatible_provider, opencode_bin, opencode_config,
+    scripted_config, write_config,
+};

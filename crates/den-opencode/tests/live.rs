@@ -1,0 +1,6 @@
+//! The client against the real OpenCode binary, driven by the scripted model.
+
+mod live {
+    mod harness;
+    mod turns;
+}
