@@ -1,1 +1,49 @@
-//! den-server
+//! den's HTTP server: the REST API, sign-in, and operational endpoints.
+//!
+//! This is the only crate that knows HTTP. Handlers are thin: they extract, check who is
+//! calling, call the store (or, later, a session handle), and map the result to a response.
+//! Every route is registered through utoipa's router, so the OpenAPI document served at
+//! `/api/openapi.json` lists exactly the routes that exist.
+//!
+//! Layout:
+//! - [`routes`]: the router and one module per resource.
+//! - `auth`: who is calling (cookies, tokens, CSRF), passwords, throttling, GitHub OAuth.
+//! - `error`, `extract`: JSON errors and extractors that produce them.
+//! - `observability`: request ids, request logs, Prometheus metrics.
+//! - [`accounts`]: account operations shared with the CLI (`den user …`).
+
+pub mod accounts;
+mod auth;
+mod error;
+mod extract;
+mod observability;
+pub mod routes;
+mod state;
+mod validate;
+
+pub use auth::github::GithubConfig;
+pub use auth::throttle::ThrottleLimits;
+pub use auth::{CSRF_HEADER, SESSION_COOKIE};
+pub use error::ApiError;
+pub use observability::install_metrics_recorder;
+pub use state::{AppState, ServerConfig};
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+/// Serves `state` on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = routes::router(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

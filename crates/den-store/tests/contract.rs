@@ -1,6 +1,11 @@
 //! The store's contract: one story per table, run against SQLite always and against PostgreSQL
 //! when `DEN_TEST_DATABASE_URL` names a server (each test then gets a fresh database there).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "in tests a failed unwrap is a failed test"
+)]
+
 use chrono::Duration;
 use den_protocol::sessions::SessionStatus;
 use den_store::{Keyring, NewApiToken, NewSession, NewUser, SessionCursor, Store, StoreError, now};

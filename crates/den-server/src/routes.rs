@@ -1,0 +1,111 @@
+//! The router: every route, its OpenAPI description, and the layers around them.
+
+mod auth;
+mod ops;
+mod sessions;
+mod tokens;
+
+use std::sync::OnceLock;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::response::IntoResponse;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::observability::record_request;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "den", description = "den's HTTP API. Sign in with the session cookie (browser) or `Authorization: Bearer den_…`."),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "auth", description = "Signing in and out"),
+        (name = "tokens", description = "API tokens for scripts and the CLI"),
+        (name = "sessions", description = "Coding sessions"),
+        (name = "ops", description = "Health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::SESSION_COOKIE))),
+        );
+    }
+}
+
+/// Every documented route. Routes are only ever added here, through `routes!`, which registers
+/// the handler and its OpenAPI entry together.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ops::router())
+        .merge(auth::router())
+        .merge(tokens::router())
+        .merge(sessions::router())
+}
+
+/// The OpenAPI document of every route (built once).
+pub fn openapi() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(|| api_router().into_openapi())
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config().body_limit_bytes;
+    let (api, _) = api_router().split_for_parts();
+    api.route_layer(axum::middleware::from_fn(record_request))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .extensions()
+                    .get::<RequestId>()
+                    .and_then(|id| id.header_value().to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        // Keeps credentials out of request logs.
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::COOKIE,
+        ]))
+        .with_state(state)
+}
+
+/// Unknown API paths get a JSON 404; everything else is the web client's (a later issue
+/// embeds it), so for now a short page says what den is.
+async fn fallback(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/api/") {
+        return ApiError::NotFound.into_response();
+    }
+    axum::response::Html(
+        "<!doctype html><title>den</title><p>den is running. The web client is not part of this build yet; use the API at /api (see /api/openapi.json).</p>",
+    )
+    .into_response()
+}

@@ -1,0 +1,203 @@
+//! Coding sessions: create, list, read, rename, delete. Only the owner ever sees a session;
+//! another user's session answers 404, exactly like a missing one.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use den_protocol::error::ErrorBody;
+use den_protocol::sessions::{
+    CreateSessionRequest, DEFAULT_MODEL, Session, SessionPage, UpdateSessionRequest,
+};
+use den_store::{NewSession, SessionCursor, SessionRecord};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::validate;
+
+const TITLE_MAX: usize = 200;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get, rename, delete))
+}
+
+/// Creates a session in `idle`. The work branch is `den/<8 hex digits>`.
+#[utoipa::path(post, path = "/api/sessions", tag = "sessions", request_body = CreateSessionRequest,
+    responses((status = 201, body = Session), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<CreateSessionRequest>,
+) -> Result<(StatusCode, Json<Session>), ApiError> {
+    let repository = validate::repository(&request.repository, &state.config().local_repo_roots)
+        .map_err(ApiError::BadRequest)?;
+    let title = match &request.title {
+        Some(title) => validate::label("title", title, TITLE_MAX).map_err(ApiError::BadRequest)?,
+        None => default_title(&repository),
+    };
+    let model = request.model.as_deref().unwrap_or(DEFAULT_MODEL);
+    validate::model(model).map_err(ApiError::BadRequest)?;
+    if let Some(branch) = &request.base_branch {
+        validate::branch(branch).map_err(ApiError::BadRequest)?;
+    }
+    let id = Uuid::now_v7();
+    let work_branch = work_branch(id);
+    let new = NewSession {
+        id,
+        owner_id: caller.user.id,
+        title: &title,
+        repository: &repository,
+        base_branch: request.base_branch.as_deref(),
+        work_branch: &work_branch,
+        model,
+    };
+    let record = state.store().create_session(new).await?;
+    Ok((StatusCode::CREATED, Json(record.to_protocol()?)))
+}
+
+/// `den/` and the last 8 hex digits of the id (the random part of a UUIDv7).
+fn work_branch(id: Uuid) -> String {
+    let hex = id.simple().to_string();
+    format!("den/{}", &hex[hex.len() - 8..])
+}
+
+/// The repository's last path segment, without `.git`.
+fn default_title(repository: &str) -> String {
+    let name = repository
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(repository);
+    let name = name.strip_suffix(".git").unwrap_or(name);
+    name.chars().take(TITLE_MAX).collect()
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// The `nextCursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    limit: Option<u32>,
+}
+
+/// The caller's sessions, newest activity first.
+#[utoipa::path(get, path = "/api/sessions", tag = "sessions", params(ListQuery),
+    responses((status = 200, body = SessionPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<SessionPage>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 100"));
+    }
+    let cursor = match &query.cursor {
+        Some(text) => Some(
+            SessionCursor::decode(text)
+                .ok_or_else(|| ApiError::bad_request("cursor is not valid"))?,
+        ),
+        None => None,
+    };
+    // One extra row tells whether another page follows.
+    let mut rows = state
+        .store()
+        .list_sessions(caller.user.id, cursor, limit + 1)
+        .await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = rows.last().filter(|_| more).map(|row| {
+        SessionCursor {
+            last_activity_at: row.last_activity_at,
+            id: row.id,
+        }
+        .encode()
+    });
+    let sessions = rows
+        .iter()
+        .map(SessionRecord::to_protocol)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(SessionPage {
+        sessions,
+        next_cursor,
+    }))
+}
+
+/// One of the caller's sessions.
+#[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions",
+    params(("id" = Uuid, Path, description = "the session's id")),
+    responses((status = 200, body = Session), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<Json<Session>, ApiError> {
+    Ok(Json(
+        state
+            .store()
+            .session_of(caller.user.id, id)
+            .await?
+            .to_protocol()?,
+    ))
+}
+
+/// Renames one of the caller's sessions.
+#[utoipa::path(patch, path = "/api/sessions/{id}", tag = "sessions", request_body = UpdateSessionRequest,
+    params(("id" = Uuid, Path, description = "the session's id")),
+    responses((status = 200, body = Session), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(request): ApiJson<UpdateSessionRequest>,
+) -> Result<Json<Session>, ApiError> {
+    let title =
+        validate::label("title", &request.title, TITLE_MAX).map_err(ApiError::BadRequest)?;
+    Ok(Json(
+        state
+            .store()
+            .rename_session(caller.user.id, id, &title)
+            .await?
+            .to_protocol()?,
+    ))
+}
+
+/// Deletes one of the caller's sessions and its history.
+#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "sessions",
+    params(("id" = Uuid, Path, description = "the session's id")),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    state.store().delete_session(caller.user.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_and_branches_are_derived_sensibly() {
+        assert_eq!(default_title("https://github.com/a/den.git"), "den");
+        assert_eq!(default_title("/srv/repos/tool/"), "tool");
+        let id: Uuid = "0190c7a1-0000-7000-8000-0000deadbeef".parse().unwrap();
+        assert_eq!(work_branch(id), "den/deadbeef");
+    }
+}

@@ -1,0 +1,116 @@
+//! The state every handler shares, and the server's configuration.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use den_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::github::GithubConfig;
+use crate::auth::throttle::{LoginThrottle, ThrottleLimits};
+
+/// What the server needs to know; assembled by the binary from den's layered config.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The URL people open, e.g. `http://127.0.0.1:8787`. Used for sign-in links, the OAuth
+    /// redirect, the `Secure` cookie flag (https) and the same-origin check.
+    pub public_url: String,
+    /// Local directories whose repositories may be used as a session's repository.
+    pub local_repo_roots: Vec<PathBuf>,
+    /// GitHub sign-in, when configured.
+    pub github: Option<GithubConfig>,
+    /// How long a browser stays signed in.
+    pub web_session_ttl: Duration,
+    /// How long a one-time sign-in link works.
+    pub login_link_ttl: Duration,
+    pub throttle: ThrottleLimits,
+    /// The largest request body accepted.
+    pub body_limit_bytes: usize,
+}
+
+impl ServerConfig {
+    /// Defaults for everything but the public URL.
+    pub fn new(public_url: impl Into<String>) -> Self {
+        Self {
+            public_url: public_url.into().trim_end_matches('/').to_owned(),
+            local_repo_roots: Vec::new(),
+            github: None,
+            web_session_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_link_ttl: Duration::from_secs(15 * 60),
+            throttle: ThrottleLimits::default(),
+            body_limit_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Shared, cheaply cloneable handler state. Immutable after start: nothing here is locked
+/// across an await.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: ServerConfig,
+    throttle: LoginThrottle,
+    metrics: PrometheusHandle,
+    http: reqwest::Client,
+}
+
+impl AppState {
+    /// `metrics` comes from [`crate::install_metrics_recorder`].
+    pub fn new(store: Store, config: ServerConfig, metrics: PrometheusHandle) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap_or_default();
+        let throttle = LoginThrottle::new(config.throttle);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                throttle,
+                metrics,
+                http,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn throttle(&self) -> &LoginThrottle {
+        &self.inner.throttle
+    }
+
+    pub(crate) fn metrics(&self) -> &PrometheusHandle {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub(crate) fn serves_https(&self) -> bool {
+        self.inner.config.public_url.starts_with("https://")
+    }
+
+    /// True when `origin` is den's public origin, or the origin of the `Host` the request came
+    /// to (so den works when opened by another name than the configured one, e.g. localhost).
+    pub(crate) fn is_own_origin(&self, origin: &str, host: Option<&str>) -> bool {
+        let public = &self.inner.config.public_url;
+        if origin == public.as_str() {
+            return true;
+        }
+        let scheme = if self.serves_https() { "https" } else { "http" };
+        host.is_some_and(|host| origin == format!("{scheme}://{host}"))
+    }
+}

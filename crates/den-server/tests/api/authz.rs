@@ -1,0 +1,289 @@
+//! The authorization matrix: every route of the OpenAPI document, called as anonymous, as
+//! another user and as the owner (by cookie and by bearer token). A route that is missing from
+//! the matrix fails the test, so a new route cannot ship without its authorization rule.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Auth, TestServer, TestUser};
+
+/// How a route must answer.
+enum Rule {
+    /// Anyone may call it; `status` is what an anonymous call answers.
+    Public { status: StatusCode },
+    /// Needs sign-in; the caller sees only their own data.
+    Own { status: StatusCode },
+    /// Needs sign-in and names a resource of the owner: another user gets 404.
+    Owned { status: StatusCode },
+}
+
+/// Ids of resources the owner has; fresh for each call, since some calls delete them.
+struct Fixture {
+    session: String,
+    token: String,
+}
+
+fn rule(method: &Method, path: &str) -> Rule {
+    use StatusCode as S;
+    match (method.as_str(), path) {
+        (
+            "GET",
+            "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json" | "/api/auth/options",
+        ) => Rule::Public { status: S::OK },
+        // Without the CSRF header a browser form cannot send, sign-in is refused.
+        ("POST", "/api/auth/login") => Rule::Public {
+            status: S::FORBIDDEN,
+        },
+        ("GET", "/api/auth/link/{token}") => Rule::Public {
+            status: S::BAD_REQUEST,
+        },
+        // Not configured in this server, so they do not exist.
+        ("GET", "/api/auth/github/start" | "/api/auth/github/callback") => Rule::Public {
+            status: S::NOT_FOUND,
+        },
+        ("POST", "/api/auth/logout") => Rule::Own {
+            status: S::NO_CONTENT,
+        },
+        ("GET", "/api/auth/me" | "/api/tokens" | "/api/sessions") => Rule::Own { status: S::OK },
+        ("POST", "/api/tokens" | "/api/sessions") => Rule::Own { status: S::CREATED },
+        ("DELETE", "/api/tokens/{id}") => Rule::Owned {
+            status: S::NO_CONTENT,
+        },
+        ("GET" | "PATCH", "/api/sessions/{id}") => Rule::Owned { status: S::OK },
+        ("DELETE", "/api/sessions/{id}") => Rule::Owned {
+            status: S::NO_CONTENT,
+        },
+        _ => panic!("{method} {path} is missing from the authorization matrix: add its rule"),
+    }
+}
+
+/// The concrete path and a valid body for a call.
+fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<Value>) {
+    let concrete = match path {
+        "/api/tokens/{id}" => path.replace("{id}", &fixture.token),
+        "/api/sessions/{id}" => path.replace("{id}", &fixture.session),
+        "/api/auth/link/{token}" => path.replace("{token}", "not-a-real-link"),
+        other => other.to_owned(),
+    };
+    let body = match (method.as_str(), path) {
+        ("POST", "/api/auth/login") => {
+            Some(json!({"username": "nobody", "password": "wrong password"}))
+        }
+        ("POST", "/api/tokens") => Some(json!({"name": "matrix"})),
+        ("POST", "/api/sessions") => Some(json!({"repository": "https://example.com/a/b.git"})),
+        ("PATCH", "/api/sessions/{id}") => Some(json!({"title": "renamed"})),
+        _ => None,
+    };
+    (concrete, body)
+}
+
+async fn fixture(server: &TestServer, owner: &TestUser) -> Fixture {
+    let (_, session) = server
+        .call(
+            Method::POST,
+            "/api/sessions",
+            Auth::Bearer(owner),
+            Some(json!({"repository": "https://example.com/o/r.git"})),
+        )
+        .await;
+    let (_, token) = server
+        .call(
+            Method::POST,
+            "/api/tokens",
+            Auth::Bearer(owner),
+            Some(json!({"name": "victim"})),
+        )
+        .await;
+    Fixture {
+        session: session["id"].as_str().unwrap().to_owned(),
+        token: token["info"]["id"].as_str().unwrap().to_owned(),
+    }
+}
+
+fn routes() -> Vec<(Method, String)> {
+    let doc = serde_json::to_value(den_server::routes::openapi()).unwrap();
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if let Ok(method) = method.to_uppercase().parse::<Method>() {
+                routes.push((method, path.clone()));
+            }
+        }
+    }
+    assert!(
+        routes.len() >= 15,
+        "the document lists too few routes: {routes:?}"
+    );
+    routes
+}
+
+#[tokio::test]
+async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
+    let server = TestServer::start().await;
+    let owner = server.user("owner").await;
+    let other = server.user("other").await;
+
+    for (method, path) in routes() {
+        let rule = rule(&method, &path);
+        let fixture = fixture(&server, &owner).await;
+        let (concrete, body) = call_for(&method, &path, &fixture);
+        let context = format!("{method} {path}");
+
+        let (status, _) = server
+            .call(method.clone(), &concrete, Auth::Anonymous, body.clone())
+            .await;
+        match rule {
+            Rule::Public { status: expected } => {
+                assert_eq!(status, expected, "anonymous {context}")
+            }
+            Rule::Own { .. } | Rule::Owned { .. } => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "anonymous {context}")
+            }
+        }
+
+        if let Rule::Owned { .. } = rule {
+            for auth in [Auth::Cookie(&other), Auth::Bearer(&other)] {
+                let (status, body) = server
+                    .call(method.clone(), &concrete, auth, body.clone())
+                    .await;
+                assert_eq!(
+                    status,
+                    StatusCode::NOT_FOUND,
+                    "other user {context}: {body}"
+                );
+            }
+            // The attempts changed nothing of the owner's.
+            let session_path = format!("/api/sessions/{}", fixture.session);
+            let (status, session) = server
+                .call(Method::GET, &session_path, Auth::Bearer(&owner), None)
+                .await;
+            assert_eq!(
+                (status, session["title"].as_str()),
+                (StatusCode::OK, Some("r")),
+                "after {context}"
+            );
+            let (_, tokens) = server
+                .call(Method::GET, "/api/tokens", Auth::Bearer(&owner), None)
+                .await;
+            assert!(
+                tokens.to_string().contains(&fixture.token),
+                "after {context}"
+            );
+        }
+        if let Rule::Own { .. } = rule {
+            let (_, listing) = server
+                .call(
+                    method.clone(),
+                    &concrete,
+                    Auth::Bearer(&other),
+                    body.clone(),
+                )
+                .await;
+            assert!(
+                !listing.to_string().contains(&fixture.session),
+                "other user sees owner's session via {context}"
+            );
+            assert!(
+                !listing.to_string().contains(&fixture.token),
+                "other user sees owner's token via {context}"
+            );
+        }
+
+        if let Rule::Own { status: expected } | Rule::Owned { status: expected } = rule {
+            // Cookie first, then bearer on a fresh fixture, so deletes have something to delete.
+            // Signing out ends the caller's browser session, so it runs as a throwaway user.
+            let mut throwaway = 0;
+            let mut actor = || {
+                throwaway += 1;
+                format!("leaver{throwaway}")
+            };
+            let cookie_user = if path == "/api/auth/logout" {
+                server.user(&actor()).await
+            } else {
+                owner.clone()
+            };
+            let (status, body) = server
+                .call(
+                    method.clone(),
+                    &concrete,
+                    Auth::Cookie(&cookie_user),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(status, expected, "owner by cookie {context}: {body}");
+            let fixture = self::fixture(&server, &owner).await;
+            let (concrete, body) = call_for(&method, &path, &fixture);
+            let bearer_user = if path == "/api/auth/logout" {
+                server.user(&actor()).await
+            } else {
+                owner.clone()
+            };
+            let (status, body) = server
+                .call(method.clone(), &concrete, Auth::Bearer(&bearer_user), body)
+                .await;
+            assert_eq!(status, expected, "owner by bearer {context}: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_token_stops_working_at_once() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    let (status, _) = server
+        .call(Method::GET, "/api/auth/me", Auth::Bearer(&user), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, tokens) = server
+        .call(Method::GET, "/api/tokens", Auth::Cookie(&user), None)
+        .await;
+    let id = tokens[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        tokens.to_string().contains("den_") && !tokens.to_string().contains(&user.token),
+        "list must not show the token"
+    );
+    let (status, _) = server
+        .call(
+            Method::DELETE,
+            &format!("/api/tokens/{id}"),
+            Auth::Cookie(&user),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = server
+        .call(Method::GET, "/api/auth/me", Auth::Bearer(&user), None)
+        .await;
+    crate::support::assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_only_routes_that_exist() {
+    let server = TestServer::start().await;
+    for (method, path) in routes() {
+        let concrete = path
+            .replace("{id}", "00000000-0000-7000-8000-000000000000")
+            .replace("{token}", "x");
+        let response = server
+            .request(method.clone(), &concrete, Auth::Anonymous)
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        let unknown_route = response.status() == StatusCode::NOT_FOUND
+            && !path.contains("github")
+            && !path.contains('{');
+        assert!(
+            !unknown_route,
+            "{method} {path} is documented but not routed"
+        );
+    }
+    let (status, body) = server
+        .call(Method::GET, "/api/no-such-route", Auth::Anonymous, None)
+        .await;
+    crate::support::assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}

@@ -1,0 +1,304 @@
+//! Bad input on every body-taking route: a clear 4xx JSON error, and nothing changes.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Auth, TestServer, TestUser, assert_error};
+
+/// Everything a user could observe of their data.
+async fn observable(server: &TestServer, user: &TestUser) -> Value {
+    let (_, sessions) = server
+        .call(Method::GET, "/api/sessions", Auth::Bearer(user), None)
+        .await;
+    let (_, tokens) = server
+        .call(Method::GET, "/api/tokens", Auth::Bearer(user), None)
+        .await;
+    // Using a token updates its lastUsedAt, which is not a change the request made.
+    let tokens: Vec<Value> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| json!([t["id"], t["name"], t["prefix"]]))
+        .collect();
+    json!({"sessions": sessions, "tokens": tokens, "users": server.store.count_users().await.unwrap()})
+}
+
+/// Bodies to send, each with the error code it must get.
+type BadBodies<'a> = Vec<(String, &'a str)>;
+
+/// Sends a raw body and expects a 4xx error with `code`.
+async fn refuse(
+    server: &TestServer,
+    user: &TestUser,
+    method: Method,
+    path: &str,
+    body: &str,
+    status: StatusCode,
+    code: &str,
+) {
+    let response = server
+        .request(method.clone(), path, Auth::Bearer(user))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let (got, json) = crate::support::read(response).await;
+    assert_error(got, &json, status, code);
+    let _ = (method, path);
+}
+
+#[tokio::test]
+async fn every_body_taking_route_refuses_bad_input_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    let (_, session) = server
+        .call(
+            Method::POST,
+            "/api/sessions",
+            Auth::Bearer(&user),
+            Some(json!({"repository": "https://example.com/a/b.git"})),
+        )
+        .await;
+    let session_path = format!("/api/sessions/{}", session["id"].as_str().unwrap());
+    let before = observable(&server, &user).await;
+    let huge = "x".repeat(300 * 1024);
+    let long = "x".repeat(201);
+
+    let routes: [(Method, &str, BadBodies<'_>); 3] = [
+        (
+            Method::POST,
+            "/api/sessions",
+            vec![
+                (json!({"repository": ""}).to_string(), "invalid_request"),
+                (json!({"repository": 42}).to_string(), "invalid_request"),
+                (
+                    json!({"repository": "https://example.com/a/b", "colour": "red"}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://example.com/a/b", "title": "   "}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://example.com/a/b", "title": long}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://example.com/a/b", "model": "no-slash"})
+                        .to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://example.com/a/b", "baseBranch": "../x"})
+                        .to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://u:p@example.com/a/b"}).to_string(),
+                    "invalid_request",
+                ),
+                (json!({"repository": "/etc"}).to_string(), "invalid_request"),
+                (json!({}).to_string(), "invalid_request"),
+            ],
+        ),
+        (
+            Method::PATCH,
+            &session_path,
+            vec![
+                (json!({"title": ""}).to_string(), "invalid_request"),
+                (json!({"title": long}).to_string(), "invalid_request"),
+                (json!({"title": null}).to_string(), "invalid_request"),
+                (
+                    json!({"title": "ok", "status": "running"}).to_string(),
+                    "invalid_request",
+                ),
+            ],
+        ),
+        (
+            Method::POST,
+            "/api/tokens",
+            vec![
+                (json!({"name": ""}).to_string(), "invalid_request"),
+                (
+                    json!({"name": "x".repeat(101)}).to_string(),
+                    "invalid_request",
+                ),
+                (json!({"name": ["a"]}).to_string(), "invalid_request"),
+                (
+                    json!({"name": "ok", "scope": "all"}).to_string(),
+                    "invalid_request",
+                ),
+            ],
+        ),
+    ];
+    for (method, path, cases) in routes {
+        for (body, code) in cases {
+            refuse(
+                &server,
+                &user,
+                method.clone(),
+                path,
+                &body,
+                StatusCode::BAD_REQUEST,
+                code,
+            )
+            .await;
+        }
+        refuse(
+            &server,
+            &user,
+            method.clone(),
+            path,
+            "{not json",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+        refuse(
+            &server,
+            &user,
+            method.clone(),
+            path,
+            "",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+        let oversize = json!({"repository": huge, "title": huge, "name": huge}).to_string();
+        refuse(
+            &server,
+            &user,
+            method.clone(),
+            path,
+            &oversize,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        )
+        .await;
+        // A body without the JSON content type.
+        let response = server
+            .request(method.clone(), path, Auth::Bearer(&user))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let (status, json) = crate::support::read(response).await;
+        assert_error(status, &json, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+
+    // Login's bad input.
+    for body in [
+        "{not json",
+        r#"{"username":"alice"}"#,
+        r#"{"username":"alice","password":"x","extra":1}"#,
+    ] {
+        let response = server
+            .http()
+            .post(format!("{}/api/auth/login", server.base))
+            .header(den_server::CSRF_HEADER, "1")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, json) = crate::support::read(response).await;
+        assert_error(status, &json, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+
+    assert_eq!(
+        observable(&server, &user).await,
+        before,
+        "bad input changed something"
+    );
+}
+
+#[tokio::test]
+async fn bad_ids_and_queries_are_refused_clearly() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    let (status, body) = server
+        .call(
+            Method::GET,
+            "/api/sessions/not-a-uuid",
+            Auth::Bearer(&user),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    let (status, body) = server
+        .call(
+            Method::GET,
+            "/api/sessions/0190c7a1-0000-7000-8000-000000000000",
+            Auth::Bearer(&user),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    for query in [
+        "limit=0",
+        "limit=101",
+        "limit=abc",
+        "cursor=garbage",
+        "sort=asc",
+    ] {
+        let (status, body) = server
+            .call(
+                Method::GET,
+                &format!("/api/sessions?{query}"),
+                Auth::Bearer(&user),
+                None,
+            )
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn sessions_page_newest_activity_first() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    for n in 0..5 {
+        let body = json!({"repository": "https://example.com/a/b.git", "title": format!("s{n}")});
+        let (status, created) = server
+            .call(
+                Method::POST,
+                "/api/sessions",
+                Auth::Bearer(&user),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(created["status"], "idle");
+        assert_eq!(created["model"], "opencode/gpt-5-nano");
+        assert!(created["workBranch"].as_str().unwrap().starts_with("den/"));
+    }
+    let (_, first) = server
+        .call(
+            Method::GET,
+            "/api/sessions?limit=2",
+            Auth::Bearer(&user),
+            None,
+        )
+        .await;
+    let titles = |page: &Value| {
+        page["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["title"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(titles(&first), ["s4", "s3"]);
+    let cursor = first["nextCursor"].as_str().unwrap();
+    let (_, second) = server
+        .call(
+            Method::GET,
+            &format!("/api/sessions?limit=10&cursor={cursor}"),
+            Auth::Bearer(&user),
+            None,
+        )
+        .await;
+    assert_eq!(titles(&second), ["s2", "s1", "s0"]);
+    assert!(second["nextCursor"].is_null());
+}

@@ -1,0 +1,11 @@
+//! den-server's API, exercised over real HTTP against a real (SQLite) store.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in tests a failed unwrap is a failed test"
+)]
+
+mod authz;
+mod github;
+mod input;
+mod signin;
+mod support;
