@@ -1,0 +1,1 @@
+//! `den bench sandbox` (filled in below).

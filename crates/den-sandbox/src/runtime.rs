@@ -1,0 +1,87 @@
+//! The backend-neutral interface den's session layer programs against. A Kubernetes backend will
+//! implement the same trait; everything host-specific stays behind it.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+
+use crate::error::Result;
+use crate::spec::{CreateProgress, SandboxId, SandboxSpec, SandboxStatus};
+
+/// Boxed futures keep the trait object safe (`Arc<dyn SandboxRuntime>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A byte stream to a port inside a sandbox, usable as an HTTP connection.
+pub trait SandboxStream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> SandboxStream for T {}
+pub type BoxStream = Box<dyn SandboxStream>;
+
+pub type ProgressSender = mpsc::UnboundedSender<CreateProgress>;
+
+/// What `create` and `restore` return.
+#[derive(Debug, Clone)]
+pub struct SandboxHandle {
+    pub id: SandboxId,
+    /// For each exposed port, a host unix socket bridged to `127.0.0.1:port` inside, for HTTP
+    /// clients that take a unix socket path (e.g. `reqwest::ClientBuilder::unix_socket`).
+    pub endpoints: BTreeMap<u16, PathBuf>,
+    pub status: watch::Receiver<SandboxStatus>,
+}
+
+/// Metadata of a snapshot archive (tar + zstd of the sandbox's writable layers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactInfo {
+    pub path: PathBuf,
+    pub size_bytes: u64,
+}
+
+pub trait SandboxRuntime: Send + Sync {
+    /// Starts a sandbox. Waits in the create queue first; `progress` hears the queue position.
+    fn create(
+        &self,
+        spec: SandboxSpec,
+        progress: Option<ProgressSender>,
+    ) -> BoxFuture<'_, Result<SandboxHandle>>;
+
+    /// Starts a fresh sandbox (new id, new uid) whose writable layers come from `artifact`.
+    /// `spec.workspace` must be the same base checkout the snapshot was taken on. A missing or
+    /// corrupt artifact is an error and leaves nothing behind.
+    fn restore<'a>(
+        &'a self,
+        artifact: &'a Path,
+        spec: SandboxSpec,
+        progress: Option<ProgressSender>,
+    ) -> BoxFuture<'a, Result<SandboxHandle>>;
+
+    fn status(&self, id: &SandboxId) -> Result<SandboxStatus>;
+
+    fn watch(&self, id: &SandboxId) -> Result<watch::Receiver<SandboxStatus>>;
+
+    /// A new connection to `127.0.0.1:port` inside the sandbox (the port must be exposed).
+    fn connect<'a>(&'a self, id: &'a SandboxId, port: u16) -> BoxFuture<'a, Result<BoxStream>>;
+
+    fn freeze<'a>(&'a self, id: &'a SandboxId) -> BoxFuture<'a, Result<()>>;
+
+    fn thaw<'a>(&'a self, id: &'a SandboxId) -> BoxFuture<'a, Result<()>>;
+
+    /// Archives the writable workspace layer and HOME into `dest` (the sandbox is frozen while
+    /// it is read, then returned to its previous state).
+    fn snapshot<'a>(
+        &'a self,
+        id: &'a SandboxId,
+        dest: &'a Path,
+    ) -> BoxFuture<'a, Result<ArtifactInfo>>;
+
+    /// Kills everything in the sandbox; its files stay until `destroy`.
+    fn stop<'a>(&'a self, id: &'a SandboxId) -> BoxFuture<'a, Result<()>>;
+
+    /// Stops the sandbox and removes all it left on the host.
+    fn destroy<'a>(&'a self, id: &'a SandboxId) -> BoxFuture<'a, Result<()>>;
+
+    /// The last `max_bytes` of the command's stdout and stderr.
+    fn logs<'a>(&'a self, id: &'a SandboxId, max_bytes: usize) -> BoxFuture<'a, Result<Vec<u8>>>;
+}
