@@ -16,8 +16,8 @@ use crate::endpoints::{self, ALL, Endpoint, Method};
 use crate::event::{Event, EventEnvelope, KNOWN_EVENT_TYPES};
 use crate::message::{Message, MessageWithParts, Part};
 use crate::session::{
-    CreateSession, FileDiff, Health, ModelRef, PermissionReply, PermissionReplyRequest,
-    PromptRequest, QuestionReplyRequest, Session,
+    CreateSession, FileDiff, Health, ModelRef, PermissionAction, PermissionReply,
+    PermissionReplyRequest, PermissionRule, PromptRequest, QuestionReplyRequest, Session,
 };
 
 /// Event types OpenCode sends that its OpenAPI document does not list.
@@ -174,6 +174,11 @@ fn request_bodies_match_the_spec() {
     let spec = spec();
     let create = CreateSession {
         title: Some("title".into()),
+        permission: Some(vec![PermissionRule {
+            permission: "bash".into(),
+            pattern: "*".into(),
+            action: PermissionAction::Ask,
+        }]),
     };
     assert_matches(
         &spec,

@@ -39,7 +39,7 @@ pub use message::{
     ToolTime, UserMessage, UserMessageTime,
 };
 pub use session::{
-    CreateSession, FileDiff, Health, ModelRef, PartInput, PermissionReply, PromptRequest, Session,
-    SessionStatus, SessionSummary, SessionTime, Todo,
+    CreateSession, FileDiff, Health, ModelRef, PartInput, PermissionAction, PermissionReply,
+    PermissionRule, PromptRequest, Session, SessionStatus, SessionSummary, SessionTime, Todo,
 };
 pub use sse::EventStream;

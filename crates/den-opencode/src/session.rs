@@ -76,6 +76,27 @@ pub struct Todo {
 pub struct CreateSession {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Rules for this session on top of the config's `permission`; later rules win.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permission: Option<Vec<PermissionRule>>,
+}
+
+/// One permission rule, e.g. ask before any `bash` command: `("bash", "*", Ask)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionRule {
+    /// The permission name: `bash`, `edit`, `read`, `external_directory`, …
+    pub permission: String,
+    /// A glob over what the permission applies to (a command, a path); `*` for everything.
+    pub pattern: String,
+    pub action: PermissionAction,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PermissionAction {
+    Ask,
+    Allow,
+    Deny,
 }
 
 /// Which configured model answers a prompt.

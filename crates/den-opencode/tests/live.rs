@@ -2,5 +2,6 @@
 
 mod live {
     mod harness;
+    mod requests;
     mod turns;
 }

@@ -52,25 +52,21 @@ pub(crate) fn openai_model() -> Option<ModelRef> {
     })
 }
 
-/// Reads events of `session_id` until it goes idle. Fails on a stream error, on a known event
-/// type that did not parse into its variant, or after `TURN_WITHIN`.
-pub(crate) async fn until_idle(
+/// The next event of `session_id`. Fails on a stream error, on a known event type that did
+/// not parse into its variant, or at `deadline`.
+pub(crate) async fn next_event(
     events: &mut EventStream,
     session_id: &str,
+    deadline: Instant,
     server: &OpencodeServer,
-) -> Vec<Event> {
-    let deadline = Instant::now() + TURN_WITHIN;
-    let mut seen = Vec::new();
+) -> Event {
     loop {
         let next = tokio::time::timeout_at(deadline, events.next()).await;
         let envelope = match next {
             Ok(Some(Ok(envelope))) => envelope,
             Ok(Some(Err(error))) => panic!("event stream error: {error:#}"),
-            Ok(None) => panic!("event stream ended; seen {seen:#?}"),
-            Err(_) => panic!(
-                "session did not go idle; seen {seen:#?}\nopencode log:\n{}",
-                server.log()
-            ),
+            Ok(None) => panic!("event stream ended"),
+            Err(_) => panic!("no event in time; opencode log:\n{}", server.log()),
         };
         let event = envelope.event;
         if let Event::Unknown { kind, properties } = &event {
@@ -79,9 +75,22 @@ pub(crate) async fn until_idle(
                 "{kind} did not parse: {properties}"
             );
         }
-        if event.session_id() != Some(session_id) {
-            continue;
+        if event.session_id() == Some(session_id) {
+            return event;
         }
+    }
+}
+
+/// Reads events of `session_id` until it goes idle, within `TURN_WITHIN`.
+pub(crate) async fn until_idle(
+    events: &mut EventStream,
+    session_id: &str,
+    server: &OpencodeServer,
+) -> Vec<Event> {
+    let deadline = Instant::now() + TURN_WITHIN;
+    let mut seen = Vec::new();
+    loop {
+        let event = next_event(events, session_id, deadline, server).await;
         let idle = matches!(&event, Event::SessionIdle { .. });
         seen.push(event);
         if idle {
