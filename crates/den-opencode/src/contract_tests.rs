@@ -157,7 +157,7 @@ fn assert_matches(spec: &Value, schema: &Value, value: &impl Serialize, what: &s
 #[test]
 fn every_endpoint_exists_with_its_operation_id() {
     let spec = spec();
-    for endpoint in ALL {
+    for (_, endpoint) in ALL {
         let operation = operation(&spec, *endpoint);
         assert!(
             operation.is_object(),
@@ -167,6 +167,25 @@ fn every_endpoint_exists_with_its_operation_id() {
         );
         assert_eq!(operation["operationId"], endpoint.operation, "{endpoint:?}");
     }
+}
+
+#[test]
+fn the_client_calls_no_endpoint_outside_the_checked_list() {
+    let source = include_str!("client.rs");
+    let used: BTreeSet<&str> = source
+        .split("endpoints::")
+        .skip(1)
+        .map(|rest| {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .filter(|name| !name.is_empty())
+        .collect();
+    assert!(used.len() >= 10, "found only {used:?}");
+    let listed: BTreeSet<&str> = ALL.iter().map(|(name, _)| *name).collect();
+    assert_eq!(used, listed);
 }
 
 #[test]

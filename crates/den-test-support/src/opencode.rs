@@ -119,8 +119,18 @@ pub struct OpencodeServer {
 }
 
 impl OpencodeServer {
-    /// Starts OpenCode with `config`. It is not ready yet: wait with the client's `wait_ready`.
+    /// Starts OpenCode with `config`, unsecured. It is not ready yet: wait with the client's
+    /// `wait_ready`.
     pub async fn start(config: &Value) -> std::io::Result<Self> {
+        Self::start_with_password(config, None).await
+    }
+
+    /// Like [`Self::start`], but OpenCode requires basic auth (user `opencode`) with `password`
+    /// on every route, as den runs it.
+    pub async fn start_with_password(
+        config: &Value,
+        password: Option<&str>,
+    ) -> std::io::Result<Self> {
         let home = tempfile::tempdir()?;
         let repo = tempfile::tempdir()?;
         init_git_repo(repo.path()).await?;
@@ -153,6 +163,9 @@ impl OpencodeServer {
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
+        if let Some(password) = password {
+            command.env("OPENCODE_SERVER_PASSWORD", password);
+        }
         let child = command.spawn()?;
         Ok(Self {
             child,

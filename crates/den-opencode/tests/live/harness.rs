@@ -15,6 +15,8 @@ const READY_WITHIN: Duration = Duration::from_secs(60);
 /// A scripted turn finishes in well under a second; this only bounds a hang.
 pub(crate) const TURN_WITHIN: Duration = Duration::from_secs(90);
 
+pub(crate) const PASSWORD: &str = "den-test-password";
+
 pub(crate) struct Live {
     pub(crate) model: ScriptedModel,
     pub(crate) server: OpencodeServer,
@@ -26,12 +28,13 @@ impl Live {
         let model = ScriptedModel::start()
             .await
             .context("start scripted model")?;
-        let server = OpencodeServer::start(&scripted_config(&model.base_url()))
+        // Every live test runs OpenCode secured, as den does, so basic auth is always exercised.
+        let config = scripted_config(&model.base_url());
+        let server = OpencodeServer::start_with_password(&config, Some(PASSWORD))
             .await
             .context("start opencode")?;
-        let client = OpencodeClient::new(OpencodeConfig::new(Target::Tcp(
-            server.base_url().to_owned(),
-        )))?;
+        let target = Target::Tcp(server.base_url().to_owned());
+        let client = OpencodeClient::new(OpencodeConfig::new(target).with_password(PASSWORD))?;
         let health = client
             .wait_ready(Instant::now() + READY_WITHIN)
             .await

@@ -1,5 +1,6 @@
 use den_opencode::{
-    CreateSession, Event, Message, ModelRef, Part, PromptRequest, SessionStatus, ToolState,
+    CreateSession, Event, Message, ModelRef, OpencodeClient, OpencodeConfig, OpencodeError, Part,
+    PromptRequest, SessionStatus, Target, ToolState,
 };
 use den_test_support::{ANTHROPIC_MODEL, ANTHROPIC_PROVIDER, Api, Gate, RequestKind, Turn};
 
@@ -137,6 +138,14 @@ async fn a_write_turn_streams_text_runs_the_tool_and_remembers_it_next_turn() ->
             .any(|listed| listed.id == session.id)
     );
     live.client.diff(&session.id).await?;
+
+    let target = Target::Tcp(live.server.base_url().to_owned());
+    let anonymous = OpencodeClient::new(OpencodeConfig::new(target))?;
+    let refused = anonymous.sessions().await;
+    assert!(
+        matches!(refused, Err(OpencodeError::Status { status: 401, .. })),
+        "{refused:?}"
+    );
     live.server.stop().await?;
     Ok(())
 }
