@@ -20,6 +20,13 @@ pub struct EventEnvelope {
     pub event: Event,
 }
 
+impl EventEnvelope {
+    /// Shorthand for consumers that only care about the payload.
+    pub fn into_event(self) -> Event {
+        self.event
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "properties")]
 pub enum Event {

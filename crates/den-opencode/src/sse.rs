@@ -9,7 +9,7 @@ use sse_stream::{Sse, SseByteStream};
 
 use crate::client::OpencodeClient;
 use crate::error::{OpencodeError, Result};
-use crate::event::{Event, EventEnvelope};
+use crate::event::EventEnvelope;
 
 type SseBody = BoxStream<'static, Result<Sse, sse_stream::Error>>;
 
@@ -145,12 +145,5 @@ async fn next_item(mut state: State) -> Option<(Result<EventEnvelope>, State)> {
         // The connection is gone (body dropped); the next call reconnects after a backoff.
         state.failures += 1;
         return Some((Err(error), state));
-    }
-}
-
-impl EventEnvelope {
-    /// Shorthand used by consumers that only care about the payload.
-    pub fn into_event(self) -> Event {
-        self.event
     }
 }

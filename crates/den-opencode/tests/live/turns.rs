@@ -4,7 +4,11 @@ use den_opencode::{
 };
 use den_test_support::{ANTHROPIC_MODEL, ANTHROPIC_PROVIDER, Api, Gate, RequestKind, Turn};
 
-use crate::live::harness::{Live, TURN_WITHIN, openai_model, streamed_text, until_idle};
+use tokio::time::Instant;
+
+use crate::live::harness::{
+    Live, TURN_WITHIN, next_event, openai_model, streamed_text, until_idle,
+};
 
 /// The statuses a tool part went through, in order, deduplicated.
 fn tool_statuses(events: &[Event], tool: &str) -> Vec<&'static str> {
@@ -172,9 +176,17 @@ async fn abort_stops_a_turn_whose_stream_is_held_open() -> anyhow::Result<()> {
         )
         .await?;
     tokio::time::timeout(TURN_WITHIN, gate.reached()).await?;
+    // The model has sent its first words; wait until OpenCode has streamed them too, so the
+    // abort lands mid-turn rather than before the reply started.
+    let deadline = Instant::now() + TURN_WITHIN;
+    let mut before = Vec::new();
+    while !streamed_text(&before).contains("Working") {
+        before.push(next_event(&mut events, &session.id, deadline, &live.server).await);
+    }
 
     assert!(live.client.abort(&session.id).await?);
-    let seen = until_idle(&mut events, &session.id, &live.server).await;
+    let mut seen = until_idle(&mut events, &session.id, &live.server).await;
+    seen.splice(0..0, before);
     gate.release();
     assert!(!streamed_text(&seen).contains("never shown"));
     // OpenCode reports the abort as a session.error, not on a message.updated event.
