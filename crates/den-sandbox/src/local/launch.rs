@@ -202,6 +202,9 @@ impl Launch<'_> {
                 t.sandbox_path.display().to_string(),
             ]);
         }
+        // The root itself (bwrap's tmpfs holding /etc and the mount points) becomes read-only;
+        // /workspace, HOME and /tmp keep their own writable mounts.
+        a.extend(["--remount-ro".into(), "/".into()]);
         a.extend(["--chdir".into(), WORKSPACE_DIR.into(), "--clearenv".into()]);
         let base = [
             ("HOME", HOME_DIR),
