@@ -1,1 +1,95 @@
-fn main() {}
+//! The `den` binary: configuration, logging, and the commands (`serve`, `user`, `keys`,
+//! `migrate`, `doctor`, `bench`). Everything it does is wired from the library crates.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "den is a command-line program: its commands print their results"
+)]
+
+mod bench;
+mod cli;
+mod config;
+mod keys;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{LogFormat, Overrides, Settings};
+
+/// den: a self-hosted AI coding agent platform.
+#[derive(Debug, Parser)]
+#[command(name = "den", version, about)]
+struct Cli {
+    #[command(flatten)]
+    overrides: Overrides,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Manage local accounts.
+    #[command(subcommand)]
+    User(cli::user::UserCommand),
+    /// Manage the master key that seals secrets at rest.
+    #[command(subcommand)]
+    Keys(cli::keys::KeysCommand),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Check that this host has what den needs, and say how to fix what is missing.
+    Doctor,
+    /// Measure den and print a table.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.overrides) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("den: {err:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_tracing(settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("den: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => cli::serve::run(settings).await,
+            Command::User(command) => cli::user::run(settings, command).await,
+            Command::Keys(command) => cli::keys::run(settings, command).await,
+            Command::Migrate => cli::migrate(settings).await,
+            Command::Doctor => cli::doctor::run(settings).await,
+            Command::Bench(args) => bench::run(settings, args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("den: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

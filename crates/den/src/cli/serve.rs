@@ -1,0 +1,82 @@
+//! `den serve`: the server, until SIGINT or SIGTERM.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use den_server::{AppState, GithubConfig, ServerConfig, ThrottleLimits};
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+
+pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    let store = super::open_migrated_store(&settings).await?;
+    let public_url = settings.public_url();
+    let config = server_config(&settings, public_url.clone());
+    if let Some(link) =
+        den_server::accounts::bootstrap_admin(&store, &public_url, config.login_link_ttl).await?
+    {
+        println!(
+            "First run: an admin account was created. Open this link to sign in (works once, for 15 minutes):"
+        );
+        println!("  {link}");
+    }
+    // Signal handlers are installed before den says it is listening, so a SIGTERM sent as soon
+    // as it is up still shuts it down gracefully.
+    let shutdown = shutdown_signal()?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    let state = AppState::new(
+        store.clone(),
+        config,
+        den_server::install_metrics_recorder(),
+    );
+    tracing::info!(%address, database = store.backend_name(), "den is listening");
+    println!("den is listening on http://{address} (open {public_url})");
+    den_server::serve(listener, state, shutdown)
+        .await
+        .context("serving")?;
+    store.close().await;
+    tracing::info!("den stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn server_config(settings: &Settings, public_url: String) -> ServerConfig {
+    let mut config = ServerConfig::new(public_url);
+    config
+        .local_repo_roots
+        .clone_from(&settings.repositories.local_roots);
+    config.web_session_ttl = Duration::from_secs(settings.auth.session_ttl_hours * 3600);
+    config.login_link_ttl = Duration::from_secs(settings.auth.login_link_minutes * 60);
+    config.throttle = ThrottleLimits {
+        per_username: settings.auth.max_failed_logins_per_user,
+        per_address: settings.auth.max_failed_logins_per_address,
+        ..ThrottleLimits::default()
+    };
+    config.github = settings.github.clone().map(|github| GithubConfig {
+        client_id: github.client_id,
+        client_secret: github.client_secret,
+        authorize_url: github.authorize_url,
+        token_url: github.token_url,
+        api_url: github.api_url,
+        scopes: github.scopes,
+        allowed_logins: github.allowed_logins,
+    });
+    config
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("interrupted; shutting down"),
+            _ = terminate.recv() => tracing::info!("terminated; shutting down"),
+        }
+    })
+}

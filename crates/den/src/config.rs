@@ -1,0 +1,222 @@
+//! den's configuration: defaults → TOML file (`--config`) → `DEN_*` environment → flags.
+//!
+//! Every key is documented in docs/config.md. Nested keys use `__` in the environment:
+//! `[github] client_id` is `DEN_GITHUB__CLIENT_ID`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Environment variables with the `DEN_` prefix that are not configuration keys.
+const NOT_CONFIG: &[&str] = &[
+    "DEN_MASTER_KEY",
+    "DEN_TEST_DATABASE_URL",
+    "DEN_OPENCODE_BIN",
+];
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settings {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) listen: SocketAddr,
+    /// Defaults to SQLite in the data dir.
+    pub(crate) database_url: Option<String>,
+    /// Defaults to `http://<listen>`.
+    pub(crate) public_url: Option<String>,
+    pub(crate) log_format: LogFormat,
+    /// Where den's tools (the pinned OpenCode) are installed.
+    pub(crate) tools_dir: PathBuf,
+    pub(crate) repositories: RepositorySettings,
+    pub(crate) auth: AuthSettings,
+    pub(crate) github: Option<GithubSettings>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RepositorySettings {
+    /// Local directories whose git repositories users may pick.
+    pub(crate) local_roots: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthSettings {
+    pub(crate) session_ttl_hours: u64,
+    pub(crate) login_link_minutes: u64,
+    pub(crate) max_failed_logins_per_user: u32,
+    pub(crate) max_failed_logins_per_address: u32,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GithubSettings {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    #[serde(default = "github_authorize_url")]
+    pub(crate) authorize_url: String,
+    #[serde(default = "github_token_url")]
+    pub(crate) token_url: String,
+    #[serde(default = "github_api_url")]
+    pub(crate) api_url: String,
+    #[serde(default = "github_scopes")]
+    pub(crate) scopes: Vec<String>,
+    #[serde(default)]
+    pub(crate) allowed_logins: Vec<String>,
+}
+
+impl std::fmt::Debug for GithubSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubSettings")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn github_authorize_url() -> String {
+    "https://github.com/login/oauth/authorize".to_owned()
+}
+fn github_token_url() -> String {
+    "https://github.com/login/oauth/access_token".to_owned()
+}
+fn github_api_url() -> String {
+    "https://api.github.com".to_owned()
+}
+fn github_scopes() -> Vec<String> {
+    vec!["read:user".to_owned(), "repo".to_owned()]
+}
+
+/// Values given as command-line flags (the last layer).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub(crate) struct Overrides {
+    /// Config file (TOML); see docs/config.md.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Where den keeps its database, keys and sandboxes [env: DEN_DATA_DIR].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Address to listen on [env: DEN_LISTEN] (default 127.0.0.1:8787).
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+    /// Database URL, sqlite:… or postgres://… [env: DEN_DATABASE_URL].
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) database_url: Option<String>,
+    /// Log format [env: DEN_LOG_FORMAT].
+    #[arg(long, global = true, value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    /// Loads the layers.
+    pub(crate) fn load(overrides: &Overrides) -> anyhow::Result<Self> {
+        let default_data_dir = default_data_dir();
+        let mut builder = config::Config::builder()
+            .set_default("data_dir", default_data_dir.display().to_string())?
+            .set_default("listen", "127.0.0.1:8787")?
+            .set_default("log_format", "human")?
+            .set_default("tools_dir", default_tools_dir().display().to_string())?
+            .set_default("repositories.local_roots", Vec::<String>::new())?
+            .set_default("auth.session_ttl_hours", 24 * 30)?
+            .set_default("auth.login_link_minutes", 15)?
+            .set_default("auth.max_failed_logins_per_user", 5)?
+            .set_default("auth.max_failed_logins_per_address", 20)?;
+        if let Some(file) = &overrides.config {
+            anyhow::ensure!(
+                file.exists(),
+                "config file {} does not exist",
+                file.display()
+            );
+            builder = builder
+                .add_source(config::File::from(file.as_path()).format(config::FileFormat::Toml));
+        }
+        let environment: config::Map<String, String> = std::env::vars()
+            .filter(|(key, _)| key.starts_with("DEN_") && !NOT_CONFIG.contains(&key.as_str()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("DEN")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("repositories.local_roots")
+                .with_list_parse_key("github.scopes")
+                .with_list_parse_key("github.allowed_logins")
+                .try_parsing(true)
+                .source(Some(environment)),
+        );
+        if let Some(dir) = &overrides.data_dir {
+            builder = builder.set_override("data_dir", dir.display().to_string())?;
+        }
+        if let Some(listen) = &overrides.listen {
+            builder = builder.set_override("listen", listen.as_str())?;
+        }
+        if let Some(url) = &overrides.database_url {
+            builder = builder.set_override("database_url", url.as_str())?;
+        }
+        if let Some(format) = overrides.log_format {
+            builder = builder.set_override(
+                "log_format",
+                if format == LogFormat::Json {
+                    "json"
+                } else {
+                    "human"
+                },
+            )?;
+        }
+        let settings: Self = builder
+            .build()
+            .context("reading the configuration")?
+            .try_deserialize()
+            .context("invalid configuration (see docs/config.md)")?;
+        Ok(settings)
+    }
+
+    pub(crate) fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("den.db").display()))
+    }
+
+    pub(crate) fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    pub(crate) fn master_key_file(&self) -> PathBuf {
+        self.data_dir.join("master.key")
+    }
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map_or_else(|| home().join(".local/share"), PathBuf::from)
+        .join("den")
+}
+
+/// Where `scripts/install-opencode` puts the pinned OpenCode by default.
+fn default_tools_dir() -> PathBuf {
+    home().join(".cache/den/tools")
+}
+
+/// Creates `dir` (and parents) with mode 0700 if missing.
+pub(crate) fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}

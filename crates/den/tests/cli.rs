@@ -1,0 +1,260 @@
+//! The `den` binary as a person uses it: commands, configuration layers, first run, shutdown.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in tests a failed unwrap is a failed test"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests run the den binary itself"
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn den(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_den"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DEN_MASTER_KEY")
+        .env_remove("DEN_DATABASE_URL")
+        .env_remove("DEN_LISTEN");
+    command
+}
+
+fn run(mut command: Command, stdin: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let output = Command::new(env!("CARGO_BIN_EXE_den"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        stdout(&output).trim(),
+        format!("den {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn users_are_added_listed_given_passwords_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut add = den(dir.path());
+    add.args(["user", "add", "alice", "--admin", "--password-stdin"]);
+    let output = run(add, "a long password\n");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let mut add_link = den(dir.path());
+    add_link.args(["user", "add", "bob"]);
+    let output = run(add_link, "");
+    assert!(
+        stdout(&output).contains("/api/auth/link/"),
+        "a user without password gets a link: {}",
+        stdout(&output)
+    );
+
+    let mut duplicate = den(dir.path());
+    duplicate.args(["user", "add", "alice", "--password-stdin"]);
+    let output = run(duplicate, "another password\n");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+
+    let mut short = den(dir.path());
+    short.args(["user", "add", "carol", "--password-stdin"]);
+    let output = run(short, "short\n");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 8 characters"));
+
+    let mut list = den(dir.path());
+    list.args(["user", "list"]);
+    let listing = stdout(&run(list, ""));
+    assert!(
+        listing.contains("alice\tadmin")
+            && listing.contains("bob\tuser")
+            && !listing.contains("carol"),
+        "{listing}"
+    );
+
+    let mut passwd = den(dir.path());
+    passwd.args(["user", "passwd", "alice"]);
+    assert!(run(passwd, "a new long password\n").status.success());
+
+    let mut remove = den(dir.path());
+    remove.args(["user", "remove", "bob"]);
+    assert!(run(remove, "").status.success());
+    let mut remove_again = den(dir.path());
+    remove_again.args(["user", "remove", "bob"]);
+    let output = run(remove_again, "");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no user named"));
+}
+
+#[test]
+fn the_master_key_file_is_private_and_rotation_keeps_it_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut migrate = den(dir.path());
+    migrate.arg("migrate");
+    let output = run(migrate, "");
+    assert!(output.status.success());
+    assert!(
+        stdout(&output).contains("applied 1 migration(s)"),
+        "{}",
+        stdout(&output)
+    );
+    let key_file = dir.path().join("master.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let before = std::fs::read_to_string(&key_file).unwrap();
+
+    let mut rotate = den(dir.path());
+    rotate.args(["keys", "rotate"]);
+    let output = run(rotate, "");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout(&output).contains("rotated to version 2"));
+    let after = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        after.starts_with("2:") && !after.contains(','),
+        "only the new key remains: {after}"
+    );
+    assert_ne!(before, after);
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn configuration_layers_apply_in_order_and_typos_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("den.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:1\"\n[auth]\nlogin_link_minutes = 7\n",
+    )
+    .unwrap();
+
+    // File says 7 minutes; the link text reflects it.
+    let mut add = den(dir.path());
+    add.arg("--config")
+        .arg(&config)
+        .args(["user", "add", "bob"]);
+    let output = run(add, "");
+    assert!(
+        stdout(&output).contains("valid 7 minutes")
+            && stdout(&output).contains("http://127.0.0.1:1/"),
+        "{}",
+        stdout(&output)
+    );
+
+    // The environment beats the file; a flag beats the environment.
+    let mut add = den(dir.path());
+    add.arg("--config")
+        .arg(&config)
+        .env("DEN_AUTH__LOGIN_LINK_MINUTES", "9")
+        .env("DEN_LISTEN", "127.0.0.1:2")
+        .args(["--listen", "127.0.0.1:3", "user", "add", "carol"]);
+    let output = run(add, "");
+    assert!(
+        stdout(&output).contains("valid 9 minutes")
+            && stdout(&output).contains("http://127.0.0.1:3/"),
+        "{}",
+        stdout(&output)
+    );
+
+    std::fs::write(&config, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let mut typo = den(dir.path());
+    typo.arg("--config").arg(&config).args(["user", "list"]);
+    let output = run(typo, "");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("lisen"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn first_run_prints_a_link_and_sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = den(dir.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut link = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(start) = line.find("http://")
+            && line.contains("/api/auth/link/")
+        {
+            link = Some(line[start..].trim().to_owned());
+        }
+        if line.starts_with("den is listening") {
+            break;
+        }
+    }
+    let link = link.expect("first run prints a sign-in link");
+    assert!(
+        link.starts_with(&format!("http://127.0.0.1:{port}/api/auth/link/")),
+        "{link}"
+    );
+
+    let pid = nix_pid(child.id());
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "den did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+fn nix_pid(pid: u32) -> String {
+    pid.to_string()
+}
