@@ -11,7 +11,9 @@
 //! - [`auth`]: users, sign-in, API tokens.
 //! - [`sessions`]: coding sessions and their states.
 //! - [`error`]: the one error body every route returns.
+//! - [`events`]: a session's event stream and the WebSocket messages.
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod sessions;

@@ -31,6 +31,15 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[openapi(
     info(title = "den", description = "den's HTTP API. Sign in with the session cookie (browser) or `Authorization: Bearer den_…`."),
     modifiers(&SecuritySchemes),
+    // The streaming protocol's messages are not request or response bodies of a plain route,
+    // so they are listed here to put them in the document (and in the web client's types).
+    components(schemas(
+        den_protocol::events::SequencedEvent,
+        den_protocol::events::SessionEvent,
+        den_protocol::events::ClientMessage,
+        den_protocol::events::ServerMessage,
+        den_protocol::events::SessionListUpdate,
+    )),
     tags(
         (name = "auth", description = "Signing in and out"),
         (name = "tokens", description = "API tokens for scripts and the CLI"),

@@ -41,6 +41,8 @@ enum Command {
     Doctor,
     /// Measure den and print a table.
     Bench(bench::BenchArgs),
+    /// Print the OpenAPI document of den's HTTP API (the web client's types come from it).
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
@@ -71,6 +73,13 @@ fn main() -> std::process::ExitCode {
             Command::Migrate => cli::migrate(settings).await,
             Command::Doctor => cli::doctor::run(settings).await,
             Command::Bench(args) => bench::run(settings, args).await,
+            Command::Openapi => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(den_server::routes::openapi())?
+                );
+                Ok(std::process::ExitCode::SUCCESS)
+            }
         }
     });
     match result {

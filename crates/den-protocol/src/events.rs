@@ -1,0 +1,340 @@
+//! A session's event stream: den's own vocabulary, mapped from OpenCode's events.
+//!
+//! Every event is stored with a per-session sequence number before anyone sees it. A client
+//! resumes with "after N" and gets exactly the events after N, then live ones. Clients build
+//! the transcript from these events alone (see docs/protocol.md).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::sessions::SessionStatus;
+
+/// An event with its place in the session's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SequencedEvent {
+    /// 1, 2, 3, … per session, with no gap and no repeat.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub event: SessionEvent,
+}
+
+/// What happened in a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SessionEvent {
+    /// The session's status changed.
+    Status {
+        status: SessionStatus,
+        error: Option<String>,
+    },
+    /// A step of starting or resuming the session.
+    Progress {
+        step: ProgressStep,
+        state: StepState,
+        detail: Option<String>,
+    },
+    /// The session was renamed.
+    Renamed { title: String },
+    /// A turn began: the user's prompt is being answered.
+    TurnStarted {
+        #[serde(rename = "turnId")]
+        turn_id: String,
+        prompt: String,
+    },
+    /// A turn ended.
+    TurnFinished {
+        #[serde(rename = "turnId")]
+        turn_id: String,
+        outcome: TurnOutcome,
+        tokens: TokenUsage,
+        cost: f64,
+        error: Option<String>,
+    },
+    /// A message was created (user or assistant).
+    Message {
+        #[serde(rename = "messageId")]
+        message_id: String,
+        role: Role,
+        /// The user's text; `None` for assistant messages, whose content arrives as parts.
+        text: Option<String>,
+    },
+    /// Text streaming into a part of an assistant message.
+    TextDelta {
+        #[serde(rename = "messageId")]
+        message_id: String,
+        #[serde(rename = "partId")]
+        part_id: String,
+        delta: String,
+    },
+    /// Reasoning streaming into a part of an assistant message.
+    ReasoningDelta {
+        #[serde(rename = "messageId")]
+        message_id: String,
+        #[serde(rename = "partId")]
+        part_id: String,
+        delta: String,
+    },
+    /// The complete text of a text or reasoning part (sent when the part is finished, so a
+    /// client that missed deltas still ends with the right text).
+    PartText {
+        #[serde(rename = "messageId")]
+        message_id: String,
+        #[serde(rename = "partId")]
+        part_id: String,
+        kind: TextKind,
+        text: String,
+    },
+    /// A tool call, each time its state changes.
+    Tool(ToolCall),
+    /// The agent's todo list, whole.
+    Todos { todos: Vec<Todo> },
+    /// The queue of prompts waiting for the running turn, whole.
+    Queue { items: Vec<QueuedPrompt> },
+    /// Something went wrong that the user should see.
+    Error { code: String, message: String },
+    /// An OpenCode event den does not map, kept as it came.
+    Agent {
+        kind: String,
+        #[schema(value_type = Object)]
+        properties: serde_json::Value,
+    },
+}
+
+impl SessionEvent {
+    /// The `type` tag, as stored in the event log's `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Status { .. } => "status",
+            Self::Progress { .. } => "progress",
+            Self::Renamed { .. } => "renamed",
+            Self::TurnStarted { .. } => "turn_started",
+            Self::TurnFinished { .. } => "turn_finished",
+            Self::Message { .. } => "message",
+            Self::TextDelta { .. } => "text_delta",
+            Self::ReasoningDelta { .. } => "reasoning_delta",
+            Self::PartText { .. } => "part_text",
+            Self::Tool(_) => "tool",
+            Self::Todos { .. } => "todos",
+            Self::Queue { .. } => "queue",
+            Self::Error { .. } => "error",
+            Self::Agent { .. } => "agent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgressStep {
+    Sandbox,
+    Clone,
+    Restore,
+    Agent,
+    Ready,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Started,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnOutcome {
+    Completed,
+    Aborted,
+    Failed,
+    /// den stopped (or the sandbox died) while the turn ran.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TextKind {
+    Text,
+    Reasoning,
+}
+
+/// Tokens used by a turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+    pub reasoning: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
+
+/// A tool call's current state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCall {
+    pub message_id: String,
+    pub part_id: String,
+    pub call_id: String,
+    /// `bash`, `write`, `edit`, `read`, …
+    pub tool: String,
+    pub state: ToolState,
+    /// A short human title when the agent gave one (e.g. the file path).
+    pub title: Option<String>,
+    #[schema(value_type = Object)]
+    pub input: serde_json::Value,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    /// For file edits: a unified diff of the change.
+    pub diff: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolState {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Todo {
+    pub content: String,
+    /// `pending`, `in_progress`, `completed`, `cancelled`.
+    pub status: String,
+    pub priority: Option<String>,
+}
+
+/// A prompt waiting its turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedPrompt {
+    pub id: String,
+    pub text: String,
+}
+
+/// What a client sends over the session WebSocket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Runs now, or queues behind the running turn.
+    Prompt {
+        text: String,
+    },
+    /// Stops the running turn.
+    Abort,
+    Pause,
+    Resume,
+    /// Removes a queued prompt.
+    Dequeue {
+        id: String,
+    },
+    /// Removes every queued prompt.
+    ClearQueue,
+    Ping,
+}
+
+/// What the server sends over the session WebSocket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// One event of the session's history or live stream.
+    Event(SequencedEvent),
+    /// Replay has caught up: everything up to `seq` was sent; what follows is live.
+    Live {
+        seq: i64,
+    },
+    /// A command from this client was refused; nothing changed.
+    Refused {
+        code: String,
+        message: String,
+    },
+    Pong,
+}
+
+/// `POST /api/sessions/{id}/prompt`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PromptRequest {
+    pub text: String,
+}
+
+/// The answer to a prompt: whether it runs now or waits in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptAccepted {
+    pub id: String,
+    pub queued: bool,
+}
+
+/// One change to the caller's session list (`GET /api/sessions/stream`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SessionListUpdate {
+    /// A session was created or changed (status, title, activity).
+    Upsert {
+        session: crate::sessions::Session,
+    },
+    Removed {
+        id: uuid::Uuid,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_have_a_type_tag_and_camel_case_fields() {
+        let event = SessionEvent::TextDelta {
+            message_id: "m".into(),
+            part_id: "p".into(),
+            delta: "hi".into(),
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "text_delta", "messageId": "m", "partId": "p", "delta": "hi"})
+        );
+        assert_eq!(event.kind(), "text_delta");
+        let tool = SessionEvent::Tool(ToolCall {
+            message_id: "m".into(),
+            part_id: "p".into(),
+            call_id: "c".into(),
+            tool: "write".into(),
+            state: ToolState::Completed,
+            title: None,
+            input: serde_json::json!({"filePath": "a"}),
+            output: Some("ok".into()),
+            error: None,
+            diff: None,
+        });
+        let json = serde_json::to_value(&tool).unwrap();
+        assert_eq!(json["type"], "tool");
+        assert_eq!(json["callId"], "c");
+        assert_eq!(serde_json::from_value::<SessionEvent>(json).unwrap(), tool);
+    }
+
+    #[test]
+    fn client_messages_refuse_unknown_types_and_fields() {
+        assert_eq!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"abort"}"#).unwrap(),
+            ClientMessage::Abort
+        );
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"explode"}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"prompt","text":"x","model":"y"}"#)
+                .is_err()
+        );
+    }
+}
