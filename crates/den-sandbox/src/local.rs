@@ -91,6 +91,7 @@ pub struct LocalRuntime {
     queue: queue::CreateQueue,
     sandboxes: Mutex<HashMap<SandboxId, Arc<Live>>>,
     uids: Mutex<BTreeSet<u32>>,
+    next_uid: std::sync::atomic::AtomicU32,
     host_cpus: u32,
     host_memory: u64,
 }
@@ -132,6 +133,7 @@ impl LocalRuntime {
             prefix,
             sandboxes: Mutex::new(HashMap::new()),
             uids: Mutex::new(BTreeSet::new()),
+            next_uid: std::sync::atomic::AtomicU32::new(0),
             host_cpus,
             host_memory,
         };
@@ -192,14 +194,25 @@ impl LocalRuntime {
         })
     }
 
+    /// Round-robin over the range, so a just-freed uid is the last to be reused (a restored
+    /// sandbox never gets the uid of the one it replaces while others are free).
     fn alloc_uid(&self) -> Result<u32> {
         let mut used = self
             .uids
             .lock()
             .map_err(|_| SandboxError::Host("uid table poisoned".into()))?;
-        let uid = (self.cfg.uid_base..self.cfg.uid_base.saturating_add(self.cfg.uid_count))
+        let count = self.cfg.uid_count.max(1);
+        let start = self
+            .next_uid
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let uid = (0..count)
+            .map(|i| self.cfg.uid_base + (start.wrapping_add(i) % count))
             .find(|u| !used.contains(u))
             .ok_or_else(|| SandboxError::Host("all sandbox uids are in use".into()))?;
+        self.next_uid.store(
+            uid - self.cfg.uid_base + 1,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         used.insert(uid);
         Ok(uid)
     }

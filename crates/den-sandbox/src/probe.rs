@@ -52,26 +52,44 @@ pub async fn request(
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     stream.write_all(head.as_bytes()).await?;
+    // Read until the response is complete by its own framing: some servers keep the connection
+    // open despite `Connection: close`, so EOF is only the fallback.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    parse(&raw).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response")
-    })
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if let Some(r) = parse(&raw, false) {
+            return Ok(r);
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return parse(&raw, true).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed HTTP response")
+            });
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
 }
 
-fn parse(raw: &[u8]) -> Option<HttpResponse> {
+/// The response in `raw` if it is complete (or, at EOF, whatever body arrived).
+fn parse(raw: &[u8], eof: bool) -> Option<HttpResponse> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let head = std::str::from_utf8(&raw[..split])
+        .ok()?
+        .to_ascii_lowercase();
     let status = head.split(' ').nth(1)?.parse().ok()?;
     let rest = &raw[split + 4..];
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && l.to_ascii_lowercase().contains("chunked")
-    });
-    let body = if chunked {
+    let header = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::trim))
+    };
+    let body = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         dechunk(rest)?
-    } else {
+    } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        rest.get(..len)?.to_vec()
+    } else if eof || status == 204 || status == 304 {
         rest.to_vec()
+    } else {
+        return None;
     };
     Some(HttpResponse { status, body })
 }
@@ -165,9 +183,13 @@ mod tests {
 
     #[test]
     fn parses_plain_and_chunked_responses() {
-        let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi").unwrap();
+        let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", false).unwrap();
+        assert_eq!(
+            parse(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhi", false),
+            None
+        );
         assert_eq!((r.status, r.body.as_slice()), (200, &b"hi"[..]));
-        let r = parse(b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
+        let r = parse(b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n", false).unwrap();
         assert_eq!((r.status, r.text()), (404, "abcde".to_owned()));
     }
 }

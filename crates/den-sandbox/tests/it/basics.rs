@@ -17,3 +17,15 @@ async fn runs_a_command_as_an_unprivileged_user_in_the_workspace() {
     );
     h.finish().await;
 }
+
+#[tokio::test]
+async fn a_pseudo_terminal_can_be_opened() {
+    let h = Harness::new().await;
+    let (reason, out) = h
+        .run(h.spec("ls -la /dev /dev/pts; python3 -c 'import os; m, s = os.openpty(); print(\"pty\", os.ttyname(s))'"))
+        .await;
+    println!("{out}");
+    assert_eq!(reason, ExitReason::Exited { code: 0 }, "{out}");
+    assert!(out.contains("pty /dev/pts/"), "{out}");
+    h.finish().await;
+}

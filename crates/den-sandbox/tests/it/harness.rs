@@ -92,3 +92,63 @@ impl Harness {
         assert!(left.is_empty(), "leaked host state: {left:#?}");
     }
 }
+
+/// den's tools directory: $DEN_TOOLS_DIR or ~/.cache/den/tools (as scripts/install-opencode).
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("DEN_TOOLS_DIR").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/den/tools"),
+        PathBuf::from,
+    )
+}
+
+/// The pinned OpenCode binary; fails (never skips) when it is missing.
+pub fn opencode_bin() -> PathBuf {
+    let bin = std::env::var_os("DEN_OPENCODE_BIN")
+        .map_or_else(|| den_sandbox::opencode_bin_in(&tools_dir()), PathBuf::from);
+    assert!(
+        bin.is_file(),
+        "OpenCode is not installed at {} (set DEN_OPENCODE_BIN or run scripts/install-opencode)",
+        bin.display()
+    );
+    bin
+}
+
+/// The OpenCode HOME template; fails (never skips) when it is missing.
+pub fn home_template() -> PathBuf {
+    let t = den_sandbox::home_template_in(&tools_dir());
+    assert!(
+        t.join(".config/opencode/node_modules").is_dir(),
+        "the OpenCode HOME template is missing at {} (run scripts/install-opencode-home)",
+        t.display()
+    );
+    t
+}
+
+impl Harness {
+    /// Makes the test workspace a git repository with one commit, as den's checkouts are.
+    #[expect(clippy::disallowed_methods, reason = "test set-up runs git")]
+    pub fn git_init(&self) {
+        let ws = self.workspace.to_str().unwrap();
+        for args in [
+            vec!["init", "-q", ws],
+            vec!["-C", ws, "add", "-A"],
+            vec![
+                "-C",
+                ws,
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "seed",
+            ],
+        ] {
+            let st = std::process::Command::new("git")
+                .args(&args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "git {args:?}");
+        }
+    }
+}

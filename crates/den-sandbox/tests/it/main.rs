@@ -12,6 +12,7 @@ mod harness;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod opencode;
 
 /// Waits until the sandbox's log says "ready" (its script finished setting up).
 pub async fn limits_wait(log: &std::path::Path) {

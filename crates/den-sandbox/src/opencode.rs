@@ -1,0 +1,64 @@
+//! Building a sandbox spec that runs the pinned OpenCode server. den-opencode talks to it; this
+//! only knows how to start it: binary mounted read-only, generated config placed in HOME,
+//! basic-auth credentials in the environment, listening on the sandbox's own loopback.
+
+use std::path::Path;
+
+use crate::probe::BasicAuth;
+use crate::spec::{HomeFile, SandboxSpec, ToolMount};
+
+/// The port OpenCode listens on inside every sandbox (exposed to den, never to the host).
+pub const OPENCODE_PORT: u16 = 4096;
+/// Where the OpenCode binary appears inside the sandbox.
+pub const OPENCODE_SANDBOX_BIN: &str = "/opt/opencode/bin/opencode";
+/// Where the generated config goes, relative to HOME.
+pub const OPENCODE_CONFIG_PATH: &str = ".config/opencode/opencode.json";
+
+/// A config with what den always wants: permissions allow-all (the sandbox is the boundary),
+/// no auto-update, sharing off. Callers add providers before passing it to `opencode_spec`.
+pub fn base_config() -> serde_json::Value {
+    serde_json::json!({
+        "$schema": "https://opencode.ai/config.json",
+        "autoupdate": false,
+        "share": "disabled",
+        "permission": { "edit": "allow", "bash": "allow", "webfetch": "allow" },
+    })
+}
+
+/// A spec running `opencode serve` on `OPENCODE_PORT` with `config` as its global config.
+pub fn opencode_spec(
+    workspace: &Path,
+    opencode_bin: &Path,
+    auth: &BasicAuth,
+    config: &serde_json::Value,
+) -> SandboxSpec {
+    let command = [
+        OPENCODE_SANDBOX_BIN,
+        "serve",
+        "--port",
+        &OPENCODE_PORT.to_string(),
+        "--hostname",
+        "127.0.0.1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut spec = SandboxSpec::new(workspace, command);
+    spec.tools.push(ToolMount {
+        host_path: opencode_bin.to_path_buf(),
+        sandbox_path: OPENCODE_SANDBOX_BIN.into(),
+    });
+    spec.home_files.push(HomeFile {
+        path: OPENCODE_CONFIG_PATH.into(),
+        contents: config.to_string().into_bytes(),
+        mode: 0o600,
+    });
+    for (k, v) in [
+        ("OPENCODE_SERVER_USERNAME", auth.user.as_str()),
+        ("OPENCODE_SERVER_PASSWORD", auth.password.as_str()),
+        ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
+    ] {
+        spec.env.insert(k.into(), v.into());
+    }
+    spec.expose.push(OPENCODE_PORT);
+    spec
+}
