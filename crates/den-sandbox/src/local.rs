@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::error::{IoContext, Result, SandboxError};
 use crate::runtime::{
-    ArtifactInfo, BoxFuture, BoxStream, ProgressSender, SandboxHandle, SandboxRuntime,
+    ArtifactInfo, BoxFuture, BoxStream, ProgressSender, SandboxHandle, SandboxRuntime, StartSlot,
 };
 use crate::spec::{
     CreateProgress, ExitReason, NetworkPolicy, SandboxId, SandboxSpec, SandboxStatus,
@@ -46,8 +46,10 @@ pub struct LocalConfig {
     /// Sandboxes run as host uids `uid_base .. uid_base + uid_count`, one each.
     pub uid_base: u32,
     pub uid_count: u32,
-    /// How many creates run at once; more wait in the queue.
+    /// How many sandboxes may be starting at once; more wait in the queue. A sandbox counts as
+    /// starting until `SandboxHandle::start_slot.mark_ready()`, its exit, or `start_slot_hold`.
     pub max_concurrent_creates: usize,
+    pub start_slot_hold: std::time::Duration,
     /// Lower layer of every sandbox's HOME (see scripts/install-opencode-home).
     pub home_template: Option<PathBuf>,
     pub bwrap: PathBuf,
@@ -62,6 +64,7 @@ impl LocalConfig {
             uid_base: 2_000_000,
             uid_count: 10_000,
             max_concurrent_creates: 2,
+            start_slot_hold: std::time::Duration::from_secs(30),
             home_template: None,
             bwrap: "bwrap".into(),
             slirp4netns: "slirp4netns".into(),
@@ -237,7 +240,7 @@ impl LocalRuntime {
                 path: a.to_path_buf(),
             });
         }
-        let _permit = self.queue.acquire(progress.as_ref()).await;
+        let permit = self.queue.acquire(progress.as_ref()).await;
         if let Some(p) = &progress {
             let _ = p.send(CreateProgress::Starting);
         }
@@ -258,6 +261,23 @@ impl LocalRuntime {
             cleanup.run().await;
         }
         let handle = r?;
+        *handle
+            .start_slot
+            .0
+            .lock()
+            .map_err(|_| SandboxError::Host("start slot poisoned".into()))? = Some(permit);
+        let (slot, mut status, hold) = (
+            handle.start_slot.clone(),
+            handle.status.clone(),
+            self.cfg.start_slot_hold,
+        );
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(hold) => {}
+                _ = status.wait_for(SandboxStatus::is_exited) => {}
+            }
+            slot.mark_ready();
+        });
         if let Some(p) = &progress {
             let _ = p.send(CreateProgress::Started);
         }
@@ -360,6 +380,7 @@ impl LocalRuntime {
             id: id.clone(),
             endpoints,
             status,
+            start_slot: StartSlot::default(),
         })
     }
 

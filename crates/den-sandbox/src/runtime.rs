@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
@@ -30,6 +31,23 @@ pub struct SandboxHandle {
     /// clients that take a unix socket path (e.g. `reqwest::ClientBuilder::unix_socket`).
     pub endpoints: BTreeMap<u16, PathBuf>,
     pub status: watch::Receiver<SandboxStatus>,
+    /// This sandbox's slot in the create queue. Starting OpenCode is what costs CPU, so the slot
+    /// is held past `create` until the caller says the service is ready (`mark_ready`), the
+    /// sandbox exits, or the backend's hold time passes.
+    pub start_slot: StartSlot,
+}
+
+/// See [`SandboxHandle::start_slot`].
+#[derive(Debug, Clone, Default)]
+pub struct StartSlot(pub(crate) Arc<Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+
+impl StartSlot {
+    /// Frees the slot for the next queued create. Idempotent.
+    pub fn mark_ready(&self) {
+        if let Ok(mut p) = self.0.lock() {
+            p.take();
+        }
+    }
 }
 
 /// Metadata of a snapshot archive (tar + zstd of the sandbox's writable layers).
