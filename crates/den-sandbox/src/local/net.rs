@@ -200,6 +200,10 @@ impl Slirp {
         }
     }
 
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.start_kill();
+    }
+
     pub(crate) async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
