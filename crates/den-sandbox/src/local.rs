@@ -149,12 +149,18 @@ impl LocalRuntime {
 
     /// Stops and removes every sandbox, the network guard and the instance's cgroups.
     pub async fn shutdown(&self) -> Result<()> {
-        let ids: Vec<SandboxId> = self.live_ids();
-        for id in ids {
-            self.destroy_inner(&id).await?;
+        let mut first_err = None;
+        for id in self.live_ids() {
+            if let Err(e) = self.destroy_inner(&id).await {
+                first_err.get_or_insert(e);
+            }
         }
+        // The reaper removes whatever a failed destroy left (it kills by cgroup).
         reaper::reap(&self.cfg.root_dir, &self.layout, &self.prefix).await?;
-        Ok(())
+        if let Ok(mut m) = self.sandboxes.lock() {
+            m.clear();
+        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Names of host resources of this instance still present (for leak checks).

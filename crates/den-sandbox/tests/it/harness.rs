@@ -93,6 +93,23 @@ impl Harness {
     }
 }
 
+impl Drop for Harness {
+    /// A failing test panics before `finish`; clean its host state up anyway (on a thread of its
+    /// own, since the test's runtime is unwinding) so one failure does not leak into the host.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let rt = self.rt.clone();
+            let _ = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|r| r.block_on(rt.shutdown()))
+            })
+            .join();
+        }
+    }
+}
+
 /// den's tools directory: $DEN_TOOLS_DIR or ~/.cache/den/tools (as scripts/install-opencode).
 pub fn tools_dir() -> PathBuf {
     std::env::var_os("DEN_TOOLS_DIR").map_or_else(
