@@ -1,0 +1,157 @@
+// The web client against a real den: what works without a running agent.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { expect } from "./expect.mjs";
+import { SHOTS, createSession, signedIn, startBrowser, startDen } from "./harness.mjs";
+
+let den, browser, alice;
+before(async () => {
+  den = await startDen();
+  browser = await startBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await den?.stop();
+});
+
+describe("signing in", () => {
+  test("a wrong password shows an error and stays on the sign-in screen", async () => {
+    const context = await browser.newContext({ baseURL: den.url });
+    const page = await context.newPage();
+    await page.goto("/");
+    await page.getByRole("heading", { name: "Sign in to den" }).waitFor();
+    await page.screenshot({ path: `${SHOTS}/sign-in.png` });
+    await page.getByLabel("Username").fill("alice");
+    await page.getByLabel("Password").fill("wrong");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByRole("alert")).toContainText(/wrong username or password/i);
+    assert.equal(await page.getByRole("heading", { name: "What should we build?" }).count(), 0);
+    await context.close();
+  });
+
+  test("the right password lands on the home page, and a reload stays signed in", async () => {
+    alice = await signedIn(browser, den, "alice");
+    const { page } = alice;
+    await expect(page.getByLabel("Sessions").getByText("No sessions yet.")).toBeVisible();
+    await page.reload();
+    // No flash of the sign-in screen while the sign-in state loads.
+    const sawSignIn = page.getByRole("heading", { name: "Sign in to den" }).waitFor({ timeout: 1500 }).then(() => true, () => false);
+    await page.getByRole("heading", { name: "What should we build?" }).waitFor();
+    assert.equal(await sawSignIn, false);
+    await page.getByLabel("Model").selectOption("anthropic/claude-sonnet-4-5");
+    await page.screenshot({ path: `${SHOTS}/home.png` });
+  });
+});
+
+describe("sessions", () => {
+  let id;
+  test("sending the first prompt creates the session and opens its page", async () => {
+    const { page } = alice;
+    id = await createSession(page, den);
+    await expect(page.getByRole("heading", { name: "demo", level: 1 })).toBeVisible();
+    await expect(page.getByLabel("Sessions").getByRole("link", { name: /demo/ })).toBeVisible();
+    // Reload-safe: the URL alone brings the page back.
+    await page.reload();
+    await expect(page.getByRole("heading", { name: "demo", level: 1 })).toBeVisible();
+    await page.screenshot({ path: `${SHOTS}/session.png` });
+  });
+
+  test("the repository is offered again as a recent one", async () => {
+    const { page } = alice;
+    await page.goto("/");
+    await page.getByRole("button", { name: `Use ${den.repo}` }).click();
+    assert.equal(await page.getByLabel("Repository").inputValue(), den.repo);
+  });
+
+  test("rename", async () => {
+    const { page } = alice;
+    await page.goto(`/s/${id}`);
+    await page.getByRole("button", { name: "Rename" }).click();
+    await page.getByLabel("Session title").fill("Widget work");
+    await page.getByLabel("Session title").press("Enter");
+    await expect(page.getByRole("heading", { name: "Widget work", level: 1 })).toBeVisible();
+    await expect(page.getByLabel("Sessions").getByRole("link", { name: /Widget work/ })).toBeVisible();
+    await page.reload();
+    await expect(page.getByRole("heading", { name: "Widget work", level: 1 })).toBeVisible();
+  });
+
+  test("another user sees none of it, and the URL says not found", async () => {
+    const bob = await signedIn(browser, den, "bob");
+    await expect(bob.page.getByLabel("Sessions").getByText("No sessions yet.")).toBeVisible();
+    await bob.page.goto(`/s/${id}`);
+    await expect(bob.page.getByRole("heading", { name: "Session not found" })).toBeVisible();
+    assert.equal(await bob.page.getByText("Widget work").count(), 0);
+    await bob.context.close();
+  });
+
+  test("delete asks first; cancel keeps the session, confirm removes it", async () => {
+    const { page } = alice;
+    await page.goto(`/s/${id}`);
+    await page.getByRole("button", { name: "Delete" }).click();
+    const dialog = page.getByRole("dialog", { name: "Delete this session?" });
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    await expect(dialog).toBeHidden();
+    await page.getByRole("button", { name: "Delete" }).click();
+    await dialog.getByRole("button", { name: "Delete" }).click();
+    await page.waitForURL((u) => u.pathname === "/");
+    await expect(page.getByLabel("Sessions").getByText("No sessions yet.")).toBeVisible();
+    await page.goto(`/s/${id}`);
+    await expect(page.getByRole("heading", { name: "Session not found" })).toBeVisible();
+  });
+});
+
+describe("settings", () => {
+  test("create an API token: shown once, listed by name, then revoked", async () => {
+    const { page } = alice;
+    await page.getByRole("link", { name: /Settings/ }).click();
+    await expect(page.getByText("No tokens yet.")).toBeVisible();
+    await page.getByLabel("Token name").fill("laptop");
+    await page.getByRole("button", { name: "Create token" }).click();
+    const token = await page.getByLabel("New token").textContent();
+    assert.match(token ?? "", /^den_/);
+    await expect(page.getByLabel("Tokens").getByText("laptop")).toBeVisible();
+    await page.screenshot({ path: `${SHOTS}/settings.png` });
+    // The token works, and is never shown again.
+    const me = await fetch(`${den.url}/api/auth/me`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(me.status, 200);
+    await page.reload();
+    await expect(page.getByLabel("Tokens").getByText("laptop")).toBeVisible();
+    assert.equal(await page.getByText(token ?? "").count(), 0);
+    await page.getByRole("button", { name: "Revoke laptop" }).click();
+    await expect(page.getByText("No tokens yet.")).toBeVisible();
+    const after = await fetch(`${den.url}/api/auth/me`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(after.status, 401);
+  });
+
+  test("sign out returns to the sign-in screen", async () => {
+    const { page } = alice;
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in to den" }).waitFor();
+    await page.reload();
+    await page.getByRole("heading", { name: "Sign in to den" }).waitFor();
+  });
+});
+
+describe("layout", () => {
+  test("a 360px phone: no sideways scrolling, the sessions menu opens", async () => {
+    const { context, page } = await signedIn(browser, den, "alice", { width: 360, height: 740 });
+    await createSession(page, den, "phone");
+    await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
+    await page.screenshot({ path: `${SHOTS}/session-phone.png` });
+    await page.getByRole("button", { name: "Sessions menu" }).click();
+    await expect(page.getByLabel("Sessions").getByRole("link", { name: /demo/ })).toBeVisible();
+    await context.close();
+  });
+
+  test("client-side routes survive a reload; unknown ones say so", async () => {
+    const res = await fetch(`${den.url}/settings`);
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /<div id="root">/);
+    const { context, page } = await signedIn(browser, den, "bob");
+    await page.goto("/no/such/page");
+    await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
+    await context.close();
+  });
+});

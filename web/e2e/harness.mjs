@@ -1,0 +1,102 @@
+// Starts a real den (fresh data directory, its own port) and headless Debian Chromium for the
+// browser tests. WEB_DEN_BIN names the den binary (default: the workspace's debug build).
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const web = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const SHOTS = join(web, "test-results/screenshots");
+const BIN = resolve(web, process.env.WEB_DEN_BIN ?? "../target/debug/den");
+const CHROMIUM = process.env.WEB_CHROMIUM ?? "/usr/bin/chromium";
+// Without the networking flags Chromium keeps dialling Google's hosts, which this offline
+// machine refuses; --no-sandbox because tests run as root.
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+  "--no-first-run", "--disable-component-update", "--disable-sync",
+];
+
+const freePort = () =>
+  new Promise((ok, fail) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+    s.on("error", fail);
+  });
+
+/** A den with users alice and bob (password "correct horse"), and a local git repository. */
+export async function startDen() {
+  const root = mkdtempSync(join(tmpdir(), "den-web-e2e-"));
+  const data = join(root, "data");
+  const repos = join(root, "repos");
+  const repo = join(repos, "demo");
+  mkdirSync(repo, { recursive: true });
+  const git = (...args) => execFileSync("git", args, { cwd: repo, stdio: "ignore" });
+  git("init", "-q", "-b", "main");
+  writeFileSync(join(repo, "README.md"), "# demo\n");
+  git("add", ".");
+  git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "init");
+
+  const env = { ...process.env, DEN_REPOSITORIES__LOCAL_ROOTS: repos };
+  for (const name of ["alice", "bob"]) {
+    execFileSync(BIN, ["--data-dir", data, "user", "add", name, "--password-stdin"], { env, input: "correct horse\n", stdio: ["pipe", "ignore", "pipe"] });
+  }
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const proc = spawn(BIN, ["--data-dir", data, "--listen", `127.0.0.1:${port}`, "serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  proc.stderr.on("data", (d) => (log += d));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`den exited: ${log}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`den did not start: ${log}`);
+    await new Promise((r) => setTimeout(r, 100)); // polling a condition, not a sleep-to-sync
+  }
+  return {
+    url,
+    repo,
+    log: () => log,
+    async stop() {
+      proc.kill("SIGTERM");
+      await new Promise((r) => (proc.exitCode !== null ? r() : proc.once("exit", r)));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startBrowser() {
+  mkdirSync(SHOTS, { recursive: true });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+}
+
+/** A fresh browser profile (its own cookies) signed in as `user`. */
+export async function signedIn(browser, den, user, viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ baseURL: den.url, viewport });
+  context.setDefaultTimeout(10_000);
+  const page = await context.newPage();
+  await page.goto("/");
+  await page.getByLabel("Username").fill(user);
+  await page.getByLabel("Password").fill("correct horse");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "What should we build?" }).waitFor();
+  return { context, page };
+}
+
+/** Creates a session from the home page and waits for its page. */
+export async function createSession(page, den, prompt = "Say hello") {
+  await page.goto("/");
+  await page.getByLabel("Repository").fill(den.repo);
+  await page.getByLabel("Prompt").fill(prompt);
+  await page.getByLabel("Prompt").press("Enter");
+  await page.waitForURL(/\/s\/[0-9a-f-]+$/);
+  return new URL(page.url()).pathname.split("/").pop();
+}

@@ -1,0 +1,12 @@
+// Runs the browser tests: `npm run e2e` (what works without a running agent) or
+// `npm run e2e -- --streaming` (also the tests that need den's session actor and the scripted
+// model). Uses node's own test runner; files run one after another (each starts its own den).
+import { spawnSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const files = ["basic.test.mjs"];
+if (process.argv.includes("--streaming")) files.push("streaming.test.mjs");
+const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", ...files.map((f) => join(here, f))], { stdio: "inherit" });
+process.exit(r.status ?? 1);

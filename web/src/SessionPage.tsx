@@ -1,0 +1,215 @@
+import { useEffect, useState } from "react";
+import { ApiError, api } from "./api";
+import { Composer } from "./Composer";
+import { ConfirmDialog } from "./ConfirmDialog";
+import { navigate } from "./router";
+import { removed, upsert, useSessions } from "./sessions";
+import { Transcript } from "./Transcript";
+import type { Session } from "./types";
+import { useSessionStream, type Connection } from "./useSessionStream";
+import { shortRepo } from "./util";
+
+const CONNECTION_LABEL: Record<Connection, string> = {
+  connecting: "Connecting…",
+  replaying: "Loading history…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  closed: "Offline",
+};
+
+export function SessionPage({ id }: { id: string }) {
+  const [session, setSession] = useState<Session | null>(null);
+  const [missing, setMissing] = useState(false);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [draft, setDraft] = useState("");
+  const [sending, setSending] = useState(false);
+  const [renaming, setRenaming] = useState<string | null>(null);
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const { sessions } = useSessions();
+  const { transcript: t, connection, send } = useSessionStream(id, setNotice);
+
+  useEffect(() => {
+    api.session(id).then(setSession, (e: unknown) => {
+      if (e instanceof ApiError && (e.status === 404 || e.status === 400)) setMissing(true);
+      else setLoadError((e as Error).message);
+    });
+  }, [id]);
+
+  if (missing)
+    return (
+      <div className="empty">
+        <h1>Session not found</h1>
+        <p className="muted">It does not exist, was deleted, or belongs to someone else.</p>
+        <button onClick={() => navigate("/")}>Go home</button>
+      </div>
+    );
+  if (loadError)
+    return (
+      <div className="empty" role="alert">
+        <h1>Could not load this session</h1>
+        <p>{loadError}</p>
+      </div>
+    );
+  if (!session) return <p className="empty muted" aria-busy="true">Loading session…</p>;
+
+  // The freshest word on the session: its own events, else the live list, else what we loaded.
+  const listed = sessions.find((s) => s.id === id);
+  const status = t.status ?? listed?.status ?? session.status;
+  const title = t.title ?? listed?.title ?? session.title;
+  const running = t.turn !== null;
+
+  const act = async (f: () => Promise<unknown>) => {
+    setNotice(null);
+    try {
+      await f();
+    } catch (e) {
+      setNotice((e as Error).message);
+    }
+  };
+  const prompt = async (text: string) => {
+    setSending(true);
+    await act(async () => {
+      await api.prompt(id, text);
+      setDraft("");
+    });
+    setSending(false);
+  };
+  const rename = async (next: string) => {
+    setRenaming(null);
+    if (!next.trim() || next === title) return;
+    await act(async () => {
+      const s = await api.rename(id, next.trim());
+      setSession(s);
+      upsert(s);
+    });
+  };
+  const del = async () => {
+    setConfirmDelete(false);
+    await act(async () => {
+      await api.remove(id);
+      removed(id);
+      navigate("/", true);
+    });
+  };
+  const lastPrompt = [...t.items].reverse().find((i) => i.kind === "user");
+  const stop = () => void act(() => api.control(id, "abort"));
+
+  return (
+    <div className="session">
+      <header className="session-head">
+        <span className={`dot ${status}`} role="img" aria-label={`Status: ${status}`} title={status} />
+        {renaming !== null ? (
+          <input
+            className="rename"
+            aria-label="Session title"
+            value={renaming}
+            autoFocus
+            onChange={(e) => setRenaming(e.target.value)}
+            onKeyDown={(e) => {
+              if (e.key === "Enter") void rename(renaming);
+              if (e.key === "Escape") setRenaming(null);
+            }}
+            onBlur={() => void rename(renaming)}
+          />
+        ) : (
+          <h1 className="session-title">{title}</h1>
+        )}
+        <span className="status-text">{status}</span>
+        <span className="muted small repo" title={session.repository}>
+          {shortRepo(session.repository)} · {session.workBranch} · {session.model}
+        </span>
+        <span className={`conn ${connection}`} role="status" aria-label={`Connection: ${CONNECTION_LABEL[connection]}`}>
+          {CONNECTION_LABEL[connection]}
+        </span>
+        <div className="actions">
+          {running && (
+            <button onClick={stop} className="danger">
+              Stop
+            </button>
+          )}
+          {status === "running" && <button onClick={() => void act(() => api.control(id, "pause"))}>Pause</button>}
+          {(status === "paused" || status === "error") && (
+            <button onClick={() => void act(() => api.control(id, "resume"))}>Resume</button>
+          )}
+          <button onClick={() => setRenaming(title)}>Rename</button>
+          <button onClick={() => setConfirmDelete(true)} className="danger-outline">
+            Delete
+          </button>
+        </div>
+      </header>
+      {status === "error" && (t.error ?? session.error) && (
+        <p className="banner error" role="alert">
+          {t.error ?? session.error} — send a prompt to recover.
+        </p>
+      )}
+      {notice && (
+        <p className="banner error" role="alert">
+          {notice}{" "}
+          <button className="link" onClick={() => setNotice(null)} aria-label="Dismiss">
+            ×
+          </button>
+        </p>
+      )}
+      <Transcript
+        items={t.items}
+        onRetry={() => lastPrompt?.kind === "user" && void prompt(lastPrompt.text)}
+        empty={
+          connection === "live"
+            ? status === "paused"
+              ? "Paused. Send a prompt to resume."
+              : "Nothing here yet. Send a prompt to start."
+            : "Loading history…"
+        }
+      />
+      {t.todos.length > 0 && (
+        <section className="todos" aria-label="Todos">
+          <h2>Todos</h2>
+          <ul>
+            {t.todos.map((todo, i) => (
+              <li key={i} className={todo.status}>
+                <span aria-hidden="true">{todo.status === "completed" ? "☑" : todo.status === "cancelled" ? "☒" : todo.status === "in_progress" ? "◐" : "☐"}</span> {todo.content}
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      {t.queue.length > 0 && (
+        <section className="queue" aria-label="Queued prompts">
+          <h2>Queued</h2>
+          <ul>
+            {t.queue.map((q) => (
+              <li key={q.id}>
+                <span>{q.text}</span>
+                <button className="small" aria-label={`Remove queued prompt: ${q.text}`} onClick={() => send({ type: "dequeue", id: q.id })}>
+                  Remove
+                </button>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
+      <div className="session-composer">
+        <Composer
+          label="Message"
+          value={draft}
+          onChange={setDraft}
+          onSend={() => void prompt(draft.trim())}
+          onEscape={running ? stop : undefined}
+          busy={sending}
+          placeholder={running ? "Send a follow-up (it queues)…" : status === "paused" ? "Send a message to resume…" : "Ask or build anything…"}
+          sendLabel={running ? "Queue" : "Send"}
+        />
+      </div>
+      {confirmDelete && (
+        <ConfirmDialog
+          title="Delete this session?"
+          body="Its history, sandbox and snapshots are deleted. This cannot be undone."
+          confirm="Delete"
+          onConfirm={() => void del()}
+          onCancel={() => setConfirmDelete(false)}
+        />
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,48 @@
+import { Link } from "./router";
+import { useSessions } from "./sessions";
+import type { User } from "./types";
+import { ago } from "./util";
+
+export function Sidebar({ user, current }: { user: User; current: string | null }) {
+  const { sessions, loaded, error } = useSessions();
+  return (
+    <nav className="sidebar" aria-label="Sessions">
+      <div className="sidebar-head">
+        <Link href="/" className="brand">
+          den
+        </Link>
+        <Link href="/" className="button small" aria-label="New session">
+          + New
+        </Link>
+      </div>
+      {!loaded ? (
+        <p className="muted pad">Loading sessions…</p>
+      ) : error ? (
+        <p className="error pad" role="alert">
+          {error}
+        </p>
+      ) : sessions.length === 0 ? (
+        <p className="muted pad">No sessions yet.</p>
+      ) : (
+        <ul className="session-list">
+          {sessions.map((s) => (
+            <li key={s.id}>
+              <Link href={`/s/${s.id}`} aria-current={s.id === current ? "page" : undefined} className="session-link">
+                <span className={`dot ${s.status}`} role="img" aria-label={s.status} title={s.status} />
+                <span className="title">{s.title}</span>
+                <time className="muted small" dateTime={s.lastActivityAt}>
+                  {ago(s.lastActivityAt)}
+                </time>
+              </Link>
+            </li>
+          ))}
+        </ul>
+      )}
+      <div className="sidebar-foot">
+        <Link href="/settings" className="session-link" aria-label={`Settings (signed in as ${user.username})`}>
+          ⚙ {user.username}
+        </Link>
+      </div>
+    </nav>
+  );
+}

@@ -1,0 +1,79 @@
+import { memo, useState } from "react";
+import type { ToolCall } from "./types";
+
+const STATE_LABEL = { pending: "pending", running: "running", completed: "done", failed: "failed" } as const;
+
+/** The one argument that says what a call is about (a path, a command, a pattern, …). */
+function subject(call: ToolCall): string {
+  const input = call.input as Record<string, unknown>;
+  if (call.title) return call.title;
+  for (const key of ["filePath", "file_path", "path", "command", "url", "query", "pattern"]) {
+    const v = input[key];
+    if (typeof v === "string" && v) return v.length > 60 ? `…${v.slice(-57)}` : v;
+  }
+  return "";
+}
+
+export const ToolChip = memo(function ToolChip({ call }: { call: ToolCall }) {
+  const [open, setOpen] = useState(false);
+  const what = subject(call);
+  const state = STATE_LABEL[call.state];
+  return (
+    <div className={`tool ${call.state}`}>
+      <button
+        className="tool-chip"
+        aria-expanded={open}
+        aria-label={`${call.tool} ${what} (${state})`}
+        onClick={() => setOpen((o) => !o)}
+      >
+        <span className="tool-name">{call.tool}</span>
+        <span className="tool-subject">{what}</span>
+        <span className={`tool-state ${call.state}`}>{state}</span>
+      </button>
+      {open && <ToolDetail call={call} />}
+    </div>
+  );
+});
+
+function ToolDetail({ call }: { call: ToolCall }) {
+  const input = call.input as Record<string, unknown>;
+  const command = typeof input.command === "string" ? input.command : null;
+  return (
+    <div className="tool-detail">
+      {command !== null ? (
+        <pre className="command" aria-label="Command">
+          $ {command}
+        </pre>
+      ) : call.diff ? null : (
+        <pre aria-label="Input">{JSON.stringify(input, null, 2)}</pre>
+      )}
+      {call.diff && <Diff text={call.diff} />}
+      {call.output && (
+        <pre className="output" aria-label="Output">
+          {call.output}
+        </pre>
+      )}
+      {call.error && (
+        <pre className="error" aria-label="Error">
+          {call.error}
+        </pre>
+      )}
+    </div>
+  );
+}
+
+export function Diff({ text }: { text: string }) {
+  return (
+    <pre className="diff" aria-label="Diff">
+      {text.split("\n").map((line, i) => {
+        const kind = line.startsWith("+++") || line.startsWith("---") ? "meta" : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : line.startsWith("@@") ? "hunk" : "";
+        return (
+          <span key={i} className={kind}>
+            {line}
+            {"\n"}
+          </span>
+        );
+      })}
+    </pre>
+  );
+}

@@ -1,0 +1,67 @@
+// Calls to den's API. The browser sends the `den_session` cookie itself; every mutating
+// request carries `X-Den-Csrf` (den refuses cookie-signed mutations without it).
+import type { ApiToken, AuthOptions, CreatedToken, Session, SessionPage, User } from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (method !== "GET") headers["X-Den-Csrf"] = "1";
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res: Response;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch {
+    throw new ApiError(0, "network", "Cannot reach den. Check your connection and try again.");
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  let json: unknown = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    // Not JSON (a proxy's error page, say): fall through to a generic message.
+  }
+  if (!res.ok) {
+    const err = (json as { error?: { code?: string; message?: string } } | null)?.error;
+    throw new ApiError(res.status, err?.code ?? "http_error", err?.message ?? `Request failed (${res.status})`);
+  }
+  return json as T;
+}
+
+export const MODELS = [
+  { id: "opencode/gpt-5-nano", name: "GPT 5 Nano (free)" },
+  { id: "anthropic/claude-sonnet-4-5", name: "Claude Sonnet 4.5" },
+  { id: "anthropic/claude-opus-4-5", name: "Claude Opus 4.5" },
+  { id: "openai/gpt-5.2", name: "GPT 5.2" },
+  { id: "openai/gpt-5.1-codex", name: "GPT 5.1 Codex" },
+] as const;
+
+export const api = {
+  me: () => request<User>("GET", "/api/auth/me"),
+  options: () => request<AuthOptions>("GET", "/api/auth/options"),
+  login: (username: string, password: string) => request<User>("POST", "/api/auth/login", { username, password }),
+  logout: () => request<void>("POST", "/api/auth/logout"),
+  sessions: () => request<SessionPage>("GET", "/api/sessions?limit=100"),
+  session: (id: string) => request<Session>("GET", `/api/sessions/${encodeURIComponent(id)}`),
+  createSession: async (repository: string, model: string, prompt: string) => {
+    const body = { repository, model, ...(prompt ? { prompt } : {}) };
+    return request<Session>("POST", "/api/sessions", body);
+  },
+  rename: (id: string, title: string) => request<Session>("PATCH", `/api/sessions/${id}`, { title }),
+  remove: (id: string) => request<void>("DELETE", `/api/sessions/${id}`),
+  prompt: (id: string, text: string) =>
+    request<{ id: string; queued: boolean }>("POST", `/api/sessions/${id}/prompt`, { text }),
+  control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),
+  tokens: () => request<ApiToken[]>("GET", "/api/tokens"),
+  createToken: (name: string) => request<CreatedToken>("POST", "/api/tokens", { name }),
+  revokeToken: (id: string) => request<void>("DELETE", `/api/tokens/${id}`),
+};

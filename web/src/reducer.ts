@@ -1,0 +1,195 @@
+// The session transcript, built from the session's event stream alone.
+//
+// Pure: `apply(state, events)` returns a new state and never mutates its input, so React can
+// compare parts by identity and re-render only what changed. Events carry a per-session `seq`
+// (1, 2, 3, … with no gap): anything at or below the last applied seq is a duplicate and is
+// dropped; anything beyond the next one is held until the gap fills, so the transcript is the
+// same whatever order or how many times the events arrive.
+import type {
+  ProgressStep,
+  QueuedPrompt,
+  SequencedEvent,
+  SessionStatus,
+  StepState,
+  Todo,
+  TokenUsage,
+  ToolCall,
+  TurnOutcome,
+} from "./types";
+
+export type Part =
+  | { kind: "text" | "reasoning"; id: string; text: string }
+  | { kind: "tool"; id: string; call: ToolCall };
+
+export type Item =
+  | { kind: "user"; id: string; text: string }
+  | { kind: "assistant"; id: string; parts: Part[] }
+  | { kind: "progress"; id: string; steps: { step: ProgressStep; state: StepState; detail?: string | null }[] }
+  | { kind: "error"; id: string; code: string; message: string }
+  | {
+      kind: "turn";
+      id: string;
+      outcome: TurnOutcome;
+      tokens: TokenUsage;
+      cost: number;
+      error?: string | null;
+    };
+
+export interface Transcript {
+  /** The highest seq applied; the next connection asks for events after it. */
+  lastSeq: number;
+  /** Events that arrived ahead of a gap, by seq. */
+  pending: Map<number, SequencedEvent>;
+  items: Item[];
+  status: SessionStatus | null;
+  error: string | null;
+  title: string | null;
+  todos: Todo[];
+  queue: QueuedPrompt[];
+  /** The id of the running turn, if one runs. */
+  turn: string | null;
+}
+
+export const empty = (): Transcript => ({
+  lastSeq: 0,
+  pending: new Map(),
+  items: [],
+  status: null,
+  error: null,
+  title: null,
+  todos: [],
+  queue: [],
+  turn: null,
+});
+
+/** Applies a batch of events (replayed or live, in any order, possibly repeated). */
+export function apply(state: Transcript, events: readonly SequencedEvent[]): Transcript {
+  let next = state;
+  let pending = state.pending;
+  let copied = false;
+  const own = () => {
+    if (!copied) pending = new Map(pending);
+    copied = true;
+    return pending;
+  };
+  for (const ev of events) {
+    if (ev.seq <= next.lastSeq) continue;
+    if (ev.seq > next.lastSeq + 1) {
+      own().set(ev.seq, ev);
+      continue;
+    }
+    next = applyOne(next, ev);
+    // Drain whatever this event made contiguous.
+    for (let n = pending.get(next.lastSeq + 1); n; n = pending.get(next.lastSeq + 1)) {
+      own().delete(n.seq);
+      next = applyOne(next, n);
+    }
+  }
+  if (copied) for (const seq of pending.keys()) if (seq <= next.lastSeq) pending.delete(seq);
+  return next.pending === pending ? next : { ...next, pending };
+}
+
+/** True when events are held behind a gap (the connection should resync from `lastSeq`). */
+export const hasGap = (state: Transcript): boolean => state.pending.size > 0;
+
+function applyOne(s: Transcript, { seq, event: e }: SequencedEvent): Transcript {
+  const t: Transcript = { ...s, lastSeq: seq };
+  switch (e.type) {
+    case "status":
+      return { ...t, status: e.status, error: e.error ?? null };
+    case "renamed":
+      return { ...t, title: e.title };
+    case "todos":
+      return { ...t, todos: e.todos };
+    case "queue":
+      return { ...t, queue: e.items };
+    case "progress": {
+      const last = t.items[t.items.length - 1];
+      // A new start attempt begins when the sandbox step starts, or when anything came between.
+      if (last?.kind === "progress" && !(e.step === "sandbox" && e.state === "started")) {
+        const steps = last.steps.filter((x) => x.step !== e.step);
+        const entry = { step: e.step, state: e.state, detail: e.detail ?? null };
+        const at = last.steps.findIndex((x) => x.step === e.step);
+        if (at >= 0) steps.splice(at, 0, entry);
+        else steps.push(entry);
+        return replaceLast(t, { ...last, steps });
+      }
+      const item: Item = {
+        kind: "progress",
+        id: `progress-${seq}`,
+        steps: [{ step: e.step, state: e.state, detail: e.detail ?? null }],
+      };
+      return { ...t, items: [...t.items, item] };
+    }
+    case "message":
+      if (t.items.some((i) => i.id === e.messageId)) return t;
+      if (e.role === "user") {
+        return { ...t, items: [...t.items, { kind: "user", id: e.messageId, text: e.text ?? "" }] };
+      }
+      return { ...t, items: [...t.items, { kind: "assistant", id: e.messageId, parts: [] }] };
+    case "turn_started": {
+      const known = t.items.some((i) => i.kind === "user" && i.id === e.turnId);
+      const items = known ? t.items : [...t.items, { kind: "user" as const, id: e.turnId, text: e.prompt }];
+      return { ...t, items, turn: e.turnId };
+    }
+    case "turn_finished": {
+      const item: Item = {
+        kind: "turn",
+        id: `turn-${e.turnId}`,
+        outcome: e.outcome,
+        tokens: e.tokens,
+        cost: e.cost,
+        error: e.error ?? null,
+      };
+      return { ...t, items: [...t.items, item], turn: t.turn === e.turnId ? null : t.turn };
+    }
+    case "text_delta":
+    case "reasoning_delta": {
+      const kind = e.type === "text_delta" ? "text" : "reasoning";
+      return updatePart(t, e.messageId, e.partId, (p) =>
+        p && p.kind !== "tool" ? { ...p, text: p.text + e.delta } : { kind, id: e.partId, text: e.delta },
+      );
+    }
+    case "part_text":
+      // The part's complete text: replaces whatever deltas accumulated (some may be missing).
+      return updatePart(t, e.messageId, e.partId, () => ({ kind: e.kind, id: e.partId, text: e.text }));
+    case "tool": {
+      const { type: _type, ...call } = e;
+      return updatePart(t, e.messageId, e.partId, () => ({ kind: "tool", id: e.partId, call }));
+    }
+    case "error":
+      return { ...t, items: [...t.items, { kind: "error", id: `error-${seq}`, code: e.code, message: e.message }] };
+    case "agent":
+      return t;
+  }
+}
+
+function replaceLast(t: Transcript, item: Item): Transcript {
+  const items = t.items.slice();
+  items[items.length - 1] = item;
+  return { ...t, items };
+}
+
+function updatePart(t: Transcript, messageId: string, partId: string, f: (old: Part | undefined) => Part): Transcript {
+  // Search from the end: the message being streamed is almost always the last item.
+  let at = -1;
+  for (let i = t.items.length - 1; i >= 0; i--) {
+    if (t.items[i]!.id === messageId) {
+      at = i;
+      break;
+    }
+  }
+  const items = t.items.slice();
+  if (at < 0 || items[at]!.kind !== "assistant") {
+    // A part before its message event (not expected, but never drop content).
+    items.push({ kind: "assistant", id: messageId, parts: [f(undefined)] });
+    return { ...t, items };
+  }
+  const msg = items[at] as Extract<Item, { kind: "assistant" }>;
+  const parts = msg.parts.slice();
+  const p = parts.findIndex((x) => x.id === partId);
+  if (p >= 0) parts[p] = f(parts[p]);
+  else parts.push(f(undefined));
+  items[at] = { ...msg, parts };
+  return { ...t, items };
+}

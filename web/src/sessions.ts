@@ -1,0 +1,76 @@
+// The signed-in user's session list, live: one fetch, then den's list stream
+// (`/api/sessions/stream`, server-sent events of SessionListUpdate) keeps it current in every
+// tab. Changes made in this tab are applied at once too, so the list never lags an action.
+import { useEffect, useSyncExternalStore } from "react";
+import { api } from "./api";
+import type { Session, SessionListUpdate } from "./types";
+
+type State = { sessions: Session[]; loaded: boolean; error: string | null };
+let state: State = { sessions: [], loaded: false, error: null };
+const listeners = new Set<() => void>();
+const set = (next: State) => {
+  state = next;
+  listeners.forEach((f) => f());
+};
+
+const byActivity = (a: Session, b: Session) => b.lastActivityAt.localeCompare(a.lastActivityAt);
+
+export function upsert(session: Session) {
+  const rest = state.sessions.filter((s) => s.id !== session.id);
+  set({ ...state, sessions: [session, ...rest].sort(byActivity) });
+}
+
+export function removed(id: string) {
+  set({ ...state, sessions: state.sessions.filter((s) => s.id !== id) });
+}
+
+export async function refresh() {
+  try {
+    const page = await api.sessions();
+    set({ sessions: page.sessions.sort(byActivity), loaded: true, error: null });
+  } catch (e) {
+    set({ ...state, loaded: true, error: (e as Error).message });
+  }
+}
+
+let users = 0;
+let source: EventSource | null = null;
+
+function connect() {
+  source = new EventSource("/api/sessions/stream");
+  // After every (re)connect, fetch the list: updates sent while disconnected are not replayed.
+  source.onopen = () => void refresh();
+  const onUpdate = (m: MessageEvent) => {
+    const update = JSON.parse(m.data as string) as SessionListUpdate;
+    if (update.type === "upsert") upsert(update.session);
+    else if (update.type === "removed") removed(update.id);
+  };
+  // Unnamed events, and named ones in case the server tags them with their type.
+  for (const name of ["message", "upsert", "removed"]) source.addEventListener(name, onUpdate);
+}
+
+/** The live list; the stream stays open while any component uses it. */
+export function useSessions(): State {
+  useEffect(() => {
+    if (users++ === 0) {
+      void refresh();
+      connect();
+    }
+    return () => {
+      if (--users === 0) {
+        source?.close();
+        source = null;
+      }
+    };
+  }, []);
+  return useSyncExternalStore(
+    (f) => {
+      listeners.add(f);
+      return () => listeners.delete(f);
+    },
+    () => state,
+  );
+}
+
+/** Forget everything (on sign-out). */
+export const reset = () => set({ sessions: [], loaded: false, error: null });
