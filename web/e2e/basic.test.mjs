@@ -40,6 +40,12 @@ describe("signing in", () => {
     assert.equal(await sawSignIn, false);
     await page.getByLabel("Model").selectOption("anthropic/claude-sonnet-4-5");
     await page.screenshot({ path: `${SHOTS}/home.png` });
+    // The system's dark preference is followed.
+    await page.emulateMedia({ colorScheme: "dark" });
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.notEqual(bg, "rgb(255, 255, 255)");
+    await page.screenshot({ path: `${SHOTS}/home-dark.png` });
+    await page.emulateMedia({ colorScheme: "light" });
   });
 });
 

@@ -27,7 +27,7 @@ export function SessionPage({ id }: { id: string }) {
   const [renaming, setRenaming] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const { sessions } = useSessions();
-  const { transcript: t, connection, send } = useSessionStream(id, setNotice);
+  const { transcript: t, connection } = useSessionStream(id, setNotice);
 
   useEffect(() => {
     api.session(id).then(setSession, (e: unknown) => {
@@ -176,12 +176,17 @@ export function SessionPage({ id }: { id: string }) {
       )}
       {t.queue.length > 0 && (
         <section className="queue" aria-label="Queued prompts">
-          <h2>Queued</h2>
+          <h2>
+            Queued{" "}
+            <button className="small" onClick={() => void act(() => api.clearQueue(id))}>
+              Clear all
+            </button>
+          </h2>
           <ul>
             {t.queue.map((q) => (
               <li key={q.id}>
                 <span>{q.text}</span>
-                <button className="small" aria-label={`Remove queued prompt: ${q.text}`} onClick={() => send({ type: "dequeue", id: q.id })}>
+                <button className="small" aria-label={`Remove queued prompt: ${q.text}`} onClick={() => void act(() => api.dequeue(id, q.id))}>
                   Remove
                 </button>
               </li>

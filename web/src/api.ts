@@ -61,6 +61,8 @@ export const api = {
   prompt: (id: string, text: string) =>
     request<{ id: string; queued: boolean }>("POST", `/api/sessions/${id}/prompt`, { text }),
   control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),
+  dequeue: (id: string, item: string) => request<void>("DELETE", `/api/sessions/${id}/queue/${encodeURIComponent(item)}`),
+  clearQueue: (id: string) => request<void>("DELETE", `/api/sessions/${id}/queue`),
   tokens: () => request<ApiToken[]>("GET", "/api/tokens"),
   createToken: (name: string) => request<CreatedToken>("POST", "/api/tokens", { name }),
   revokeToken: (id: string) => request<void>("DELETE", `/api/tokens/${id}`),

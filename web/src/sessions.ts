@@ -45,8 +45,9 @@ function connect() {
     if (update.type === "upsert") upsert(update.session);
     else if (update.type === "removed") removed(update.id);
   };
-  // Unnamed events, and named ones in case the server tags them with their type.
-  for (const name of ["message", "upsert", "removed"]) source.addEventListener(name, onUpdate);
+  source.addEventListener("session", onUpdate);
+  // The server dropped changes for this slow client: fetch the whole list again.
+  source.addEventListener("resync", () => void refresh());
 }
 
 /** The live list; the stream stays open while any component uses it. */
