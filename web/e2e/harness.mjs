@@ -28,8 +28,11 @@ const freePort = () =>
     s.on("error", fail);
   });
 
-/** A den with users alice and bob (password "correct horse"), and a local git repository. */
-export async function startDen() {
+/**
+ * A den with users alice and bob (password "correct horse"), and a local git repository.
+ * `config`: TOML text for `--config` (e.g. a scripted model provider).
+ */
+export async function startDen({ config } = {}) {
   const root = mkdtempSync(join(tmpdir(), "den-web-e2e-"));
   const data = join(root, "data");
   const repos = join(root, "repos");
@@ -41,13 +44,18 @@ export async function startDen() {
   git("add", ".");
   git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "init");
 
+  const args = [];
+  if (config) {
+    writeFileSync(join(root, "den.toml"), config);
+    args.push("--config", join(root, "den.toml"));
+  }
   const env = { ...process.env, DEN_REPOSITORIES__LOCAL_ROOTS: repos };
   for (const name of ["alice", "bob"]) {
-    execFileSync(BIN, ["--data-dir", data, "user", "add", name, "--password-stdin"], { env, input: "correct horse\n", stdio: ["pipe", "ignore", "pipe"] });
+    execFileSync(BIN, [...args, "--data-dir", data, "user", "add", name, "--password-stdin"], { env, input: "correct horse\n", stdio: ["pipe", "ignore", "pipe"] });
   }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(BIN, ["--data-dir", data, "--listen", `127.0.0.1:${port}`, "serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  const proc = spawn(BIN, [...args, "--data-dir", data, "--listen", `127.0.0.1:${port}`, "serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   proc.stderr.on("data", (d) => (log += d));
   const deadline = Date.now() + 30_000;

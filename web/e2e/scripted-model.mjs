@@ -1,0 +1,64 @@
+// A scripted model for the browser tests: speaks OpenAI chat-completions streaming on
+// 127.0.0.1 and replays queued turns, like den-test-support's ScriptedModel (which is Rust and
+// in-process, so not usable from here). Each agent request (one offering tools) takes the next
+// turn; OpenCode's side requests (titles, summaries) get a short fixed text.
+import { createServer } from "node:http";
+
+export const MODEL = "scripted-model";
+let nextCall = 1;
+
+/**
+ * A turn's steps: { text: ["pie", "ces"], delayMs? } streams text; { tool: "write",
+ * args: {...} } calls a tool; { hold: promise } waits (a slow stream the test controls).
+ */
+export async function startScriptedModel() {
+  const turns = [];
+  const requests = [];
+  const server = createServer(async (req, res) => {
+    let body = "";
+    for await (const chunk of req) body += chunk;
+    const json = body ? JSON.parse(body) : {};
+    const agent = Array.isArray(json.tools) && json.tools.length > 0;
+    requests.push({ agent, body: json });
+    const turn = agent ? (turns.shift() ?? [{ text: ["(no scripted turn left)"] }]) : [{ text: ["Scripted session"] }];
+    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+    const chunk = (delta, finish = null) =>
+      res.write(
+        `data: ${JSON.stringify({ id: "chatcmpl-scripted", object: "chat.completion.chunk", created: 0, model: MODEL, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`,
+      );
+    chunk({ role: "assistant", content: "" });
+    let tools = 0;
+    for (const step of turn) {
+      if (res.destroyed) return;
+      if (step.hold) await step.hold;
+      for (const piece of step.text ?? []) {
+        chunk({ content: piece });
+        if (step.delayMs) await new Promise((r) => setTimeout(r, step.delayMs)); // the stream's pace, not synchronisation
+      }
+      if (step.tool) {
+        chunk({ tool_calls: [{ index: tools, id: `call_${nextCall++}`, type: "function", function: { name: step.tool, arguments: "" } }] });
+        chunk({ tool_calls: [{ index: tools, function: { arguments: JSON.stringify(step.args) } }] });
+        tools++;
+      }
+    }
+    chunk({}, tools > 0 ? "tool_calls" : "stop");
+    res.write(
+      `data: ${JSON.stringify({ id: "chatcmpl-scripted", object: "chat.completion.chunk", created: 0, model: MODEL, choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } })}\n\ndata: [DONE]\n\n`,
+    );
+    res.end();
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    baseUrl: `http://127.0.0.1:${server.address().port}/v1`,
+    push: (turn) => turns.push(turn),
+    requests,
+    close: () => new Promise((r) => server.close(r)),
+  };
+}
+
+/** A gate a turn can wait on: `gate.promise` in a step, `gate.open()` from the test. */
+export function gate() {
+  let open;
+  const promise = new Promise((r) => (open = r));
+  return { promise, open };
+}

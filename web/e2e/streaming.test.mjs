@@ -1,0 +1,137 @@
+// The live parts: den's session actor, a real sandbox, the real OpenCode, and a scripted model.
+// Run with `npm run e2e -- --streaming` (needs a den whose sessions run an agent).
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { expect } from "./expect.mjs";
+import { SHOTS, createSession, signedIn, startBrowser, startDen } from "./harness.mjs";
+import { MODEL, gate, startScriptedModel } from "./scripted-model.mjs";
+
+let den, browser, model, alice;
+before(async () => {
+  model = await startScriptedModel();
+  den = await startDen({
+    config: `[[providers]]\nname = "scripted"\nkind = "openai-compatible"\nbase_url = "${model.baseUrl}"\nmodels = ["${MODEL}"]\n`,
+  });
+  browser = await startBrowser();
+  alice = await signedIn(browser, den, "alice");
+  alice.context.setDefaultTimeout(60_000); // sandbox start and clone on a loaded 2-core machine
+});
+after(async () => {
+  await browser?.close();
+  await den?.stop();
+  await model?.close();
+});
+
+/** Creates a session on the scripted model through the API (the picker lists only the five). */
+async function scriptedSession(page, prompt) {
+  const res = await page.request.post("/api/sessions", {
+    headers: { "X-Den-Csrf": "1" },
+    data: { repository: den.repo, model: `scripted/${MODEL}`, prompt },
+  });
+  assert.equal(res.status(), 201, await res.text());
+  const { id } = await res.json();
+  await page.goto(`/s/${id}`);
+  return id;
+}
+
+const transcript = (page) => page.getByRole("list", { name: "Transcript" });
+
+describe("the sidebar in every tab", () => {
+  test("a second tab sees sessions created and renamed in the first", async () => {
+    const other = await alice.context.newPage();
+    await other.goto("/");
+    await other.getByRole("heading", { name: "What should we build?" }).waitFor();
+    model.push([{ text: ["Hi."] }]);
+    await createSession(alice.page, den, "hello");
+    await expect(other.getByLabel("Sessions").getByRole("link", { name: /demo/ })).toBeVisible();
+    await alice.page.getByRole("button", { name: "Rename" }).click();
+    await alice.page.getByLabel("Session title").fill("Renamed live");
+    await alice.page.getByLabel("Session title").press("Enter");
+    await expect(other.getByLabel("Sessions").getByRole("link", { name: /Renamed live/ })).toBeVisible();
+    await other.close();
+  });
+});
+
+describe("a turn", () => {
+  test("progress steps, streamed text, and a tool chip that turns to done with its diff", async () => {
+    const { page } = alice;
+    model.push([
+      { text: ["Writing ", "the ", "file."], delayMs: 50 },
+      { tool: "write", args: { filePath: "hello.txt", content: "hi there\n" } },
+    ]);
+    model.push([{ text: ["Done writing."] }]);
+    await scriptedSession(page, "write hello.txt please");
+    await expect(page.getByRole("list", { name: "Progress" }).getByText("Ready")).toBeVisible();
+    await expect(transcript(page).getByText("write hello.txt please")).toBeVisible();
+    await expect(transcript(page).getByText("Writing the file.")).toBeVisible();
+    const chip = page.getByRole("button", { name: /write hello\.txt \(done\)/ });
+    await chip.waitFor();
+    await chip.click();
+    await expect(page.getByLabel("Diff").or(page.getByLabel("Input"))).toContainText("hello.txt");
+    await expect(transcript(page).getByText("Done writing.")).toBeVisible();
+    await expect(page.getByText(/tokens ·/)).toBeVisible();
+    await page.screenshot({ path: `${SHOTS}/session-turn.png` });
+  });
+
+  test("a reload in the middle of a reply ends with the same transcript, no duplicates", async () => {
+    const { page } = alice;
+    const held = gate();
+    model.push([{ text: ["First half. "] }, { hold: held.promise }, { text: ["Second half."] }]);
+    const id = await scriptedSession(page, "stream slowly");
+    const watcher = await alice.context.newPage(); // never reloads
+    await watcher.goto(`/s/${id}`);
+    await expect(transcript(page).getByText("First half.")).toBeVisible();
+    await page.reload();
+    await expect(transcript(page).getByText("First half.")).toBeVisible();
+    held.open();
+    await expect(transcript(page).getByText(/First half\. Second half\./)).toBeVisible();
+    await expect(transcript(watcher).getByText(/First half\. Second half\./)).toBeVisible();
+    await expect(page.getByText(/tokens ·/)).toBeVisible();
+    await expect(watcher.getByText(/tokens ·/)).toBeVisible();
+    assert.equal(await transcript(page).innerText(), await transcript(watcher).innerText());
+    assert.equal(await transcript(page).getByLabel("Your message").count(), 1);
+    await watcher.close();
+  });
+
+  test("stop a running turn; a follow-up queues, can be removed, and runs when queued", async () => {
+    const { page } = alice;
+    const never = gate();
+    model.push([{ text: ["Working on it"] }, { hold: never.promise }]);
+    await scriptedSession(page, "long job");
+    await expect(transcript(page).getByText("Working on it")).toBeVisible();
+    // While it runs, follow-ups queue visibly.
+    await page.getByLabel("Message").fill("second thought");
+    await page.getByLabel("Message").press("Enter");
+    const queue = page.getByRole("region", { name: "Queued prompts" });
+    await expect(queue.getByText("second thought")).toBeVisible();
+    await queue.getByRole("button", { name: "Remove queued prompt: second thought" }).click();
+    await expect(queue).toBeHidden();
+    await page.getByLabel("Message").fill("then this");
+    await page.getByLabel("Message").press("Enter");
+    await expect(page.getByRole("region", { name: "Queued prompts" }).getByText("then this")).toBeVisible();
+    model.push([{ text: ["Follow-up answered."] }]);
+    // Escape in the prompt box stops the turn, like the Stop button.
+    await page.getByLabel("Message").press("Escape");
+    await expect(page.getByText(/^Stopped/)).toBeVisible();
+    await expect(transcript(page).getByText("Follow-up answered.")).toBeVisible();
+    never.open();
+  });
+
+  test("pause and resume", async () => {
+    const { page } = alice;
+    model.push([{ text: ["Ready when you are."] }]);
+    await scriptedSession(page, "hello");
+    await expect(transcript(page).getByText("Ready when you are.")).toBeVisible();
+    await page.getByRole("button", { name: "Pause" }).click();
+    await expect(page.getByRole("img", { name: "Status: paused" })).toBeVisible();
+    await page.getByRole("button", { name: "Resume" }).click();
+    await expect(page.getByRole("img", { name: "Status: running" })).toBeVisible();
+    // A prompt to a paused session simply works.
+    await page.getByRole("button", { name: "Pause" }).click();
+    await expect(page.getByRole("img", { name: "Status: paused" })).toBeVisible();
+    model.push([{ text: ["Back again."] }]);
+    await page.getByLabel("Message").fill("are you there?");
+    await page.getByLabel("Message").press("Enter");
+    await expect(transcript(page).getByText("Back again.")).toBeVisible();
+  });
+});
