@@ -249,7 +249,7 @@ pub enum ClientMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// One event of the session's history or live stream.
-    Event(SequencedEvent),
+    Event(Box<SequencedEvent>),
     /// Replay has caught up: everything up to `seq` was sent; what follows is live.
     Live {
         seq: i64,

@@ -76,6 +76,8 @@ pub struct CreateSessionRequest {
     pub title: Option<String>,
     pub model: Option<String>,
     pub base_branch: Option<String>,
+    /// A first prompt: the session starts at once and runs it.
+    pub prompt: Option<String>,
 }
 
 /// `PATCH /api/sessions/{id}`.

@@ -5,6 +5,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use den_protocol::error::ErrorBody;
+use den_session::SessionError;
 use den_store::StoreError;
 
 /// Every way an API request can fail, as the client sees it.
@@ -55,7 +56,7 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
             Self::BadCredentials => "bad_credentials",
@@ -125,5 +126,23 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         Self::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::NotFound => Self::NotFound,
+            SessionError::InvalidPrompt(message) => Self::BadRequest(message),
+            SessionError::Conflict(message) => Self::Conflict(message),
+            SessionError::ActorGone => {
+                Self::Unavailable("the session is shutting down; try again".to_owned())
+            }
+            SessionError::Store(err) => Self::from(err),
+            SessionError::Sandbox(_)
+            | SessionError::Agent(_)
+            | SessionError::Git(_)
+            | SessionError::Io(_) => Self::internal(err),
+        }
     }
 }

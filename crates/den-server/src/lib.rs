@@ -16,6 +16,7 @@ pub mod accounts;
 mod auth;
 mod error;
 mod extract;
+mod gateway;
 mod observability;
 pub mod routes;
 mod state;
@@ -25,8 +26,12 @@ pub use auth::github::GithubConfig;
 pub use auth::throttle::ThrottleLimits;
 pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use error::ApiError;
+pub use gateway::serve_gateway;
 pub use observability::install_metrics_recorder;
 pub use state::{AppState, ServerConfig};
+
+/// WebSocket close code for "too slow; reconnect with `after=<seq>`" (private 4000–4999 range).
+pub const CLOSE_RESUMABLE: u16 = 4008;
 
 use std::future::Future;
 use std::net::SocketAddr;

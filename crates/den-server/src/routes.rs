@@ -1,6 +1,7 @@
 //! The router: every route, its OpenAPI description, and the layers around them.
 
 mod auth;
+mod live;
 mod ops;
 mod sessions;
 mod tokens;
@@ -73,6 +74,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(tokens::router())
         .merge(sessions::router())
+        .merge(live::router())
 }
 
 /// The OpenAPI document of every route (built once).

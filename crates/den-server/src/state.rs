@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use den_session::SessionManager;
 use den_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -57,26 +58,61 @@ struct Inner {
     throttle: LoginThrottle,
     metrics: PrometheusHandle,
     http: reqwest::Client,
+    sessions: Option<SessionManager>,
 }
 
 impl AppState {
-    /// `metrics` comes from [`crate::install_metrics_recorder`].
+    /// A server with records only: the live routes answer 503. `metrics` comes from
+    /// [`crate::install_metrics_recorder`].
     pub fn new(store: Store, config: ServerConfig, metrics: PrometheusHandle) -> Self {
+        Self::build(store, config, metrics, None)
+    }
+
+    /// A server whose sessions run (sandboxes and the agent).
+    pub fn with_sessions(
+        store: Store,
+        config: ServerConfig,
+        metrics: PrometheusHandle,
+        sessions: SessionManager,
+    ) -> Self {
+        Self::build(store, config, metrics, Some(sessions))
+    }
+
+    fn build(
+        store: Store,
+        config: ServerConfig,
+        metrics: PrometheusHandle,
+        sessions: Option<SessionManager>,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap_or_default();
         let throttle = LoginThrottle::new(config.throttle);
+        let inner = Inner {
+            store,
+            config,
+            throttle,
+            metrics,
+            http,
+            sessions,
+        };
         Self {
-            inner: Arc::new(Inner {
-                store,
-                config,
-                throttle,
-                metrics,
-                http,
-            }),
+            inner: Arc::new(inner),
         }
+    }
+
+    pub(crate) fn sessions(&self) -> Result<&SessionManager, crate::ApiError> {
+        self.inner.sessions.as_ref().ok_or_else(|| {
+            crate::ApiError::Unavailable(
+                "this den runs without sandboxes: sessions cannot run here".to_owned(),
+            )
+        })
+    }
+
+    pub(crate) fn session_manager(&self) -> Option<&SessionManager> {
+        self.inner.sessions.as_ref()
     }
 
     pub fn store(&self) -> &Store {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::{Result, Store, StoreError, now, with_pool};
+use crate::{Result, Store, StoreError, with_pool};
 
 /// One stored event.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -28,6 +28,7 @@ impl Store {
         seq: i64,
         kind: &str,
         payload: &serde_json::Value,
+        at: DateTime<Utc>,
     ) -> Result<()> {
         let sql = "INSERT INTO session_events (session_id, seq, kind, payload, created_at) \
                    VALUES ($1, $2, $3, $4, $5)";
@@ -37,7 +38,7 @@ impl Store {
                 .bind(seq)
                 .bind(kind)
                 .bind(Json(payload))
-                .bind(now())
+                .bind(at)
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected())

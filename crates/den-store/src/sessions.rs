@@ -300,3 +300,33 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Records the hash of the token the session's sandbox uses at den's model gateway.
+    pub async fn set_gateway_token(&self, id: Uuid, token_hash: &str) -> Result<()> {
+        let sql = "UPDATE sessions SET gateway_token_hash = $2 WHERE id = $1";
+        let done = with_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(token_hash)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The session whose sandbox holds the gateway token with this hash.
+    pub async fn session_by_gateway_token(&self, token_hash: &str) -> Result<SessionRecord> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE gateway_token_hash = $1");
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(sql.clone()))
+                .bind(token_hash)
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+}

@@ -229,12 +229,12 @@ async fn events_are_ordered_resumable_and_never_share_a_number() {
         for seq in 1..=5 {
             let payload = serde_json::json!({"n": seq, "text": "ünïcode ✓"});
             store
-                .append_event(id, seq, "text_delta", &payload)
+                .append_event(id, seq, "text_delta", &payload, now())
                 .await
                 .unwrap();
         }
         let dup = store
-            .append_event(id, 3, "text_delta", &serde_json::json!({}))
+            .append_event(id, 3, "text_delta", &serde_json::json!({}), now())
             .await;
         assert!(matches!(dup, Err(StoreError::Conflict(_))));
         assert_eq!(store.last_event_seq(id).await.unwrap(), 5);

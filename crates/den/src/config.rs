@@ -12,6 +12,7 @@ use serde::Deserialize;
 /// Environment variables with the `DEN_` prefix that are not configuration keys.
 const NOT_CONFIG: &[&str] = &[
     "DEN_MASTER_KEY",
+    "DEN_LOG",
     "DEN_TEST_DATABASE_URL",
     "DEN_OPENCODE_BIN",
 ];
@@ -32,6 +33,64 @@ pub(crate) struct Settings {
     pub(crate) repositories: RepositorySettings,
     pub(crate) auth: AuthSettings,
     pub(crate) github: Option<GithubSettings>,
+    pub(crate) sandbox: SandboxSettings,
+    /// Model providers OpenCode reaches through den's gateway.
+    pub(crate) providers: Vec<ProviderSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SandboxSettings {
+    /// Run sessions in sandboxes. Without, den serves records only (no agent).
+    pub(crate) enabled: bool,
+    /// Where sandboxes live; defaults to `<data_dir>/sandboxes`.
+    pub(crate) root_dir: Option<PathBuf>,
+    /// Names this den's host state (cgroups, firewall table); two dens on one host need two.
+    pub(crate) instance: String,
+    /// Sandboxes run as host uids from here on (10,000 of them), one each.
+    pub(crate) uid_base: u32,
+    pub(crate) max_concurrent_starts: usize,
+    pub(crate) cpus: f64,
+    pub(crate) memory_mb: u64,
+    pub(crate) pids: u32,
+    pub(crate) lifetime_minutes: u64,
+    pub(crate) idle_timeout_minutes: u64,
+    pub(crate) network: NetworkSetting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum NetworkSetting {
+    Internet,
+    None,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProviderSettings {
+    pub(crate) name: String,
+    pub(crate) kind: ProviderKindSetting,
+    pub(crate) base_url: String,
+    pub(crate) models: Vec<String>,
+    /// The name of an environment variable holding the provider's API key.
+    #[serde(default)]
+    pub(crate) api_key_env: Option<String>,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum ProviderKindSetting {
+    OpenaiCompatible,
+    Anthropic,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -128,7 +187,18 @@ impl Settings {
             .set_default("auth.session_ttl_hours", 24 * 30)?
             .set_default("auth.login_link_minutes", 15)?
             .set_default("auth.max_failed_logins_per_user", 5)?
-            .set_default("auth.max_failed_logins_per_address", 20)?;
+            .set_default("auth.max_failed_logins_per_address", 20)?
+            .set_default("sandbox.enabled", true)?
+            .set_default("sandbox.instance", "den")?
+            .set_default("sandbox.uid_base", 2_000_000)?
+            .set_default("sandbox.max_concurrent_starts", 2)?
+            .set_default("sandbox.cpus", 1.0)?
+            .set_default("sandbox.memory_mb", 2048)?
+            .set_default("sandbox.pids", 512)?
+            .set_default("sandbox.lifetime_minutes", 60)?
+            .set_default("sandbox.idle_timeout_minutes", 10)?
+            .set_default("sandbox.network", "internet")?
+            .set_default("providers", Vec::<String>::new())?;
         if let Some(file) = &overrides.config {
             anyhow::ensure!(
                 file.exists(),
@@ -211,12 +281,16 @@ fn default_tools_dir() -> PathBuf {
     home().join(".cache/den/tools")
 }
 
-/// Creates `dir` (and parents) with mode 0700 if missing.
-pub(crate) fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+/// Creates the data dir (and parents) if missing, with mode 0711: others cannot list it, but
+/// sandboxes (which run as other uids) can traverse it to the directories den gives them. The
+/// files that matter (database, master key) are themselves private (0600).
+pub(crate) fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(0o711)
         .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        .with_context(|| format!("setting the mode of {}", dir.display()))
 }

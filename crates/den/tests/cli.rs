@@ -18,6 +18,7 @@ fn den(data_dir: &Path) -> Command {
     command
         .arg("--data-dir")
         .arg(data_dir)
+        .env("DEN_SANDBOX__ENABLED", "false")
         .env_remove("DEN_MASTER_KEY")
         .env_remove("DEN_DATABASE_URL")
         .env_remove("DEN_LISTEN");

@@ -49,6 +49,15 @@ async fn create(
     if let Some(branch) = &request.base_branch {
         validate::branch(branch).map_err(ApiError::BadRequest)?;
     }
+    if let Some(prompt) = &request.prompt {
+        // Checked before anything is created, so a refused prompt changes nothing.
+        let max = state.sessions()?.config().max_prompt_bytes;
+        if prompt.trim().is_empty() || prompt.len() > max {
+            return Err(ApiError::BadRequest(format!(
+                "prompt must be 1 to {max} bytes"
+            )));
+        }
+    }
     let id = Uuid::now_v7();
     let work_branch = work_branch(id);
     let new = NewSession {
@@ -61,7 +70,22 @@ async fn create(
         model,
     };
     let record = state.store().create_session(new).await?;
-    Ok((StatusCode::CREATED, Json(record.to_protocol()?)))
+    let mut session = record.to_protocol()?;
+    if let Some(manager) = state.session_manager() {
+        manager.announce(&record);
+    }
+    if let Some(prompt) = request.prompt {
+        // The session exists either way; a refused first prompt is reported, and the session
+        // stays idle for the next one.
+        let handle = state.sessions()?.session(caller.user.id, id).await?;
+        handle.prompt(prompt).await?;
+        session = state
+            .store()
+            .session_of(caller.user.id, id)
+            .await?
+            .to_protocol()?;
+    }
+    Ok((StatusCode::CREATED, Json(session)))
 }
 
 /// `den/` and the last 8 hex digits of the id (the random part of a UUIDv7).
@@ -185,7 +209,11 @@ async fn delete(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    state.store().delete_session(caller.user.id, id).await?;
+    match state.session_manager() {
+        // Through the session: its sandbox, snapshots and checkout go too.
+        Some(manager) => manager.delete(caller.user.id, id).await?,
+        None => state.store().delete_session(caller.user.id, id).await?,
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

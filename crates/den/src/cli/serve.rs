@@ -28,16 +28,27 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     let address = listener.local_addr()?;
-    let state = AppState::new(
-        store.clone(),
-        config,
-        den_server::install_metrics_recorder(),
-    );
+    let metrics = den_server::install_metrics_recorder();
+    let live = if settings.sandbox.enabled {
+        Some(super::sessions::start(&settings, &store).await?)
+    } else {
+        None
+    };
+    let state = match &live {
+        Some(live) => AppState::with_sessions(store.clone(), config, metrics, live.manager.clone()),
+        None => {
+            tracing::warn!("sandboxes are disabled: sessions are records only");
+            AppState::new(store.clone(), config, metrics)
+        }
+    };
     tracing::info!(%address, database = store.backend_name(), "den is listening");
     println!("den is listening on http://{address} (open {public_url})");
     den_server::serve(listener, state, shutdown)
         .await
         .context("serving")?;
+    if let Some(live) = live {
+        live.stop().await;
+    }
     store.close().await;
     tracing::info!("den stopped");
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,349 @@
+//! Live sessions: the WebSocket, the SSE event stream, the session list stream, and the
+//! REST commands (prompt, abort, pause, resume, queue edits).
+//!
+//! Each connection replays the stored events after the client's last sequence number, then
+//! forwards live ones: no gap, no duplicate (see `den_session::EventSubscription`). A client too
+//! slow to take events is disconnected with a resumable close instead of slowing the session.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use den_protocol::error::ErrorBody;
+use den_protocol::events::{ClientMessage, PromptAccepted, PromptRequest, ServerMessage};
+use den_session::{Delivery, EventSubscription, SessionHandle};
+use futures::{SinkExt, Stream, StreamExt};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Caller, check_origin};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::{AppState, CLOSE_RESUMABLE};
+
+/// A send that takes longer than this means the client cannot keep up.
+const SLOW_CLIENT: Duration = Duration::from_secs(10);
+/// The largest message a client may send (a prompt fits; the session enforces its own limit).
+const MAX_CLIENT_MESSAGE: usize = 512 * 1024;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(websocket))
+        .routes(routes!(events))
+        .routes(routes!(list_stream))
+        .routes(routes!(prompt))
+        .routes(routes!(abort))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(clear_queue))
+        .routes(routes!(dequeue))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct AfterQuery {
+    /// The last sequence number the client has (0 or absent: from the start).
+    after: Option<i64>,
+}
+
+async fn session_of(
+    state: &AppState,
+    caller: &Caller,
+    id: uuid::Uuid,
+) -> Result<SessionHandle, ApiError> {
+    Ok(state.sessions()?.session(caller.user.id, id).await?)
+}
+
+/// The session's events and commands over a WebSocket (see docs/protocol.md).
+#[utoipa::path(get, path = "/api/sessions/{id}/ws", tag = "sessions",
+    params(("id" = uuid::Uuid, Path, description = "the session's id"), AfterQuery),
+    responses((status = 101, description = "WebSocket: ServerMessage out, ClientMessage in"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn websocket(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiQuery(query): ApiQuery<AfterQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    // Browsers send the cookie with cross-site WebSocket handshakes too: refuse foreign origins.
+    check_origin(&headers, &state)?;
+    let session = session_of(&state, &caller, id).await?;
+    let after = query.after.unwrap_or(0);
+    Ok(upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| serve_socket(socket, session, after))
+        .into_response())
+}
+
+async fn serve_socket(socket: WebSocket, session: SessionHandle, after: i64) {
+    let (mut sink, mut stream) = socket.split();
+    let (replies, mut outgoing) = tokio::sync::mpsc::channel::<ServerMessage>(16);
+    let mut subscription = session.subscribe(after);
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            let text = match message {
+                Message::Text(text) => text.to_string(),
+                Message::Binary(_) => {
+                    let _ = replies
+                        .send(refused("invalid_message", "messages are JSON text"))
+                        .await;
+                    continue;
+                }
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => continue,
+            };
+            let reply = match serde_json::from_str::<ClientMessage>(&text) {
+                Ok(command) => run_command(&session, command).await,
+                Err(err) => Some(refused("invalid_message", &err.to_string())),
+            };
+            if let Some(reply) = reply
+                && replies.send(reply).await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut keepalive = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        let message = tokio::select! {
+            delivery = subscription.next() => match delivery {
+                Some(Ok(Delivery::Event(event))) => ServerMessage::Event(event),
+                Some(Ok(Delivery::CaughtUp { seq })) => ServerMessage::Live { seq },
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "event subscription failed");
+                    break;
+                }
+                None => break,
+            },
+            Some(reply) = outgoing.recv() => reply,
+            _ = keepalive.tick() => {
+                if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Ok(text) = serde_json::to_string(&message) else {
+            continue;
+        };
+        match tokio::time::timeout(SLOW_CLIENT, sink.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                let reason = format!("too slow; reconnect with after={}", subscription.cursor());
+                let frame = CloseFrame {
+                    code: CLOSE_RESUMABLE,
+                    reason: reason.into(),
+                };
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    sink.send(Message::Close(Some(frame))),
+                )
+                .await;
+                break;
+            }
+        }
+        if reader.is_finished() {
+            break;
+        }
+    }
+    reader.abort();
+}
+
+fn refused(code: &str, message: &str) -> ServerMessage {
+    ServerMessage::Refused {
+        code: code.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+/// Runs one client command; the reply (if any) goes back on the same socket.
+async fn run_command(session: &SessionHandle, command: ClientMessage) -> Option<ServerMessage> {
+    let result = match command {
+        ClientMessage::Ping => return Some(ServerMessage::Pong),
+        ClientMessage::Prompt { text } => session.prompt(text).await.map(|_| ()),
+        ClientMessage::Abort => session.abort().await,
+        ClientMessage::Pause => session.pause().await,
+        ClientMessage::Resume => session.resume().await,
+        ClientMessage::Dequeue { id } => session.dequeue(id).await,
+        ClientMessage::ClearQueue => session.clear_queue().await,
+    };
+    match result {
+        Ok(()) => None,
+        Err(err) => {
+            let api = ApiError::from(err);
+            Some(refused(api.code(), &api.to_string()))
+        }
+    }
+}
+
+/// The session's events as Server-Sent Events (`id:` is the sequence number; `Last-Event-ID`
+/// is honoured over `after`).
+#[utoipa::path(get, path = "/api/sessions/{id}/events", tag = "sessions",
+    params(("id" = uuid::Uuid, Path, description = "the session's id"), AfterQuery),
+    responses((status = 200, description = "text/event-stream of SequencedEvent", content_type = "text/event-stream"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiQuery(query): ApiQuery<AfterQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let last_event_id = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<i64>().ok())
+                .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a sequence number"))?,
+        ),
+        None => None,
+    };
+    let after = last_event_id.or(query.after).unwrap_or(0);
+    let session = session_of(&state, &caller, id).await?;
+    let stream = futures::stream::unfold(
+        session.subscribe(after),
+        |mut subscription: EventSubscription| async move {
+            let sse = match subscription.next().await? {
+                Ok(Delivery::Event(event)) => SseEvent::default()
+                    .id(event.seq.to_string())
+                    .event("event")
+                    .data(serde_json::to_string(&event).unwrap_or_default()),
+                Ok(Delivery::CaughtUp { seq }) => SseEvent::default().event("live").data(seq.to_string()),
+                Err(err) => {
+                    tracing::warn!(error = %err, "event subscription failed");
+                    return None;
+                }
+            };
+            Some((Ok(sse), subscription))
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Changes of the caller's session list as Server-Sent Events (`SessionListUpdate`).
+#[utoipa::path(get, path = "/api/sessions/stream", tag = "sessions",
+    responses((status = 200, description = "text/event-stream of SessionListUpdate", content_type = "text/event-stream"),
+        (status = 401, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn list_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let changes = state.sessions()?.list_changes();
+    let owner = caller.user.id;
+    let stream = futures::stream::unfold(changes, move |mut changes| async move {
+        loop {
+            match changes.recv().await {
+                Ok(change) if change.owner_id == owner => {
+                    let data = serde_json::to_string(&change.update).unwrap_or_default();
+                    return Some((Ok(SseEvent::default().event("session").data(data)), changes));
+                }
+                Ok(_) => {}
+                // Missed changes: tell the client to reload its list.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    return Some((Ok(SseEvent::default().event("resync").data("{}")), changes));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Sends a prompt: it runs now, or waits behind the running turn. A paused, idle or errored
+/// session is resumed first.
+#[utoipa::path(post, path = "/api/sessions/{id}/prompt", tag = "sessions", request_body = PromptRequest,
+    params(("id" = uuid::Uuid, Path, description = "the session's id")),
+    responses((status = 202, body = PromptAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn prompt(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+    ApiJson(request): ApiJson<PromptRequest>,
+) -> Result<(StatusCode, Json<PromptAccepted>), ApiError> {
+    let session = session_of(&state, &caller, id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(session.prompt(request.text).await?),
+    ))
+}
+
+macro_rules! command_route {
+    ($name:ident, $path:literal, $doc:literal, $call:ident) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "sessions",
+            params(("id" = uuid::Uuid, Path, description = "the session's id")),
+            responses((status = 204, description = "done"), (status = 401, body = ErrorBody),
+                (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+            security(("cookie" = []), ("bearer" = [])))]
+        async fn $name(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
+            session_of(&state, &caller, id).await?.$call().await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+    };
+}
+
+command_route!(
+    abort,
+    "/api/sessions/{id}/abort",
+    "Stops the running turn.",
+    abort
+);
+command_route!(
+    pause,
+    "/api/sessions/{id}/pause",
+    "Snapshots and stops the session's sandbox.",
+    pause
+);
+command_route!(
+    resume,
+    "/api/sessions/{id}/resume",
+    "Restores the last snapshot and starts the agent.",
+    resume
+);
+
+/// Removes every queued prompt.
+#[utoipa::path(delete, path = "/api/sessions/{id}/queue", tag = "sessions",
+    params(("id" = uuid::Uuid, Path, description = "the session's id")),
+    responses((status = 204, description = "cleared"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn clear_queue(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    session_of(&state, &caller, id).await?.clear_queue().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes one queued prompt.
+#[utoipa::path(delete, path = "/api/sessions/{id}/queue/{item}", tag = "sessions",
+    params(("id" = uuid::Uuid, Path, description = "the session's id"), ("item" = String, Path, description = "the queued prompt's id")),
+    responses((status = 204, description = "removed"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn dequeue(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path((id, item)): axum::extract::Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let id = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("id must be a UUID"))?;
+    session_of(&state, &caller, id).await?.dequeue(item).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,349 @@
+//! Starting (fresh or from a snapshot), pausing, failing, deleting and shutting down.
+
+use std::path::PathBuf;
+
+use den_opencode::{CreateSession, OpencodeClient, OpencodeConfig, Target};
+use den_protocol::events::{ProgressStep, SessionEvent, StepState, TurnOutcome};
+use den_protocol::sessions::SessionStatus;
+use den_sandbox::opencode::OPENCODE_PORT;
+use den_sandbox::probe::BasicAuth;
+use den_sandbox::{ExitReason, SandboxStatus};
+use den_store::SessionRecord;
+use tokio::sync::mpsc;
+
+use super::{Live, ProgressNote, Services, SessionActor};
+use crate::error::{Result, SessionError};
+use crate::workspace;
+
+impl SessionActor {
+    /// Starts the sandbox in the background (fresh, or from the last snapshot), unless it is
+    /// running or already starting.
+    pub(super) fn begin_start(&mut self) {
+        if self.live.is_some() || self.starting.is_some() {
+            return;
+        }
+        self.idle_deadline = None;
+        let services = self.services.clone();
+        let record = self.record.clone();
+        let progress = self.progress_tx.clone();
+        self.starting = Some(tokio::spawn(start(services, record, progress)));
+    }
+
+    pub(super) async fn on_started(&mut self, result: Result<Live>) {
+        match result {
+            Ok(live) => {
+                self.record.agent_session_id = Some(live.agent_session_id.clone());
+                self.live = Some(live);
+                self.set_status(SessionStatus::Running, None).await;
+                self.emit(SessionEvent::Progress {
+                    step: ProgressStep::Ready,
+                    state: StepState::Done,
+                    detail: None,
+                })
+                .await;
+                self.run_next_turn().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the session could not start");
+                self.queue.clear();
+                self.emit_queue().await;
+                self.fail(&err).await;
+            }
+        }
+    }
+
+    /// A pause the user asked for.
+    pub(super) async fn pause_on_request(&mut self) -> Result<()> {
+        if self.turn.is_some() {
+            return Err(SessionError::Conflict(
+                "a turn is running: stop it before pausing".to_owned(),
+            ));
+        }
+        if self.starting.is_some() {
+            return Err(SessionError::Conflict(
+                "the session is starting: pause it once it runs".to_owned(),
+            ));
+        }
+        self.pause().await
+    }
+
+    /// Snapshots the sandbox, stops it, and moves the session to `paused`. A session without a
+    /// sandbox is left as it is.
+    pub(super) async fn pause(&mut self) -> Result<()> {
+        self.idle_deadline = None;
+        if self.live.is_none() {
+            return Ok(());
+        }
+        self.snapshot().await?;
+        self.stop_sandbox().await;
+        self.set_status(SessionStatus::Paused, None).await;
+        Ok(())
+    }
+
+    /// Archives the sandbox's writable layers and records the archive as the last snapshot.
+    /// The previous archive is deleted only once the new one is recorded.
+    pub(super) async fn snapshot(&mut self) -> Result<()> {
+        // Owned copies: a `&Live` cannot be held across an await (its event stream is not Sync).
+        let Some((sandbox_id, agent_session_id)) = self
+            .live
+            .as_ref()
+            .map(|live| (live.sandbox.id.clone(), live.agent_session_id.clone()))
+        else {
+            return Ok(());
+        };
+        let dir = workspace::snapshots_dir(&self.services.config, self.session_id());
+        tokio::fs::create_dir_all(&dir).await?;
+        let dest = dir.join(format!("{}.tar.zst", uuid::Uuid::now_v7()));
+        let info = self.services.runtime.snapshot(&sandbox_id, &dest).await?;
+        let path = info.path.display().to_string();
+        let agent = Some(agent_session_id);
+        self.services
+            .store
+            .set_session_agent_state(self.session_id(), agent.as_deref(), Some(&path))
+            .await?;
+        let previous = self.record.snapshot_id.replace(path);
+        self.record.agent_session_id = agent;
+        if let Some(previous) = previous {
+            let _ = tokio::fs::remove_file(previous).await;
+        }
+        Ok(())
+    }
+
+    /// Stops and removes the sandbox, if any.
+    pub(super) async fn stop_sandbox(&mut self) {
+        if let Some(task) = self.starting.take() {
+            task.abort();
+        }
+        if let Some(live) = self.live.take()
+            && let Err(err) = self.services.runtime.destroy(&live.sandbox.id).await
+        {
+            tracing::warn!(error = %err, "cannot destroy the sandbox");
+        }
+    }
+
+    /// The sandbox changed state on its own.
+    pub(super) async fn on_sandbox_status(&mut self, status: SandboxStatus) {
+        let SandboxStatus::Exited { reason } = status else {
+            return;
+        };
+        let reason = match reason {
+            ExitReason::Exited { code } => format!("the agent exited with status {code}"),
+            ExitReason::Signaled { signal } => format!("the agent was killed by signal {signal}"),
+            ExitReason::OutOfMemory => "the sandbox ran out of memory".to_owned(),
+            ExitReason::LifetimeExceeded => "the sandbox reached its time limit".to_owned(),
+            ExitReason::Stopped => "the sandbox was stopped".to_owned(),
+            ExitReason::Failed { message } => format!("the sandbox failed: {message}"),
+        };
+        tracing::warn!(%reason, "the sandbox stopped");
+        self.close_turn(TurnOutcome::Interrupted, Some(reason.clone()))
+            .await;
+        self.stop_sandbox().await;
+        self.queue.clear();
+        self.emit_queue().await;
+        self.set_status(
+            SessionStatus::Error,
+            Some(format!(
+                "{reason}; send a prompt to recover from the last snapshot"
+            )),
+        )
+        .await;
+    }
+
+    /// Moves the session to `error` because of `err`.
+    pub(super) async fn fail(&mut self, err: &SessionError) {
+        let message = err.user_message();
+        self.close_turn(TurnOutcome::Failed, Some(message.clone()))
+            .await;
+        self.stop_sandbox().await;
+        self.emit(SessionEvent::Error {
+            code: "session_failed".to_owned(),
+            message: message.clone(),
+        })
+        .await;
+        self.set_status(SessionStatus::Error, Some(message)).await;
+    }
+
+    pub(super) async fn delete(&mut self) -> Result<()> {
+        self.stop_sandbox().await;
+        let config = &self.services.config;
+        let _ =
+            tokio::fs::remove_dir_all(workspace::snapshots_dir(config, self.session_id())).await;
+        let checkout = workspace::checkout_dir(config, self.session_id());
+        if let Some(session_dir) = checkout.parent() {
+            let _ = tokio::fs::remove_dir_all(session_dir).await;
+        }
+        self.services
+            .store
+            .delete_session(self.record.owner_id, self.session_id())
+            .await?;
+        let update = den_protocol::events::SessionListUpdate::Removed {
+            id: self.session_id(),
+        };
+        let _ = self.services.list.send(crate::manager::ListChange {
+            owner_id: self.record.owner_id,
+            update,
+        });
+        Ok(())
+    }
+
+    /// den is stopping: the running turn is closed as interrupted, the sandbox stopped, and the
+    /// session left paused at its last snapshot (or idle without one).
+    pub(super) async fn shutdown(&mut self) {
+        self.close_turn(
+            TurnOutcome::Interrupted,
+            Some("den stopped while the turn ran".to_owned()),
+        )
+        .await;
+        let running = self.live.is_some() || self.starting.is_some();
+        self.stop_sandbox().await;
+        if running {
+            let status = if self.record.snapshot_id.is_some() {
+                SessionStatus::Paused
+            } else {
+                SessionStatus::Idle
+            };
+            self.set_status(status, None).await;
+        }
+    }
+}
+
+/// The background start: checkout (or snapshot), sandbox, agent, conversation.
+async fn start(
+    services: Services,
+    record: SessionRecord,
+    progress: mpsc::UnboundedSender<ProgressNote>,
+) -> Result<Live> {
+    let note = |step, state, detail: Option<String>| {
+        let _ = progress.send((step, state, detail));
+    };
+    let config = &services.config;
+    let snapshot = record.snapshot_id.as_ref().map(PathBuf::from);
+    let checkout = workspace::checkout_dir(config, record.id);
+    if snapshot.is_none() || !checkout.exists() {
+        note(
+            ProgressStep::Clone,
+            StepState::Started,
+            Some(record.repository.clone()),
+        );
+        match workspace::ensure_checkout(config, &record).await {
+            Ok(_) => note(ProgressStep::Clone, StepState::Done, None),
+            Err(err) => {
+                note(
+                    ProgressStep::Clone,
+                    StepState::Failed,
+                    Some(err.to_string()),
+                );
+                return Err(err);
+            }
+        }
+    }
+
+    let gateway_token = workspace::random_secret()?;
+    services
+        .store
+        .set_gateway_token(record.id, &workspace::token_hash(&gateway_token))
+        .await?;
+    let auth = BasicAuth {
+        user: "opencode".to_owned(),
+        password: workspace::random_secret()?,
+    };
+    let opencode_config = workspace::opencode_config(config, &record.model, &gateway_token);
+    let spec = workspace::sandbox_spec(config, &checkout, &auth, &opencode_config);
+
+    let step = if snapshot.is_some() {
+        ProgressStep::Restore
+    } else {
+        ProgressStep::Sandbox
+    };
+    note(step, StepState::Started, None);
+    let created = match &snapshot {
+        Some(artifact) => services.runtime.restore(artifact, spec, None).await,
+        None => services.runtime.create(spec, None).await,
+    };
+    let sandbox = match created {
+        Ok(sandbox) => sandbox,
+        Err(err) => {
+            note(step, StepState::Failed, Some(err.to_string()));
+            return Err(err.into());
+        }
+    };
+    note(step, StepState::Done, None);
+
+    note(ProgressStep::Agent, StepState::Started, None);
+    match connect_agent(&services, &record, &sandbox, &auth).await {
+        Ok((client, events, agent_session_id)) => {
+            note(ProgressStep::Agent, StepState::Done, None);
+            Ok(Live {
+                sandbox,
+                client,
+                events,
+                agent_session_id,
+            })
+        }
+        Err(err) => {
+            note(
+                ProgressStep::Agent,
+                StepState::Failed,
+                Some(err.to_string()),
+            );
+            let _ = services.runtime.destroy(&sandbox.id).await;
+            Err(err)
+        }
+    }
+}
+
+/// Waits for OpenCode, subscribes to its events (before any prompt, so none is missed), and
+/// continues the session's conversation, or starts one.
+async fn connect_agent(
+    services: &Services,
+    record: &SessionRecord,
+    sandbox: &den_sandbox::SandboxHandle,
+    auth: &BasicAuth,
+) -> Result<(OpencodeClient, den_opencode::EventStream, String)> {
+    let socket = sandbox
+        .endpoints
+        .get(&OPENCODE_PORT)
+        .cloned()
+        .ok_or_else(|| SessionError::Conflict("the sandbox does not expose OpenCode".to_owned()))?;
+    let client = OpencodeClient::new(
+        OpencodeConfig::new(Target::Unix(socket)).with_password(auth.password.clone()),
+    )?;
+    let deadline = tokio::time::Instant::now() + services.config.ready_timeout;
+    let ready = client.wait_ready(deadline).await;
+    // The create queue holds the next start until this one's agent answers (or failed).
+    sandbox.start_slot.mark_ready();
+    ready?;
+    let events = client.subscribe().await?;
+    let existing = match &record.agent_session_id {
+        Some(id) => match client.session(id).await {
+            Ok(session) => Some(session.id),
+            Err(err) if err.is_not_found() => None,
+            Err(err) => return Err(err.into()),
+        },
+        None => None,
+    };
+    let agent_session_id = match existing {
+        Some(id) => id,
+        None => {
+            if record.agent_session_id.is_some() {
+                tracing::warn!("the snapshot lacks the agent's conversation; starting a new one");
+            }
+            let created = client
+                .create_session(&CreateSession {
+                    title: Some(record.title.clone()),
+                    permission: None,
+                })
+                .await?;
+            services
+                .store
+                .set_session_agent_state(
+                    record.id,
+                    Some(&created.id),
+                    record.snapshot_id.as_deref(),
+                )
+                .await?;
+            created.id
+        }
+    };
+    Ok((client, events, agent_session_id))
+}

@@ -1,0 +1,215 @@
+//! Prompts, the queue, and turns: one prompt answered by the agent, from start to finish.
+
+use den_opencode::{EventEnvelope, ModelRef, OpencodeError, PromptRequest};
+use den_protocol::events::{PromptAccepted, QueuedPrompt, Role, SessionEvent, TurnOutcome};
+use den_protocol::sessions::SessionStatus;
+
+use super::{AGENT_CALL_TIMEOUT, SessionActor, Turn};
+use crate::error::{Result, SessionError};
+use crate::mapping::TurnMapper;
+
+impl SessionActor {
+    /// Accepts a prompt: it runs now if the agent is free, otherwise it waits in the queue. A
+    /// session that is not running is started (or resumed) first.
+    pub(super) async fn prompt(&mut self, text: String) -> Result<PromptAccepted> {
+        let text = text.trim().to_owned();
+        if text.is_empty() {
+            return Err(SessionError::InvalidPrompt(
+                "the prompt is empty".to_owned(),
+            ));
+        }
+        let max = self.services.config.max_prompt_bytes;
+        if text.len() > max {
+            return Err(SessionError::InvalidPrompt(format!(
+                "the prompt is longer than {max} bytes"
+            )));
+        }
+        if self.queue.len() >= self.services.config.max_queue {
+            return Err(SessionError::Conflict(
+                "too many prompts are waiting; remove some first".to_owned(),
+            ));
+        }
+        let queued = self.turn.is_some() || !self.queue.is_empty();
+        let item = QueuedPrompt {
+            id: uuid::Uuid::now_v7().to_string(),
+            text,
+        };
+        let accepted = PromptAccepted {
+            id: item.id.clone(),
+            queued,
+        };
+        self.queue.push_back(item);
+        if queued {
+            self.emit_queue().await;
+        }
+        if self.live.is_some() {
+            self.run_next_turn().await;
+        } else {
+            if self.starting.is_none() && self.record.status().ok() != Some(SessionStatus::Starting)
+            {
+                self.set_status(SessionStatus::Starting, None).await;
+            }
+            self.begin_start();
+        }
+        Ok(accepted)
+    }
+
+    /// Starts the next queued prompt if the agent is free.
+    pub(super) async fn run_next_turn(&mut self) {
+        if self.turn.is_some() {
+            return;
+        }
+        let Some(live) = &self.live else {
+            return;
+        };
+        let agent_session_id = live.agent_session_id.clone();
+        let client = live.client.clone();
+        let Some(item) = self.queue.pop_front() else {
+            self.idle_deadline =
+                Some(tokio::time::Instant::now() + self.services.config.idle_timeout);
+            return;
+        };
+        self.idle_deadline = None;
+        if self.queue_shown {
+            self.emit_queue().await;
+        }
+        self.turn = Some(Turn {
+            id: item.id.clone(),
+            mapper: TurnMapper::new(&agent_session_id),
+        });
+        self.emit(SessionEvent::Message {
+            message_id: item.id.clone(),
+            role: Role::User,
+            text: Some(item.text.clone()),
+        })
+        .await;
+        self.emit(SessionEvent::TurnStarted {
+            turn_id: item.id.clone(),
+            prompt: item.text.clone(),
+        })
+        .await;
+        let _ = self.services.store.touch_session(self.session_id()).await;
+        self.announce();
+        let request = PromptRequest::text(item.text, model_ref(&self.record.model));
+        let sent = tokio::time::timeout(
+            AGENT_CALL_TIMEOUT,
+            client.prompt_async(&agent_session_id, &request),
+        )
+        .await;
+        let failure = match sent {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err.to_string()),
+            Err(_) => Some("the agent did not accept the prompt in time".to_owned()),
+        };
+        if let Some(message) = failure {
+            self.emit(SessionEvent::Error {
+                code: "prompt_failed".to_owned(),
+                message: message.clone(),
+            })
+            .await;
+            self.close_turn(TurnOutcome::Failed, Some(message)).await;
+            Box::pin(self.run_next_turn()).await;
+        }
+    }
+
+    /// Stops the running turn; OpenCode then reports it aborted and the turn closes.
+    pub(super) async fn abort(&mut self) -> Result<()> {
+        let (Some(_), Some(live)) = (&self.turn, &self.live) else {
+            return Ok(());
+        };
+        let (client, agent_session_id) = (live.client.clone(), live.agent_session_id.clone());
+        match tokio::time::timeout(AGENT_CALL_TIMEOUT, client.abort(&agent_session_id)).await {
+            Ok(result) => {
+                result?;
+            }
+            Err(_) => {
+                return Err(SessionError::Conflict(
+                    "the agent did not answer the stop request".to_owned(),
+                ));
+            }
+        }
+        if let Some(turn) = &mut self.turn {
+            turn.mapper.aborted = true;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn on_agent_event(
+        &mut self,
+        event: Option<std::result::Result<EventEnvelope, OpencodeError>>,
+    ) {
+        match event {
+            Some(Ok(envelope)) => {
+                let Some(turn) = &mut self.turn else {
+                    return;
+                };
+                let mapped = turn.mapper.map(envelope.event);
+                let finished = turn.mapper.finished;
+                for event in mapped {
+                    self.emit(event).await;
+                }
+                if finished {
+                    self.finish_turn().await;
+                }
+            }
+            // The stream reconnects by itself; what happened meanwhile is lost to it.
+            Some(Err(err)) => tracing::warn!(error = %err, "the agent's event stream broke"),
+            None => {
+                let err = SessionError::Conflict("lost the connection to the agent".to_owned());
+                self.fail(&err).await;
+            }
+        }
+    }
+
+    /// The agent finished the turn: record it, snapshot, and go on with the queue.
+    async fn finish_turn(&mut self) {
+        let Some(turn) = &self.turn else {
+            return;
+        };
+        let outcome = if turn.mapper.aborted {
+            TurnOutcome::Aborted
+        } else if turn.mapper.error.is_some() {
+            TurnOutcome::Failed
+        } else {
+            TurnOutcome::Completed
+        };
+        let error = turn.mapper.error.clone();
+        self.close_turn(outcome, error).await;
+        if let Err(err) = self.snapshot().await {
+            tracing::warn!(error = %err, "cannot snapshot after the turn");
+            self.emit(SessionEvent::Error {
+                code: "snapshot_failed".to_owned(),
+                message: err.user_message(),
+            })
+            .await;
+        }
+        self.run_next_turn().await;
+    }
+
+    /// Records the end of the running turn, if any.
+    pub(super) async fn close_turn(&mut self, outcome: TurnOutcome, error: Option<String>) {
+        let Some(turn) = self.turn.take() else {
+            return;
+        };
+        let (tokens, cost) = turn.mapper.usage();
+        self.emit(SessionEvent::TurnFinished {
+            turn_id: turn.id,
+            outcome,
+            tokens,
+            cost,
+            error,
+        })
+        .await;
+        let _ = self.services.store.touch_session(self.session_id()).await;
+        self.announce();
+    }
+}
+
+/// `provider/model` as OpenCode's model reference.
+fn model_ref(model: &str) -> Option<ModelRef> {
+    let (provider, model) = model.split_once('/')?;
+    Some(ModelRef {
+        provider_id: provider.to_owned(),
+        model_id: model.to_owned(),
+    })
+}

@@ -1,0 +1,40 @@
+use den_opencode::OpencodeError;
+use den_sandbox::SandboxError;
+use den_sandbox::git::GitError;
+use den_store::StoreError;
+
+/// Everything a session operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session not found")]
+    NotFound,
+    #[error("{0}")]
+    InvalidPrompt(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The session's actor stopped (den is shutting down, or the session was deleted).
+    #[error("the session is no longer running")]
+    ActorGone,
+    #[error("database error")]
+    Store(#[from] StoreError),
+    #[error("sandbox error: {0}")]
+    Sandbox(#[from] SandboxError),
+    #[error("agent error: {0}")]
+    Agent(#[from] OpencodeError),
+    #[error("{0}")]
+    Git(#[from] GitError),
+    #[error("file system error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl SessionError {
+    /// The message shown to the session's owner when this makes the session fail.
+    pub(crate) fn user_message(&self) -> String {
+        match self {
+            Self::Store(_) => "den could not save the session's state".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = SessionError> = std::result::Result<T, E>;

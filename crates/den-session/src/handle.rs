@@ -1,0 +1,161 @@
+//! `SessionHandle`: how everything outside the actor talks to a session.
+
+use den_protocol::events::{PromptAccepted, SequencedEvent};
+use den_store::Store;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::error::{Result, SessionError};
+use crate::eventlog::EventSubscription;
+
+/// A request to the session's actor; each carries where to send the answer.
+pub(crate) enum Command {
+    Prompt {
+        text: String,
+        reply: oneshot::Sender<Result<PromptAccepted>>,
+    },
+    Abort {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Pause {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Resume {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Dequeue {
+        id: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    ClearQueue {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Rename {
+        title: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Stops the sandbox, deletes snapshots and the checkout, then the session's records.
+    Delete {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// den is stopping: stop the sandbox, close the running turn as interrupted.
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A cloneable handle to one session's actor.
+#[derive(Clone)]
+pub struct SessionHandle {
+    id: Uuid,
+    owner_id: Uuid,
+    commands: mpsc::Sender<Command>,
+    live: broadcast::Sender<SequencedEvent>,
+    store: Store,
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionHandle {
+    pub(crate) fn new(
+        id: Uuid,
+        owner_id: Uuid,
+        commands: mpsc::Sender<Command>,
+        live: broadcast::Sender<SequencedEvent>,
+        store: Store,
+    ) -> Self {
+        Self {
+            id,
+            owner_id,
+            commands,
+            live,
+            store,
+        }
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    pub fn owner_id(&self) -> Uuid {
+        self.owner_id
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| SessionError::ActorGone)?;
+        answer.await.map_err(|_| SessionError::ActorGone)?
+    }
+
+    /// Runs `text` now, or queues it behind the running turn (starting or resuming the session
+    /// first when it is not running).
+    pub async fn prompt(&self, text: String) -> Result<PromptAccepted> {
+        self.ask(|reply| Command::Prompt { text, reply }).await
+    }
+
+    /// Stops the running turn (no-op when none runs).
+    pub async fn abort(&self) -> Result<()> {
+        self.ask(|reply| Command::Abort { reply }).await
+    }
+
+    /// Snapshots and stops the sandbox.
+    pub async fn pause(&self) -> Result<()> {
+        self.ask(|reply| Command::Pause { reply }).await
+    }
+
+    /// Restores the last snapshot and starts the agent, without a prompt.
+    pub async fn resume(&self) -> Result<()> {
+        self.ask(|reply| Command::Resume { reply }).await
+    }
+
+    pub async fn dequeue(&self, id: String) -> Result<()> {
+        self.ask(|reply| Command::Dequeue { id, reply }).await
+    }
+
+    pub async fn clear_queue(&self) -> Result<()> {
+        self.ask(|reply| Command::ClearQueue { reply }).await
+    }
+
+    pub async fn rename(&self, title: String) -> Result<()> {
+        self.ask(|reply| Command::Rename { title, reply }).await
+    }
+
+    pub(crate) async fn delete(&self) -> Result<()> {
+        self.ask(|reply| Command::Delete { reply }).await
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Shutdown { reply })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+    }
+
+    /// The session's events after `after`: stored history first, then live, each once.
+    pub fn subscribe(&self, after: i64) -> EventSubscription {
+        // Subscribing before the subscription reads history is what closes the gap between
+        // the two; `EventSubscription` skips what it already replayed.
+        EventSubscription::new(self.id, self.store.clone(), self.live.subscribe(), after)
+    }
+}

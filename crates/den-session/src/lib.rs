@@ -1,0 +1,34 @@
+//! Sessions: one actor per live session drives the agent (OpenCode) in the session's sandbox,
+//! and records every event before anyone sees it.
+//!
+//! The actor is the only writer of a session's state and event log. Everything else holds a
+//! [`SessionHandle`] (commands in, a lossless [`EventSubscription`] out). The
+//! [`SessionManager`] finds or starts actors, recovers sessions after a restart, and pushes
+//! changes of each user's session list.
+//!
+//! What it does not do: HTTP (den-server), starting processes (den-sandbox), the OpenCode wire
+//! format (den-opencode).
+//!
+//! Layout:
+//! - `manager`: the registry of actors, restart recovery, the session list stream.
+//! - `handle`: the handle and the actor's command set.
+//! - `actor`: the actor's loop; `actor/lifecycle` (start, resume, pause, exit), `actor/turn`
+//!   (prompts, the queue, turns).
+//! - `mapping`: OpenCode events into den events.
+//! - `eventlog`: append (store, then broadcast) and gapless subscriptions.
+//! - `workspace`: the session's checkout, its OpenCode config and its sandbox spec.
+
+mod actor;
+mod config;
+mod error;
+mod eventlog;
+mod handle;
+mod manager;
+mod mapping;
+mod workspace;
+
+pub use config::{GATEWAY_PORT, ProviderConfig, ProviderKind, SessionConfig};
+pub use error::{Result, SessionError};
+pub use eventlog::{Delivery, EventSubscription};
+pub use handle::SessionHandle;
+pub use manager::{ListChange, SessionManager};

@@ -1,0 +1,284 @@
+//! OpenCode's events, translated into den's vocabulary for one turn at a time.
+//!
+//! OpenCode streams everything about every session of its server; the mapper keeps only events
+//! of the session's own agent conversation, drops the server's global noise (heartbeats,
+//! plugin and catalog events), and keeps unknown events of the conversation as
+//! `SessionEvent::Agent` rather than losing them.
+
+use std::collections::{HashMap, HashSet};
+
+use den_opencode::{Event, Message, Part, ToolPart};
+use den_protocol::events::{Role, SessionEvent, TextKind, Todo, TokenUsage, ToolCall, ToolState};
+
+/// What a turn's events have told so far.
+#[derive(Debug, Default)]
+pub(crate) struct TurnMapper {
+    agent_session_id: String,
+    user_messages: HashSet<String>,
+    assistant_messages: HashSet<String>,
+    text_parts: HashMap<String, TextKind>,
+    tool_states: HashMap<String, ToolCall>,
+    usage: HashMap<String, (TokenUsage, f64)>,
+    /// The error OpenCode reported for the turn, if any.
+    pub(crate) error: Option<String>,
+    /// OpenCode reported the turn aborted.
+    pub(crate) aborted: bool,
+    /// OpenCode reported the conversation idle: the turn is over.
+    pub(crate) finished: bool,
+    /// OpenCode reported the conversation busy with this turn. Until then an idle is a late
+    /// echo of the previous turn (an aborted turn is followed by more than one), not this
+    /// turn's end.
+    busy: bool,
+}
+
+impl TurnMapper {
+    pub(crate) fn new(agent_session_id: &str) -> Self {
+        Self {
+            agent_session_id: agent_session_id.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Tokens and cost of the turn so far.
+    pub(crate) fn usage(&self) -> (TokenUsage, f64) {
+        self.usage.values().fold(
+            (TokenUsage::default(), 0.0),
+            |(mut sum, cost), (tokens, c)| {
+                sum.input += tokens.input;
+                sum.output += tokens.output;
+                sum.reasoning += tokens.reasoning;
+                sum.cache_read += tokens.cache_read;
+                sum.cache_write += tokens.cache_write;
+                (sum, cost + c)
+            },
+        )
+    }
+
+    /// den's events for one OpenCode event (often none).
+    pub(crate) fn map(&mut self, event: Event) -> Vec<SessionEvent> {
+        if event.session_id() != Some(self.agent_session_id.as_str()) {
+            return Vec::new();
+        }
+        match event {
+            Event::MessageUpdated { info, .. } => self.message(info),
+            Event::MessagePartUpdated { part, .. } => self.part(part),
+            Event::MessagePartDelta {
+                message_id,
+                part_id,
+                field,
+                delta,
+                ..
+            } => {
+                if field != "text" || self.user_messages.contains(&message_id) {
+                    return Vec::new();
+                }
+                match self.text_parts.get(&part_id) {
+                    Some(TextKind::Reasoning) => vec![SessionEvent::ReasoningDelta {
+                        message_id,
+                        part_id,
+                        delta,
+                    }],
+                    Some(TextKind::Text) | None => vec![SessionEvent::TextDelta {
+                        message_id,
+                        part_id,
+                        delta,
+                    }],
+                }
+            }
+            Event::TodoUpdated { todos, .. } => vec![SessionEvent::Todos {
+                todos: todos
+                    .into_iter()
+                    .map(|todo| Todo {
+                        content: todo.content,
+                        status: todo.status,
+                        priority: Some(todo.priority),
+                    })
+                    .collect(),
+            }],
+            Event::SessionError { error, .. } => {
+                let error = error
+                    .map(|e| (e.name, e.data))
+                    .unwrap_or_else(|| ("UnknownError".to_owned(), serde_json::Value::Null));
+                if error.0 == "MessageAbortedError" {
+                    self.aborted = true;
+                    return Vec::new();
+                }
+                let message = error
+                    .1
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map_or_else(|| error.0.clone(), str::to_owned);
+                self.error = Some(message.clone());
+                vec![SessionEvent::Error {
+                    code: error.0,
+                    message,
+                }]
+            }
+            Event::SessionIdle { .. } => {
+                self.finished = self.busy;
+                Vec::new()
+            }
+            // `session.idle` (the last event of a turn) ends the turn, not this status, so late
+            // updates of the turn still belong to it.
+            Event::SessionStatus {
+                status:
+                    den_opencode::SessionStatus::Retry {
+                        attempt, message, ..
+                    },
+                ..
+            } => {
+                self.busy = true;
+                vec![SessionEvent::Error {
+                    code: "provider_retry".to_owned(),
+                    message: format!("attempt {attempt}: {message}"),
+                }]
+            }
+            Event::SessionStatus {
+                status: den_opencode::SessionStatus::Busy,
+                ..
+            } => {
+                self.busy = true;
+                Vec::new()
+            }
+            Event::SessionStatus { .. } => Vec::new(),
+            // Bookkeeping den does not show: the conversation's own metadata and echoes.
+            Event::SessionCreated(_)
+            | Event::SessionUpdated(_)
+            | Event::SessionDiff { .. }
+            | Event::MessagePartRemoved { .. }
+            | Event::ServerConnected {}
+            | Event::ServerHeartbeat {} => Vec::new(),
+            other => {
+                let kind = other.kind().to_owned();
+                let properties = serde_json::to_value(&other)
+                    .ok()
+                    .and_then(|value| value.get("properties").cloned())
+                    .unwrap_or(serde_json::Value::Null);
+                vec![SessionEvent::Agent { kind, properties }]
+            }
+        }
+    }
+
+    fn message(&mut self, info: Message) -> Vec<SessionEvent> {
+        match info {
+            Message::User(user) => {
+                // den announced the user's message itself when the prompt was sent.
+                self.user_messages.insert(user.id);
+                Vec::new()
+            }
+            Message::Assistant(assistant) => {
+                let tokens = TokenUsage {
+                    input: assistant.tokens.input as u64,
+                    output: assistant.tokens.output as u64,
+                    reasoning: assistant.tokens.reasoning as u64,
+                    cache_read: assistant.tokens.cache.read as u64,
+                    cache_write: assistant.tokens.cache.write as u64,
+                };
+                self.usage
+                    .insert(assistant.id.clone(), (tokens, assistant.cost));
+                if self.assistant_messages.insert(assistant.id.clone()) {
+                    return vec![SessionEvent::Message {
+                        message_id: assistant.id,
+                        role: Role::Assistant,
+                        text: None,
+                    }];
+                }
+                Vec::new()
+            }
+            Message::Other(_) => Vec::new(),
+        }
+    }
+
+    fn part(&mut self, part: Part) -> Vec<SessionEvent> {
+        match part {
+            Part::Text(text) => {
+                if self.user_messages.contains(&text.message_id) || text.synthetic == Some(true) {
+                    return Vec::new();
+                }
+                self.text_part(text.message_id, text.id, TextKind::Text, text.text)
+            }
+            Part::Reasoning(reasoning) => self.text_part(
+                reasoning.message_id,
+                reasoning.id,
+                TextKind::Reasoning,
+                reasoning.text,
+            ),
+            Part::Tool(tool) => self.tool(tool),
+            Part::StepStart(_) | Part::StepFinish(_) | Part::Patch(_) | Part::Other(_) => {
+                Vec::new()
+            }
+        }
+    }
+
+    /// The first sighting of a part only records its kind (its text streams as deltas); later
+    /// updates carry the full text so far, sent whole so a client that missed a delta heals.
+    fn text_part(
+        &mut self,
+        message_id: String,
+        part_id: String,
+        kind: TextKind,
+        text: String,
+    ) -> Vec<SessionEvent> {
+        let seen = self.text_parts.insert(part_id.clone(), kind).is_some();
+        if !seen && text.is_empty() {
+            return Vec::new();
+        }
+        vec![SessionEvent::PartText {
+            message_id,
+            part_id,
+            kind,
+            text,
+        }]
+    }
+
+    fn tool(&mut self, tool: ToolPart) -> Vec<SessionEvent> {
+        let (state, input, output, error, title, diff) = match tool.state {
+            den_opencode::ToolState::Pending { input } => {
+                (ToolState::Pending, input, None, None, None, None)
+            }
+            den_opencode::ToolState::Running { input, title } => {
+                (ToolState::Running, input, None, None, title, None)
+            }
+            den_opencode::ToolState::Completed {
+                input,
+                output,
+                title,
+                metadata,
+                ..
+            } => {
+                let diff = metadata
+                    .get("diff")
+                    .and_then(|d| d.as_str())
+                    .map(str::to_owned);
+                (
+                    ToolState::Completed,
+                    input,
+                    Some(output),
+                    None,
+                    Some(title),
+                    diff,
+                )
+            }
+            den_opencode::ToolState::Error { input, error, .. } => {
+                (ToolState::Failed, input, None, Some(error), None, None)
+            }
+        };
+        let call = ToolCall {
+            message_id: tool.message_id,
+            part_id: tool.id.clone(),
+            call_id: tool.call_id,
+            tool: tool.tool,
+            state,
+            title,
+            input,
+            output,
+            error,
+            diff,
+        };
+        if self.tool_states.get(&tool.id) == Some(&call) {
+            return Vec::new();
+        }
+        self.tool_states.insert(tool.id, call.clone());
+        vec![SessionEvent::Tool(call)]
+    }
+}

@@ -1,0 +1,134 @@
+//! Starting the live part of den: the sandbox runtime, the model gateway, the session manager.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use den_sandbox::{Limits, LocalConfig, LocalRuntime, NetworkPolicy};
+use den_session::{ProviderConfig, ProviderKind, SessionConfig, SessionManager};
+use den_store::Store;
+use tokio::sync::oneshot;
+
+use crate::config::{NetworkSetting, ProviderKindSetting, Settings};
+
+/// The running live part; [`Live::stop`] shuts it down in order.
+pub(crate) struct Live {
+    pub(crate) manager: SessionManager,
+    runtime: Arc<LocalRuntime>,
+    gateway_stop: oneshot::Sender<()>,
+    gateway: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<Live> {
+    let sandbox = &settings.sandbox;
+    let root_dir = sandbox
+        .root_dir
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("sandboxes"));
+    let mut local = LocalConfig::new(&root_dir);
+    local.max_concurrent_creates = sandbox.max_concurrent_starts.max(1);
+    local.instance.clone_from(&sandbox.instance);
+    local.uid_base = sandbox.uid_base;
+    let home_template = den_sandbox::home_template_in(&settings.tools_dir);
+    local.home_template = home_template.exists().then_some(home_template);
+    let (runtime, reaped) = LocalRuntime::start(local)
+        .await
+        .context("starting the sandbox runtime (see `den doctor`)")?;
+    tracing::info!(?reaped, "sandbox runtime ready");
+
+    let run_dir = settings.data_dir.join("run");
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let gateway_socket = run_dir.join("gateway.sock");
+    let _ = std::fs::remove_file(&gateway_socket);
+    let listener = tokio::net::UnixListener::bind(&gateway_socket)
+        .context("binding the model gateway socket")?;
+    let providers = providers(settings)?;
+    let (gateway_stop, stopped) = oneshot::channel::<()>();
+    let gateway = tokio::spawn(den_server::serve_gateway(
+        listener,
+        store.clone(),
+        providers.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let opencode_bin = std::env::var_os("DEN_OPENCODE_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| den_sandbox::opencode_bin_in(&settings.tools_dir));
+    anyhow::ensure!(
+        opencode_bin.exists(),
+        "OpenCode is not installed at {}: run scripts/install-opencode",
+        opencode_bin.display()
+    );
+    let mut config = SessionConfig::new(&settings.data_dir, gateway_socket, opencode_bin);
+    config.providers = providers;
+    config.idle_timeout = Duration::from_secs(sandbox.idle_timeout_minutes * 60);
+    config.lifetime = Duration::from_secs(sandbox.lifetime_minutes * 60);
+    config.network = match sandbox.network {
+        NetworkSetting::Internet => NetworkPolicy::Internet,
+        NetworkSetting::None => NetworkPolicy::None,
+    };
+    config.limits = Limits {
+        millicpus: (sandbox.cpus * 1000.0).round() as u32,
+        memory_bytes: sandbox.memory_mb * 1024 * 1024,
+        pids: sandbox.pids,
+    };
+    let runtime_dyn: Arc<dyn den_sandbox::SandboxRuntime> = runtime.clone();
+    let manager = SessionManager::new(store.clone(), runtime_dyn, config);
+    let recovered = manager
+        .recover()
+        .await
+        .context("recovering sessions after a restart")?;
+    if recovered > 0 {
+        tracing::info!(
+            recovered,
+            "sessions that were running are paused at their last snapshot"
+        );
+    }
+    Ok(Live {
+        manager,
+        runtime,
+        gateway_stop,
+        gateway,
+    })
+}
+
+impl Live {
+    /// Stops every session (their turns are closed as interrupted), then the gateway and the
+    /// runtime.
+    pub(crate) async fn stop(self) {
+        self.manager.shutdown().await;
+        let _ = self.gateway_stop.send(());
+        let _ = self.gateway.await;
+        if let Err(err) = self.runtime.shutdown().await {
+            tracing::warn!(error = %err, "the sandbox runtime did not shut down cleanly");
+        }
+    }
+}
+
+fn providers(settings: &Settings) -> anyhow::Result<Vec<ProviderConfig>> {
+    settings
+        .providers
+        .iter()
+        .map(|provider| {
+            let api_key =
+                match &provider.api_key_env {
+                    Some(name) => Some(std::env::var(name).with_context(|| {
+                        format!("provider {}: {name} is not set", provider.name)
+                    })?),
+                    None => None,
+                };
+            Ok(ProviderConfig {
+                name: provider.name.clone(),
+                kind: match provider.kind {
+                    ProviderKindSetting::OpenaiCompatible => ProviderKind::OpenAiCompatible,
+                    ProviderKindSetting::Anthropic => ProviderKind::Anthropic,
+                },
+                base_url: provider.base_url.clone(),
+                models: provider.models.clone(),
+                api_key,
+            })
+        })
+        .collect()
+}

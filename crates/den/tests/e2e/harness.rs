@@ -1,0 +1,417 @@
+//! A real den (the binary, with real sandboxes and the real OpenCode) talking to the scripted
+//! model, and clients for its API and WebSocket.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use den_protocol::events::{SequencedEvent, ServerMessage, SessionEvent};
+use den_test_support::{OPENAI_MODEL, OPENAI_PROVIDER, ScriptedModel};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Starting a sandbox with OpenCode takes 3-5 s alone; a loaded 2-core CI box needs more.
+pub(crate) const WITHIN: Duration = Duration::from_secs(180);
+pub(crate) const PASSWORD: &str = "a long test password";
+
+pub(crate) struct Den {
+    child: Option<Child>,
+    pub(crate) base: String,
+    pub(crate) model: ScriptedModel,
+    pub(crate) token: String,
+    pub(crate) repo: PathBuf,
+    http: reqwest::Client,
+    data_dir: tempfile::TempDir,
+    _repos: tempfile::TempDir,
+    config: PathBuf,
+    port: u16,
+}
+
+fn den_command(data_dir: &Path, config: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_den"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--config")
+        .arg(config)
+        .env("DEN_LOG", "info,den_session=debug")
+        .env_remove("DEN_DATABASE_URL")
+        .kill_on_drop(true);
+    command
+}
+
+fn uuid_hex() -> String {
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn traversable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o711)).unwrap();
+}
+
+/// A git repository with one commit.
+async fn make_repo(path: &Path) {
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::write(path.join("README.md"), "# test repo\n").unwrap();
+    for args in [
+        vec!["init", "--quiet", "--initial-branch=main"],
+        vec!["add", "."],
+        vec![
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            "first",
+        ],
+    ] {
+        let status = Command::new("git")
+            .arg("-C")
+            .arg(path)
+            .args(args)
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+async fn add_user(data_dir: &Path, config: &Path, name: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mut add = den_command(data_dir, config);
+    add.args(["user", "add", name, "--password-stdin"])
+        .stdin(Stdio::piped());
+    let mut child = add.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .await
+        .unwrap();
+    assert!(child.wait().await.unwrap().success());
+}
+
+impl Den {
+    pub(crate) async fn start() -> Self {
+        let model = ScriptedModel::start().await.unwrap();
+        let data_dir = tempfile::tempdir().unwrap();
+        traversable(data_dir.path());
+        let repos = tempfile::tempdir().unwrap();
+        let repo = repos.path().join("project");
+        make_repo(&repo).await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = data_dir.path().join("den.toml");
+        let toml = format!(
+            "listen = \"127.0.0.1:{port}\"\n\
+             [repositories]\nlocal_roots = [\"{repos}\"]\n\
+             [sandbox]\nmax_concurrent_starts = 4\ninstance = \"{instance}\"\nuid_base = {uid_base}\n\
+             [[providers]]\nname = \"{OPENAI_PROVIDER}\"\nkind = \"openai-compatible\"\nbase_url = \"{model_url}\"\nmodels = [\"{OPENAI_MODEL}\"]\n",
+            repos = repos.path().display(),
+            // Each test's den has its own host state, so dens in parallel never reap each other.
+            instance = &uuid_hex()[..8],
+            uid_base =
+                3_000_000 + (u32::from_str_radix(&uuid_hex()[..4], 16).unwrap() % 1000) * 10_000,
+            model_url = model.base_url(),
+        );
+        std::fs::write(&config, toml).unwrap();
+
+        add_user(data_dir.path(), &config, "alice").await;
+
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let mut den = Self {
+            child: None,
+            base: format!("http://127.0.0.1:{port}"),
+            model,
+            token: String::new(),
+            repo,
+            http,
+            data_dir,
+            _repos: repos,
+            config,
+            port,
+        };
+        den.launch().await;
+        den.token = den.sign_in("alice").await;
+        den
+    }
+
+    /// Starts `den serve` and waits until it says it listens.
+    async fn launch(&mut self) {
+        let mut serve = den_command(self.data_dir.path(), &self.config);
+        serve
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = serve.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let listening = tokio::time::timeout(WITHIN, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.starts_with("den is listening") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap();
+        assert!(listening, "den exited before listening");
+        // Keep reading stdout so den never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+        let _ = self.port;
+    }
+
+    /// Creates another user (through the CLI, beside the running server).
+    pub(crate) async fn add_user(&self, name: &str) {
+        add_user(self.data_dir.path(), &self.config, name).await;
+    }
+
+    /// Kills den with SIGKILL (no chance to clean up) and starts it again on the same data.
+    pub(crate) async fn kill_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+        self.launch().await;
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(Child::id).unwrap()
+    }
+
+    /// Signs `name` in and returns a fresh API token.
+    pub(crate) async fn sign_in(&self, name: &str) -> String {
+        let login = self
+            .http
+            .post(format!("{}/api/auth/login", self.base))
+            .header("x-den-csrf", "1")
+            .json(&json!({"username": name, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert!(login.status().is_success(), "login: {}", login.status());
+        let cookie = login
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .find_map(|v| {
+                v.to_str()
+                    .ok()
+                    .filter(|c| c.starts_with("den_session="))
+                    .map(|c| c.split(';').next().unwrap().to_owned())
+            })
+            .unwrap();
+        let token = self
+            .http
+            .post(format!("{}/api/tokens", self.base))
+            .header("cookie", cookie)
+            .header("x-den-csrf", "1")
+            .json(&json!({"name": "e2e"}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = token.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub(crate) async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        self.api_as(&self.token, method, path, body).await
+    }
+
+    pub(crate) async fn api_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Creates a session on the test repository, optionally with a first prompt.
+    pub(crate) async fn create_session(&self, prompt: Option<&str>) -> String {
+        let model = format!("{OPENAI_PROVIDER}/{OPENAI_MODEL}");
+        let body = json!({"repository": self.repo.display().to_string(), "model": model, "prompt": prompt});
+        let (status, session) = self
+            .api(reqwest::Method::POST, "/api/sessions", Some(body))
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{session}");
+        session["id"].as_str().unwrap().to_owned()
+    }
+
+    pub(crate) async fn prompt(&self, session: &str, text: &str) -> Value {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/sessions/{session}/prompt"),
+                Some(json!({"text": text})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{body}");
+        body
+    }
+
+    pub(crate) async fn connect(&self, session: &str, after: i64) -> Socket {
+        self.connect_as(&self.token, session, after).await.unwrap()
+    }
+
+    pub(crate) async fn connect_as(
+        &self,
+        token: &str,
+        session: &str,
+        after: i64,
+    ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!(
+            "ws://127.0.0.1:{}/api/sessions/{session}/ws?after={after}",
+            self.port
+        );
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Socket {
+            stream,
+            events: Vec::new(),
+        })
+    }
+}
+
+/// A WebSocket client that keeps every event it received.
+pub(crate) struct Socket {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    pub(crate) events: Vec<SequencedEvent>,
+}
+
+impl Socket {
+    pub(crate) async fn send(&mut self, message: Value) {
+        self.stream
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub(crate) async fn send_raw(&mut self, text: &str) {
+        self.stream
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next server message.
+    pub(crate) async fn next(&mut self) -> ServerMessage {
+        loop {
+            let message = tokio::time::timeout(WITHIN, self.stream.next())
+                .await
+                .expect("no message in time");
+            match message.expect("socket closed").unwrap() {
+                Message::Text(text) => {
+                    let message: ServerMessage = serde_json::from_str(&text).unwrap();
+                    if let ServerMessage::Event(event) = &message {
+                        self.events.push((**event).clone());
+                    }
+                    return message;
+                }
+                Message::Close(frame) => panic!("socket closed: {frame:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads until an event matches `done`; returns it.
+    pub(crate) async fn until(&mut self, done: impl Fn(&SessionEvent) -> bool) -> SessionEvent {
+        loop {
+            if let ServerMessage::Event(event) = self.next().await
+                && done(&event.event)
+            {
+                return event.event;
+            }
+        }
+    }
+
+    /// Reads until the next finished turn; returns its outcome.
+    pub(crate) async fn until_turn_finished(&mut self) -> SessionEvent {
+        self.until(|e| matches!(e, SessionEvent::TurnFinished { .. }))
+            .await
+    }
+
+    pub(crate) async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// The sequence numbers of `events`.
+pub(crate) fn seqs(events: &[SequencedEvent]) -> Vec<i64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+/// The assistant's text as a client would show it: per part, the latest whole text if one was
+/// sent, else the deltas joined; parts in order of first appearance.
+pub(crate) fn assistant_text(events: &[SequencedEvent]) -> String {
+    let mut order: Vec<String> = Vec::new();
+    let mut texts: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for event in events {
+        match &event.event {
+            SessionEvent::TextDelta { part_id, delta, .. } => {
+                if !texts.contains_key(part_id) {
+                    order.push(part_id.clone());
+                }
+                texts.entry(part_id.clone()).or_default().push_str(delta);
+            }
+            SessionEvent::PartText {
+                part_id,
+                text,
+                kind: den_protocol::events::TextKind::Text,
+                ..
+            } => {
+                if !texts.contains_key(part_id) {
+                    order.push(part_id.clone());
+                }
+                texts.insert(part_id.clone(), text.clone());
+            }
+            _ => {}
+        }
+    }
+    order
+        .iter()
+        .map(|id| texts[id].as_str())
+        .collect::<Vec<_>>()
+        .join("")
+}

@@ -1,0 +1,13 @@
+//! End to end: the real den binary, real sandboxes, the real OpenCode, the scripted model.
+#![allow(
+    clippy::unwrap_used,
+    reason = "in tests a failed unwrap is a failed test"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests run den and git as processes"
+)]
+
+mod harness;
+mod lifecycle;
+mod turns;

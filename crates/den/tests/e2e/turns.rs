@@ -1,0 +1,293 @@
+//! Prompts, streaming, queueing, aborting and reconnecting.
+
+use den_protocol::events::{
+    ProgressStep, Role, ServerMessage, SessionEvent, StepState, ToolState, TurnOutcome,
+};
+use den_protocol::sessions::SessionStatus;
+use den_test_support::{Gate, Turn};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::harness::{Den, assistant_text, seqs};
+
+#[tokio::test]
+async fn a_prompt_writes_a_file_and_its_events_arrive_in_order() {
+    let den = Den::start().await;
+    den.model.push(
+        Turn::new()
+            .say("Writing it. ")
+            .write("hello.txt", "hi from den\n"),
+    );
+    den.model.push(Turn::text("Done."));
+    let session = den.create_session(Some("please write hello.txt")).await;
+    let mut socket = den.connect(&session, 0).await;
+    let finished = socket.until_turn_finished().await;
+    assert!(
+        matches!(
+            finished,
+            SessionEvent::TurnFinished {
+                outcome: TurnOutcome::Completed,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+
+    let events: Vec<SessionEvent> = socket.events.iter().map(|e| e.event.clone()).collect();
+    assert_eq!(
+        seqs(&socket.events),
+        (1..=socket.events.len() as i64).collect::<Vec<_>>(),
+        "no gap, no repeat"
+    );
+    let position = |wanted: &dyn Fn(&SessionEvent) -> bool| {
+        events
+            .iter()
+            .position(wanted)
+            .unwrap_or_else(|| panic!("missing event in {events:#?}"))
+    };
+    let agent_ready = position(&|e| {
+        matches!(
+            e,
+            SessionEvent::Progress {
+                step: ProgressStep::Agent,
+                state: StepState::Done,
+                ..
+            }
+        )
+    });
+    let running = position(&|e| {
+        matches!(
+            e,
+            SessionEvent::Status {
+                status: SessionStatus::Running,
+                ..
+            }
+        )
+    });
+    let user = position(
+        &|e| matches!(e, SessionEvent::Message { role: Role::User, text: Some(t), .. } if t == "please write hello.txt"),
+    );
+    let started = position(&|e| matches!(e, SessionEvent::TurnStarted { .. }));
+    let assistant = position(&|e| {
+        matches!(
+            e,
+            SessionEvent::Message {
+                role: Role::Assistant,
+                ..
+            }
+        )
+    });
+    let delta = position(&|e| matches!(e, SessionEvent::TextDelta { .. }));
+    let tool_done = position(
+        &|e| matches!(e, SessionEvent::Tool(call) if call.tool == "write" && call.state == ToolState::Completed),
+    );
+    let done = position(&|e| matches!(e, SessionEvent::TurnFinished { .. }));
+    assert!(
+        agent_ready < running && running < user && user < started && started < assistant,
+        "{events:#?}"
+    );
+    assert!(
+        assistant < delta && delta < tool_done && tool_done < done,
+        "{events:#?}"
+    );
+    let tool_states: Vec<ToolState> = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Tool(call) if call.tool == "write" => Some(call.state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tool_states.last(), Some(&ToolState::Completed));
+    assert!(
+        tool_states.contains(&ToolState::Running) || tool_states.contains(&ToolState::Pending),
+        "{tool_states:?}"
+    );
+
+    // The write reached the workspace: the model's follow-up request carries the tool's result.
+    let requests = den.model.agent_requests();
+    let transcript = requests.last().unwrap().transcript();
+    assert!(transcript.contains("hello.txt"), "{transcript}");
+    let (_, record) = den
+        .api(Method::GET, &format!("/api/sessions/{session}"), None)
+        .await;
+    assert_eq!(record["status"], "running");
+}
+
+#[tokio::test]
+async fn two_clients_see_the_same_events_and_a_reconnecting_client_gets_exactly_the_rest() {
+    let den = Den::start().await;
+    let gate = Gate::new();
+    den.model.push(
+        Turn::new()
+            .say_deltas(["one ", "two "])
+            .hold(&gate)
+            .say("three"),
+    );
+    let session = den.create_session(Some("count")).await;
+    let mut first = den.connect(&session, 0).await;
+    let mut second = den.connect(&session, 0).await;
+    first
+        .until(|e| matches!(e, SessionEvent::TextDelta { .. }))
+        .await;
+    gate.reached().await;
+
+    // The second client leaves mid-turn and comes back with what it had.
+    second
+        .until(|e| matches!(e, SessionEvent::TextDelta { .. }))
+        .await;
+    let had = second.events.last().unwrap().seq;
+    second.close().await;
+    gate.release();
+    first.until_turn_finished().await;
+    let mut back = den.connect(&session, had).await;
+    back.until_turn_finished().await;
+    assert_eq!(
+        seqs(&back.events),
+        ((had + 1)..=first.events.last().unwrap().seq).collect::<Vec<_>>()
+    );
+    let rest: Vec<_> = first
+        .events
+        .iter()
+        .filter(|e| e.seq > had)
+        .cloned()
+        .collect();
+    assert_eq!(
+        back.events, rest,
+        "the rejoined client sees exactly what it missed"
+    );
+
+    // And a client from the start sees what the first one saw, event for event.
+    let mut replay = den.connect(&session, 0).await;
+    loop {
+        if let ServerMessage::Live { seq } = replay.next().await {
+            assert_eq!(seq, first.events.last().unwrap().seq);
+            break;
+        }
+    }
+    assert_eq!(replay.events, first.events);
+}
+
+#[tokio::test]
+async fn a_running_turn_can_be_stopped_and_a_queued_prompt_runs_after_it() {
+    let den = Den::start().await;
+    let gate = Gate::new();
+    den.model
+        .push(Turn::new().say("working ").hold(&gate).say("never sent"));
+    den.model.push(Turn::text("second answer"));
+    let session = den.create_session(Some("first")).await;
+    let mut socket = den.connect(&session, 0).await;
+    socket
+        .until(|e| matches!(e, SessionEvent::TextDelta { .. }))
+        .await;
+    gate.reached().await;
+
+    let queued = den.prompt(&session, "second").await;
+    assert_eq!(queued["queued"], true);
+    let queue = socket
+        .until(|e| matches!(e, SessionEvent::Queue { items } if !items.is_empty()))
+        .await;
+    let SessionEvent::Queue { items } = queue else {
+        unreachable!()
+    };
+    assert_eq!(items[0].text, "second");
+
+    let (status, _) = den
+        .api(
+            Method::POST,
+            &format!("/api/sessions/{session}/abort"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let first = socket.until_turn_finished().await;
+    assert!(
+        matches!(
+            first,
+            SessionEvent::TurnFinished {
+                outcome: TurnOutcome::Aborted,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    let second = socket.until_turn_finished().await;
+    assert!(
+        matches!(
+            second,
+            SessionEvent::TurnFinished {
+                outcome: TurnOutcome::Completed,
+                ..
+            }
+        ),
+        "{second:?}"
+    );
+    let texts = assistant_text(&socket.events);
+    assert!(
+        texts.contains("second answer") && !texts.contains("never sent"),
+        "{texts}"
+    );
+    gate.release();
+}
+
+#[tokio::test]
+async fn bad_client_messages_are_refused_and_change_nothing() {
+    let den = Den::start().await;
+    let session = den.create_session(None).await;
+    let mut socket = den.connect(&session, 0).await;
+    let live = socket.next().await;
+    assert_eq!(live, ServerMessage::Live { seq: 0 });
+
+    for bad in [
+        "{not json",
+        r#"{"type":"explode"}"#,
+        r#"{"type":"prompt"}"#,
+        r#"{"type":"prompt","text":"x","extra":1}"#,
+    ] {
+        socket.send_raw(bad).await;
+        let reply = socket.next().await;
+        assert!(
+            matches!(&reply, ServerMessage::Refused { code, .. } if code == "invalid_message"),
+            "{bad}: {reply:?}"
+        );
+    }
+    socket
+        .send(json!({"type": "prompt", "text": "x".repeat(200_000)}))
+        .await;
+    let reply = socket.next().await;
+    assert!(
+        matches!(&reply, ServerMessage::Refused { code, .. } if code == "invalid_request"),
+        "{reply:?}"
+    );
+    socket.send(json!({"type": "prompt", "text": "   "})).await;
+    assert!(matches!(socket.next().await, ServerMessage::Refused { .. }));
+    socket.send(json!({"type": "ping"})).await;
+    assert_eq!(socket.next().await, ServerMessage::Pong);
+    assert!(
+        socket.events.is_empty(),
+        "refused messages recorded events: {:?}",
+        socket.events
+    );
+    let (_, record) = den
+        .api(Method::GET, &format!("/api/sessions/{session}"), None)
+        .await;
+    assert_eq!(record["status"], "idle", "nothing started");
+
+    // Another user's session does not exist for them, on the WebSocket as on REST.
+    den.add_user("mallory").await;
+    let mallory = den.sign_in("mallory").await;
+    let refused = den
+        .connect_as(&mallory, &session, 0)
+        .await
+        .err()
+        .expect("mallory connected");
+    assert!(refused.to_string().contains("404"), "{refused}");
+    let (status, _) = den
+        .api_as(
+            &mallory,
+            Method::POST,
+            &format!("/api/sessions/{session}/prompt"),
+            Some(json!({"text": "hi"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
