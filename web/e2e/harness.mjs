@@ -1,7 +1,7 @@
 // Starts a real den (fresh data directory, its own port) and headless Debian Chromium for the
 // browser tests. WEB_DEN_BIN names the den binary (default: the workspace's debug build).
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -34,6 +34,8 @@ const freePort = () =>
  */
 export async function startDen({ config } = {}) {
   const root = mkdtempSync(join(tmpdir(), "den-web-e2e-"));
+  // Sandboxes run as another user and must be able to traverse down to their directories.
+  chmodSync(root, 0o711);
   const data = join(root, "data");
   const repos = join(root, "repos");
   const repo = join(repos, "demo");
@@ -103,8 +105,8 @@ export async function signedIn(browser, den, user, viewport = { width: 1280, hei
 export async function createSession(page, den, prompt = "Say hello") {
   await page.goto("/");
   await page.getByLabel("Repository").fill(den.repo);
-  await page.getByLabel("Prompt").fill(prompt);
-  await page.getByLabel("Prompt").press("Enter");
+  await page.getByLabel("Prompt", { exact: true }).fill(prompt);
+  await page.getByLabel("Prompt", { exact: true }).press("Enter");
   await page.waitForURL(/\/s\/[0-9a-f-]+$/);
   return new URL(page.url()).pathname.split("/").pop();
 }

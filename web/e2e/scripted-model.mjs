@@ -52,7 +52,12 @@ export async function startScriptedModel() {
     baseUrl: `http://127.0.0.1:${server.address().port}/v1`,
     push: (turn) => turns.push(turn),
     requests,
-    close: () => new Promise((r) => server.close(r)),
+    close: () =>
+      new Promise((r) => {
+        server.close(r);
+        // A held reply would otherwise keep the server open forever.
+        server.closeAllConnections();
+      }),
   };
 }
 

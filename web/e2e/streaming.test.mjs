@@ -41,7 +41,6 @@ describe("the sidebar in every tab", () => {
     const other = await alice.context.newPage();
     await other.goto("/");
     await other.getByRole("heading", { name: "What should we build?" }).waitFor();
-    model.push([{ text: ["Hi."] }]);
     await createSession(alice.page, den, "hello");
     await expect(other.getByLabel("Sessions").getByRole("link", { name: /demo/ })).toBeVisible();
     await alice.page.getByRole("button", { name: "Rename" }).click();
@@ -88,7 +87,8 @@ describe("a turn", () => {
     await expect(transcript(watcher).getByText(/First half\. Second half\./)).toBeVisible();
     await expect(page.getByText(/tokens ·/)).toBeVisible();
     await expect(watcher.getByText(/tokens ·/)).toBeVisible();
-    assert.equal(await transcript(page).innerText(), await transcript(watcher).innerText());
+    // textContent, not innerText: rows scrolled out of view are not rendered (content-visibility).
+    assert.equal(await transcript(page).textContent(), await transcript(watcher).textContent());
     assert.equal(await transcript(page).getByLabel("Your message").count(), 1);
     await watcher.close();
   });
@@ -100,18 +100,18 @@ describe("a turn", () => {
     await scriptedSession(page, "long job");
     await expect(transcript(page).getByText("Working on it")).toBeVisible();
     // While it runs, follow-ups queue visibly.
-    await page.getByLabel("Message").fill("second thought");
-    await page.getByLabel("Message").press("Enter");
+    await page.getByLabel("Prompt", { exact: true }).fill("second thought");
+    await page.getByLabel("Prompt", { exact: true }).press("Enter");
     const queue = page.getByRole("region", { name: "Queued prompts" });
     await expect(queue.getByText("second thought")).toBeVisible();
     await queue.getByRole("button", { name: "Remove queued prompt: second thought" }).click();
     await expect(queue).toBeHidden();
-    await page.getByLabel("Message").fill("then this");
-    await page.getByLabel("Message").press("Enter");
+    await page.getByLabel("Prompt", { exact: true }).fill("then this");
+    await page.getByLabel("Prompt", { exact: true }).press("Enter");
     await expect(page.getByRole("region", { name: "Queued prompts" }).getByText("then this")).toBeVisible();
     model.push([{ text: ["Follow-up answered."] }]);
     // Escape in the prompt box stops the turn, like the Stop button.
-    await page.getByLabel("Message").press("Escape");
+    await page.getByLabel("Prompt", { exact: true }).press("Escape");
     await expect(page.getByText(/^Stopped/)).toBeVisible();
     await expect(transcript(page).getByText("Follow-up answered.")).toBeVisible();
     never.open();
@@ -130,8 +130,8 @@ describe("a turn", () => {
     await page.getByRole("button", { name: "Pause" }).click();
     await expect(page.getByRole("img", { name: "Status: paused" })).toBeVisible();
     model.push([{ text: ["Back again."] }]);
-    await page.getByLabel("Message").fill("are you there?");
-    await page.getByLabel("Message").press("Enter");
+    await page.getByLabel("Prompt", { exact: true }).fill("are you there?");
+    await page.getByLabel("Prompt", { exact: true }).press("Enter");
     await expect(transcript(page).getByText("Back again.")).toBeVisible();
   });
 });

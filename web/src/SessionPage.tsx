@@ -196,7 +196,7 @@ export function SessionPage({ id }: { id: string }) {
       )}
       <div className="session-composer">
         <Composer
-          label="Message"
+          label="Prompt"
           value={draft}
           onChange={setDraft}
           onSend={() => void prompt(draft.trim())}
