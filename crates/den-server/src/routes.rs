@@ -112,14 +112,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Unknown API paths get a JSON 404; everything else is the web client's (a later issue
-/// embeds it), so for now a short page says what den is.
-async fn fallback(uri: axum::http::Uri) -> axum::response::Response {
-    if uri.path().starts_with("/api/") {
+/// Unknown API paths get a JSON 404; every other path is the web client's (its files, or its
+/// `index.html` for client-side routes such as `/s/<id>`).
+async fn fallback(request: axum::extract::Request) -> axum::response::Response {
+    if request.uri().path().starts_with("/api/") {
         return ApiError::NotFound.into_response();
     }
-    axum::response::Html(
-        "<!doctype html><title>den</title><p>den is running. The web client is not part of this build yet; use the API at /api (see /api/openapi.json).</p>",
-    )
-    .into_response()
+    den_web::serve(request).await
 }

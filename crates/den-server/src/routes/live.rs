@@ -221,7 +221,9 @@ async fn events(
                     .id(event.seq.to_string())
                     .event("event")
                     .data(serde_json::to_string(&event).unwrap_or_default()),
-                Ok(Delivery::CaughtUp { seq }) => SseEvent::default().event("live").data(seq.to_string()),
+                Ok(Delivery::CaughtUp { seq }) => {
+                    SseEvent::default().event("live").data(seq.to_string())
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "event subscription failed");
                     return None;

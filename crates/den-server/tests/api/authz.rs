@@ -53,6 +53,27 @@ fn rule(method: &Method, path: &str) -> Rule {
         ("DELETE", "/api/sessions/{id}") => Rule::Owned {
             status: S::NO_CONTENT,
         },
+        ("GET", "/api/sessions/stream") => Rule::Own { status: S::OK },
+        ("GET", "/api/sessions/{id}/events") => Rule::Owned { status: S::OK },
+        ("GET", "/api/sessions/{id}/ws") => Rule::Owned {
+            status: S::SWITCHING_PROTOCOLS,
+        },
+        ("POST", "/api/sessions/{id}/prompt") => Rule::Owned {
+            status: S::ACCEPTED,
+        },
+        (
+            "POST",
+            "/api/sessions/{id}/abort" | "/api/sessions/{id}/pause" | "/api/sessions/{id}/resume",
+        ) => Rule::Owned {
+            status: S::NO_CONTENT,
+        },
+        ("DELETE", "/api/sessions/{id}/queue") => Rule::Owned {
+            status: S::NO_CONTENT,
+        },
+        // Nothing is queued in the fixture: the owner hears the item is not in the queue.
+        ("DELETE", "/api/sessions/{id}/queue/{item}") => Rule::Owned {
+            status: S::CONFLICT,
+        },
         _ => panic!("{method} {path} is missing from the authorization matrix: add its rule"),
     }
 }
@@ -61,7 +82,9 @@ fn rule(method: &Method, path: &str) -> Rule {
 fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<Value>) {
     let concrete = match path {
         "/api/tokens/{id}" => path.replace("{id}", &fixture.token),
-        "/api/sessions/{id}" => path.replace("{id}", &fixture.session),
+        path if path.starts_with("/api/sessions/{id}") => path
+            .replace("{id}", &fixture.session)
+            .replace("{item}", "not-queued"),
         "/api/auth/link/{token}" => path.replace("{token}", "not-a-real-link"),
         other => other.to_owned(),
     };
@@ -72,6 +95,7 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
         ("POST", "/api/tokens") => Some(json!({"name": "matrix"})),
         ("POST", "/api/sessions") => Some(json!({"repository": "https://example.com/a/b.git"})),
         ("PATCH", "/api/sessions/{id}") => Some(json!({"title": "renamed"})),
+        ("POST", "/api/sessions/{id}/prompt") => Some(json!({"text": "hello"})),
         _ => None,
     };
     (concrete, body)
@@ -100,6 +124,10 @@ async fn fixture(server: &TestServer, owner: &TestUser) -> Fixture {
     }
 }
 
+fn is_stream(path: &str) -> bool {
+    path.ends_with("/stream") || path.ends_with("/events") || path.ends_with("/ws")
+}
+
 fn routes() -> Vec<(Method, String)> {
     let doc = serde_json::to_value(den_server::routes::openapi()).unwrap();
     let mut routes = Vec::new();
@@ -119,9 +147,11 @@ fn routes() -> Vec<(Method, String)> {
 
 #[tokio::test]
 async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
-    let server = TestServer::start().await;
+    // Live sessions on, with real sandboxes, so the live routes answer as they do in use.
+    let server = TestServer::start_live().await;
     let owner = server.user("owner").await;
     let other = server.user("other").await;
+    let mut throwaway = 0;
 
     for (method, path) in routes() {
         let rule = rule(&method, &path);
@@ -129,8 +159,8 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
         let (concrete, body) = call_for(&method, &path, &fixture);
         let context = format!("{method} {path}");
 
-        let (status, _) = server
-            .call(method.clone(), &concrete, Auth::Anonymous, body.clone())
+        let status = server
+            .exercise(method.clone(), &concrete, Auth::Anonymous, body.clone())
             .await;
         match rule {
             Rule::Public { status: expected } => {
@@ -143,14 +173,10 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
 
         if let Rule::Owned { .. } = rule {
             for auth in [Auth::Cookie(&other), Auth::Bearer(&other)] {
-                let (status, body) = server
-                    .call(method.clone(), &concrete, auth, body.clone())
+                let status = server
+                    .exercise(method.clone(), &concrete, auth, body.clone())
                     .await;
-                assert_eq!(
-                    status,
-                    StatusCode::NOT_FOUND,
-                    "other user {context}: {body}"
-                );
+                assert_eq!(status, StatusCode::NOT_FOUND, "other user {context}");
             }
             // The attempts changed nothing of the owner's.
             let session_path = format!("/api/sessions/{}", fixture.session);
@@ -170,7 +196,9 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
                 "after {context}"
             );
         }
-        if let Rule::Own { .. } = rule {
+        if let Rule::Own { .. } = rule
+            && !is_stream(&path)
+        {
             let (_, listing) = server
                 .call(
                     method.clone(),
@@ -192,38 +220,37 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
         if let Rule::Own { status: expected } | Rule::Owned { status: expected } = rule {
             // Cookie first, then bearer on a fresh fixture, so deletes have something to delete.
             // Signing out ends the caller's browser session, so it runs as a throwaway user.
-            let mut throwaway = 0;
-            let mut actor = || {
+            let signs_out = path == "/api/auth/logout";
+            let cookie_user = if signs_out {
                 throwaway += 1;
-                format!("leaver{throwaway}")
-            };
-            let cookie_user = if path == "/api/auth/logout" {
-                server.user(&actor()).await
+                server.user(&format!("leaver{throwaway}")).await
             } else {
                 owner.clone()
             };
-            let (status, body) = server
-                .call(
+            let status = server
+                .exercise(
                     method.clone(),
                     &concrete,
                     Auth::Cookie(&cookie_user),
                     body.clone(),
                 )
                 .await;
-            assert_eq!(status, expected, "owner by cookie {context}: {body}");
+            assert_eq!(status, expected, "owner by cookie {context}");
             let fixture = self::fixture(&server, &owner).await;
             let (concrete, body) = call_for(&method, &path, &fixture);
-            let bearer_user = if path == "/api/auth/logout" {
-                server.user(&actor()).await
+            let bearer_user = if signs_out {
+                throwaway += 1;
+                server.user(&format!("leaver{throwaway}")).await
             } else {
                 owner.clone()
             };
-            let (status, body) = server
-                .call(method.clone(), &concrete, Auth::Bearer(&bearer_user), body)
+            let status = server
+                .exercise(method.clone(), &concrete, Auth::Bearer(&bearer_user), body)
                 .await;
-            assert_eq!(status, expected, "owner by bearer {context}: {body}");
+            assert_eq!(status, expected, "owner by bearer {context}");
         }
     }
+    server.stop().await;
 }
 
 #[tokio::test]

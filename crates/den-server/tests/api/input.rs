@@ -302,3 +302,77 @@ async fn sessions_page_newest_activity_first() {
     assert_eq!(titles(&second), ["s2", "s1", "s0"]);
     assert!(second["nextCursor"].is_null());
 }
+
+#[tokio::test]
+async fn bad_prompts_are_refused_and_start_nothing() {
+    let server = TestServer::start_live().await;
+    let user = server.user("alice").await;
+    let (_, session) = server
+        .call(
+            Method::POST,
+            "/api/sessions",
+            Auth::Bearer(&user),
+            Some(json!({"repository": "https://example.com/a/b.git"})),
+        )
+        .await;
+    let path = format!("/api/sessions/{}/prompt", session["id"].as_str().unwrap());
+    let huge = "x".repeat(150_000);
+    for (body, status, code) in [
+        (
+            json!({"text": ""}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"text": "   "}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"text": huge}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"text": 5}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"text": "hi", "model": "x/y"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "{not json".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ] {
+        refuse(&server, &user, Method::POST, &path, &body, status, code).await;
+    }
+    // A first prompt that is refused creates no session.
+    let before = observable(&server, &user).await;
+    let create = json!({"repository": "https://example.com/a/b.git", "prompt": "   "}).to_string();
+    refuse(
+        &server,
+        &user,
+        Method::POST,
+        "/api/sessions",
+        &create,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(observable(&server, &user).await, before);
+    let (_, record) = server
+        .call(
+            Method::GET,
+            &format!("/api/sessions/{}", session["id"].as_str().unwrap()),
+            Auth::Bearer(&user),
+            None,
+        )
+        .await;
+    assert_eq!(record["status"], "idle", "a refused prompt started nothing");
+    server.stop().await;
+}

@@ -12,6 +12,10 @@ pub(crate) const PASSWORD: &str = "correct horse battery";
 
 pub(crate) struct TestServer {
     pub(crate) base: String,
+    live: Option<(
+        den_session::SessionManager,
+        std::sync::Arc<den_sandbox::LocalRuntime>,
+    )>,
     pub(crate) store: Store,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -40,7 +44,19 @@ impl TestServer {
     }
 
     pub(crate) async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::launch(configure, false).await
+    }
+
+    /// A server whose sessions run, on a real sandbox runtime of its own. Call [`Self::stop`].
+    pub(crate) async fn start_live() -> Self {
+        Self::launch(|_| {}, true).await
+    }
+
+    async fn launch(configure: impl FnOnce(&mut ServerConfig), live: bool) -> Self {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
+        // Sandboxes run as other uids and must traverse to their directories.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         let url = format!("sqlite:{}", dir.path().join("den.db").display());
         let store = Store::connect(&url, Keyring::generate().unwrap())
             .await
@@ -49,11 +65,26 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut config = ServerConfig::new(base.clone());
         configure(&mut config);
-        let state = AppState::new(
-            store.clone(),
-            config,
-            den_server::install_metrics_recorder(),
-        );
+        let metrics = den_server::install_metrics_recorder();
+        let (state, live) = if live {
+            let mut local = den_sandbox::LocalConfig::new(dir.path().join("sandboxes"));
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            local.instance = format!("t{}", &id[..8]);
+            local.uid_base =
+                4_000_000 + (u32::from_str_radix(&id[8..12], 16).unwrap() % 1000) * 10_000;
+            let (runtime, _) = den_sandbox::LocalRuntime::start(local).await.unwrap();
+            let sessions = den_session::SessionConfig::new(
+                dir.path(),
+                dir.path().join("gateway.sock"),
+                den_test_support::opencode_bin(),
+            );
+            let dyn_runtime: std::sync::Arc<dyn den_sandbox::SandboxRuntime> = runtime.clone();
+            let manager = den_session::SessionManager::new(store.clone(), dyn_runtime, sessions);
+            let state = AppState::with_sessions(store.clone(), config, metrics, manager.clone());
+            (state, Some((manager, runtime)))
+        } else {
+            (AppState::new(store.clone(), config, metrics), None)
+        };
         let (shutdown, stop) = oneshot::channel::<()>();
         tokio::spawn(den_server::serve(listener, state, async move {
             let _ = stop.await;
@@ -65,6 +96,7 @@ impl TestServer {
             .unwrap();
         Self {
             base,
+            live,
             store,
             http,
             shutdown: Some(shutdown),
@@ -141,6 +173,69 @@ impl TestServer {
             builder = builder.json(&body);
         }
         read(builder.send().await.unwrap()).await
+    }
+
+    /// The status a route answers, for any kind of route: plain, Server-Sent Events (only the
+    /// head is read) or WebSocket (the handshake's status).
+    pub(crate) async fn exercise(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth<'_>,
+        body: Option<Value>,
+    ) -> StatusCode {
+        if path.ends_with("/ws") {
+            return self.websocket_status(path, auth).await;
+        }
+        let mut builder = self.request(method, path, auth);
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        // Dropping the response without reading it ends a stream.
+        builder.send().await.unwrap().status()
+    }
+
+    async fn websocket_status(&self, path: &str, auth: Auth<'_>) -> StatusCode {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("{}{path}", self.base.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request().unwrap();
+        match auth {
+            Auth::Anonymous => {}
+            Auth::Cookie(user) => {
+                let cookie = format!("{}={}", den_server::SESSION_COOKIE, user.cookie);
+                request
+                    .headers_mut()
+                    .insert("cookie", cookie.parse().unwrap());
+            }
+            Auth::Bearer(user) => {
+                request.headers_mut().insert(
+                    "authorization",
+                    format!("Bearer {}", user.token).parse().unwrap(),
+                );
+            }
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((mut socket, response)) => {
+                let _ = socket.close(None).await;
+                StatusCode::from_u16(response.status().as_u16()).unwrap()
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                StatusCode::from_u16(response.status().as_u16()).unwrap()
+            }
+            Err(err) => panic!("websocket {path}: {err}"),
+        }
+    }
+
+    /// Stops the live sessions and removes every sandbox (a live server must be stopped).
+    pub(crate) async fn stop(mut self) {
+        if let Some((manager, runtime)) = self.live.take() {
+            manager.shutdown().await;
+            runtime.shutdown().await.unwrap();
+            assert!(
+                runtime.leftovers().await.is_empty(),
+                "sandboxes left behind"
+            );
+        }
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {
