@@ -15,6 +15,22 @@ after(async () => {
 });
 
 describe("signing in", () => {
+  test("the first-run link den prints lands signed in as admin", async () => {
+    const fresh = await startDen({ users: [] });
+    try {
+      const link = /https?:\/\/\S+\/api\/auth\/link\/\S+/.exec(fresh.stdout())?.[0];
+      assert.ok(link, `no sign-in link in: ${fresh.stdout()}`);
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(link);
+      await page.getByRole("heading", { name: "What should we build?" }).waitFor();
+      await expect(page.getByRole("link", { name: /signed in as admin/ })).toBeVisible();
+      await context.close();
+    } finally {
+      await fresh.stop();
+    }
+  });
+
   test("a wrong password shows an error and stays on the sign-in screen", async () => {
     const context = await browser.newContext({ baseURL: den.url });
     const page = await context.newPage();

@@ -30,9 +30,10 @@ const freePort = () =>
 
 /**
  * A den with users alice and bob (password "correct horse"), and a local git repository.
- * `config`: TOML text for `--config` (e.g. a scripted model provider).
+ * `config`: TOML text for `--config` (e.g. a scripted model provider). With `users: []`, den
+ * starts empty and prints its first-run admin sign-in link.
  */
-export async function startDen({ config } = {}) {
+export async function startDen({ config, users = ["alice", "bob"] } = {}) {
   const root = mkdtempSync(join(tmpdir(), "den-web-e2e-"));
   // Sandboxes run as another user and must be able to traverse down to their directories.
   chmodSync(root, 0o711);
@@ -52,13 +53,15 @@ export async function startDen({ config } = {}) {
     args.push("--config", join(root, "den.toml"));
   }
   const env = { ...process.env, DEN_REPOSITORIES__LOCAL_ROOTS: repos };
-  for (const name of ["alice", "bob"]) {
+  for (const name of users) {
     execFileSync(BIN, [...args, "--data-dir", data, "user", "add", name, "--password-stdin"], { env, input: "correct horse\n", stdio: ["pipe", "ignore", "pipe"] });
   }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = spawn(BIN, [...args, "--data-dir", data, "--listen", `127.0.0.1:${port}`, "serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  const proc = spawn(BIN, [...args, "--data-dir", data, "--listen", `127.0.0.1:${port}`, "serve"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
+  let out = "";
+  proc.stdout.on("data", (d) => (out += d));
   proc.stderr.on("data", (d) => (log += d));
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -75,6 +78,8 @@ export async function startDen({ config } = {}) {
     url,
     repo,
     log: () => log,
+    /** What den printed (its first-run sign-in link among it). */
+    stdout: () => out,
     async stop() {
       proc.kill("SIGTERM");
       await new Promise((r) => (proc.exitCode !== null ? r() : proc.once("exit", r)));

@@ -51,6 +51,8 @@ export async function startScriptedModel() {
   return {
     baseUrl: `http://127.0.0.1:${server.address().port}/v1`,
     push: (turn) => turns.push(turn),
+    /** Drops turns a previous test left unused, so each test starts from its own script. */
+    clear: () => (turns.length = 0),
     requests,
     close: () =>
       new Promise((r) => {

@@ -1,7 +1,7 @@
 // The live parts: den's session actor, a real sandbox, the real OpenCode, and a scripted model.
 // Run with `npm run e2e -- --streaming` (needs a den whose sessions run an agent).
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, before, beforeEach, describe, test } from "node:test";
 import { expect } from "./expect.mjs";
 import { SHOTS, createSession, signedIn, startBrowser, startDen } from "./harness.mjs";
 import { MODEL, gate, startScriptedModel } from "./scripted-model.mjs";
@@ -16,6 +16,7 @@ before(async () => {
   alice = await signedIn(browser, den, "alice");
   alice.context.setDefaultTimeout(60_000); // sandbox start and clone on a loaded 2-core machine
 });
+beforeEach(() => model.clear());
 after(async () => {
   await browser?.close();
   await den?.stop();
@@ -133,5 +134,23 @@ describe("a turn", () => {
     await page.getByLabel("Prompt", { exact: true }).fill("are you there?");
     await page.getByLabel("Prompt", { exact: true }).press("Enter");
     await expect(transcript(page).getByText("Back again.")).toBeVisible();
+  });
+
+  test("5,000 streamed deltas stay smooth: the page keeps answering and its DOM stays small", async () => {
+    const { page } = alice;
+    await page.addInitScript(() => {
+      window.__longTasks = [];
+      new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: "longtask", buffered: true });
+    });
+    model.push([{ text: Array.from({ length: 5000 }, (_, i) => `w${i} `) }]);
+    await scriptedSession(page, "talk a lot");
+    // Typing while it streams is never blocked for long.
+    await page.getByLabel("Prompt", { exact: true }).fill("still typing");
+    await expect(transcript(page).getByText(/w4999/)).toBeVisible();
+    assert.equal(await page.getByLabel("Prompt", { exact: true }).inputValue(), "still typing");
+    const longest = await page.evaluate(() => Math.max(0, ...window.__longTasks));
+    assert.ok(longest < 1000, `the page was blocked for ${longest} ms`);
+    const nodes = await page.evaluate(() => document.querySelectorAll("*").length);
+    assert.ok(nodes < 3000, `${nodes} DOM nodes`);
   });
 });
