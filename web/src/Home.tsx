@@ -1,5 +1,5 @@
 import { useMemo, useState } from "react";
-import { ApiError, MODELS, api } from "./api";
+import { MODELS, api } from "./api";
 import { Composer } from "./Composer";
 import { navigate } from "./router";
 import { upsert, useSessions } from "./sessions";
@@ -21,7 +21,7 @@ export function Home() {
     setBusy(true);
     setError(null);
     try {
-      const session = await create(repository.trim(), model, prompt.trim());
+      const session = await api.createSession(repository.trim(), model, prompt.trim());
       upsert(session);
       navigate(`/s/${session.id}`);
     } catch (e) {
@@ -86,16 +86,4 @@ export function Home() {
       </div>
     </div>
   );
-}
-
-async function create(repository: string, model: string, prompt: string) {
-  try {
-    return await api.createSession(repository, model, prompt);
-  } catch (e) {
-    // A den without prompt-at-create refuses the field: create, then send the prompt.
-    if (!(e instanceof ApiError && e.status === 400 && /prompt/.test(e.message))) throw e;
-    const session = await api.createSession(repository, model, "");
-    await api.prompt(session.id, prompt).catch(() => undefined);
-    return session;
-  }
 }

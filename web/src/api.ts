@@ -1,6 +1,6 @@
 // Calls to den's API. The browser sends the `den_session` cookie itself; every mutating
 // request carries `X-Den-Csrf` (den refuses cookie-signed mutations without it).
-import type { ApiToken, AuthOptions, CreatedToken, Session, SessionPage, User } from "./types";
+import type { ApiToken, AuthOptions, CreatedToken, PromptAccepted, Session, SessionPage, User } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -52,14 +52,12 @@ export const api = {
   logout: () => request<void>("POST", "/api/auth/logout"),
   sessions: () => request<SessionPage>("GET", "/api/sessions?limit=100"),
   session: (id: string) => request<Session>("GET", `/api/sessions/${encodeURIComponent(id)}`),
-  createSession: async (repository: string, model: string, prompt: string) => {
-    const body = { repository, model, ...(prompt ? { prompt } : {}) };
-    return request<Session>("POST", "/api/sessions", body);
-  },
+  createSession: (repository: string, model: string, prompt: string) =>
+    request<Session>("POST", "/api/sessions", { repository, model, ...(prompt ? { prompt } : {}) }),
   rename: (id: string, title: string) => request<Session>("PATCH", `/api/sessions/${id}`, { title }),
   remove: (id: string) => request<void>("DELETE", `/api/sessions/${id}`),
   prompt: (id: string, text: string) =>
-    request<{ id: string; queued: boolean }>("POST", `/api/sessions/${id}/prompt`, { text }),
+    request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text }),
   control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),
   dequeue: (id: string, item: string) => request<void>("DELETE", `/api/sessions/${id}/queue/${encodeURIComponent(item)}`),
   clearQueue: (id: string) => request<void>("DELETE", `/api/sessions/${id}/queue`),

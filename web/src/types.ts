@@ -22,3 +22,4 @@ export type TokenUsage = S["TokenUsage"];
 export type ProgressStep = S["ProgressStep"];
 export type StepState = S["StepState"];
 export type TurnOutcome = S["TurnOutcome"];
+export type PromptAccepted = S["PromptAccepted"];

@@ -20,6 +20,9 @@ pub const BUILT: bool = cfg!(den_web_built);
 fn router() -> &'static Router {
     static ROUTER: OnceLock<Router> = OnceLock::new();
     ROUTER.get_or_init(|| {
+        if cfg!(all(debug_assertions, den_web_built)) {
+            return disk_router();
+        }
         memory_serve::load!()
             .index_file(Some("/index.html"))
             .fallback(Some("/index.html"))
@@ -28,6 +31,15 @@ fn router() -> &'static Router {
             .cache_control(CacheControl::Long)
             .into_router()
     })
+}
+
+/// Debug builds read `web/dist` at request time, whatever it holds now: a debug den keeps
+/// working after `npm run build` renames the hashed bundles (memory-serve would fix the list of
+/// files at compile time and answer the new names with index.html, a blank page).
+fn disk_router() -> Router {
+    let dist = concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/dist");
+    let index = tower_http::services::ServeFile::new(format!("{dist}/index.html"));
+    Router::new().fallback_service(tower_http::services::ServeDir::new(dist).fallback(index))
 }
 
 /// Serves one request for the web client. Use as (part of) the server's fallback, after the
