@@ -1,6 +1,7 @@
-// Runs the browser tests: `npm run e2e` (what works without a running agent) or
-// `npm run e2e -- --streaming` (also the tests that need den's session actor and the scripted
-// model). Uses node's own test runner; files run one after another (each starts its own den).
+// Runs the browser tests: `npm run e2e` (what needs no agent: quick) or
+// `npm run e2e -- --streaming` (also the live tests: real sandboxes, the real OpenCode, and a
+// scripted model; what web/scripts/check runs). Uses node's own test runner; files run one after
+// another (each starts its own den).
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";

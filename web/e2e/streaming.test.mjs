@@ -67,7 +67,7 @@ describe("a turn", () => {
     const chip = page.getByRole("button", { name: /write hello\.txt \(done\)/ });
     await chip.waitFor();
     await chip.click();
-    await expect(page.getByLabel("Diff").or(page.getByLabel("Input"))).toContainText("hello.txt");
+    await expect(page.getByLabel("Diff")).toContainText("+hi there");
     await expect(transcript(page).getByText("Done writing.")).toBeVisible();
     await expect(page.getByText(/tokens ·/)).toBeVisible();
     await page.screenshot({ path: `${SHOTS}/session-turn.png` });

@@ -35,19 +35,29 @@ export const ToolChip = memo(function ToolChip({ call }: { call: ToolCall }) {
   );
 });
 
+/** A write has no diff from the agent; show the new content as one (every line added). */
+function writeDiff(call: ToolCall): string | null {
+  const input = call.input as Record<string, unknown>;
+  if (call.tool !== "write" || typeof input.content !== "string") return null;
+  const path = typeof input.filePath === "string" ? input.filePath : "file";
+  const lines = input.content.replace(/\n$/, "").split("\n");
+  return [`+++ ${path}`, ...lines.map((l) => `+${l}`)].join("\n");
+}
+
 function ToolDetail({ call }: { call: ToolCall }) {
   const input = call.input as Record<string, unknown>;
   const command = typeof input.command === "string" ? input.command : null;
+  const diff = call.diff ?? writeDiff(call);
   return (
     <div className="tool-detail">
       {command !== null ? (
         <pre className="command" aria-label="Command">
           $ {command}
         </pre>
-      ) : call.diff ? null : (
+      ) : diff ? null : (
         <pre aria-label="Input">{JSON.stringify(input, null, 2)}</pre>
       )}
-      {call.diff && <Diff text={call.diff} />}
+      {diff && <Diff text={diff} />}
       {call.output && (
         <pre className="output" aria-label="Output">
           {call.output}

@@ -148,6 +148,21 @@ describe("event reducer", () => {
     expect(t.error).toBe("sandbox died");
   });
 
+  test("a start attempt is one block whatever the order of its steps", () => {
+    const t = apply(
+      empty(),
+      seqd([
+        { type: "progress", step: "clone", state: "started", detail: "/srv/git/demo" },
+        { type: "progress", step: "clone", state: "done", detail: null },
+        { type: "progress", step: "sandbox", state: "started", detail: null },
+        { type: "progress", step: "sandbox", state: "done", detail: null },
+        { type: "progress", step: "ready", state: "done", detail: null },
+      ]),
+    );
+    expect(t.items).toHaveLength(1);
+    expect(t.items[0]).toMatchObject({ steps: [{ step: "clone", state: "done" }, { step: "sandbox" }, { step: "ready" }] });
+  });
+
   test("a second start attempt gets its own progress block", () => {
     const t = apply(
       empty(),

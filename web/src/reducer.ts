@@ -105,8 +105,10 @@ function applyOne(s: Transcript, { seq, event: e }: SequencedEvent): Transcript 
       return { ...t, queue: e.items };
     case "progress": {
       const last = t.items[t.items.length - 1];
-      // A new start attempt begins when the sandbox step starts, or when anything came between.
-      if (last?.kind === "progress" && !(e.step === "sandbox" && e.state === "started")) {
+      // One block per start attempt: an attempt ends when it is ready or a step failed, or
+      // when anything else came between (a resume after a turn is a new attempt).
+      const ended = last?.kind === "progress" && last.steps.some((x) => x.state === "failed" || (x.step === "ready" && x.state === "done"));
+      if (last?.kind === "progress" && !ended) {
         const steps = last.steps.filter((x) => x.step !== e.step);
         const entry = { step: e.step, state: e.state, detail: e.detail ?? null };
         const at = last.steps.findIndex((x) => x.step === e.step);
