@@ -21,6 +21,12 @@ export async function startScriptedModel() {
     const agent = Array.isArray(json.tools) && json.tools.length > 0;
     requests.push({ agent, body: json });
     const turn = agent ? (turns.shift() ?? [{ text: ["(no scripted turn left)"] }]) : [{ text: ["Scripted session"] }];
+    if (turn.error) {
+      // { error: { status, message } }: the provider refuses the request.
+      res.writeHead(turn.error.status, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ error: { message: turn.error.message, type: "invalid_request_error", param: null, code: null } }));
+      return;
+    }
     res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
     const chunk = (delta, finish = null) =>
       res.write(

@@ -153,4 +153,15 @@ describe("a turn", () => {
     const nodes = await page.evaluate(() => document.querySelectorAll("*").length);
     assert.ok(nodes < 3000, `${nodes} DOM nodes`);
   });
+
+  test("a failed turn shows its error, and Retry sends the prompt again", async () => {
+    const { page } = alice;
+    model.push({ error: { status: 400, message: "scripted refusal" } });
+    await scriptedSession(page, "try this");
+    const alert = transcript(page).getByRole("alert");
+    await expect(alert).toContainText("scripted refusal");
+    model.push([{ text: ["Second time lucky."] }]);
+    await alert.getByRole("button", { name: "Retry" }).click();
+    await expect(transcript(page).getByText("Second time lucky.")).toBeVisible();
+  });
 });
