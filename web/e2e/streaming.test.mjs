@@ -164,4 +164,40 @@ describe("a turn", () => {
     await alert.getByRole("button", { name: "Retry" }).click();
     await expect(transcript(page).getByText("Second time lucky.")).toBeVisible();
   });
+
+  test("a dropped connection resumes from the last event it had: no gap, no duplicate", async () => {
+    const context = await browser.newContext({ baseURL: den.url });
+    // Keep a handle on the page's sockets, so the test can cut the connection.
+    await context.addInitScript(() => {
+      const Native = window.WebSocket;
+      window.__sockets = [];
+      window.WebSocket = class extends Native {
+        constructor(...args) {
+          super(...args);
+          window.__sockets.push(this);
+        }
+      };
+    });
+    await context.addCookies(await alice.context.cookies());
+    context.setDefaultTimeout(60_000);
+    const page = await context.newPage();
+    const held = gate();
+    model.push([{ text: ["Before the drop. "] }, { hold: held.promise }, { text: ["After the drop."] }]);
+    const id = await scriptedSession(page, "survive a drop");
+    const watcher = await alice.context.newPage();
+    await watcher.goto(`/s/${id}`);
+    await expect(transcript(page).getByText("Before the drop.")).toBeVisible();
+    await page.evaluate(() => window.__sockets.at(-1).close());
+    await expect(page.getByRole("status", { name: "Connection: Reconnecting…" })).toBeVisible();
+    await expect(page.getByRole("status", { name: "Connection: Live" })).toBeVisible();
+    const urls = await page.evaluate(() => window.__sockets.map((s) => s.url));
+    assert.match(urls.at(-1), /after=[1-9]\d*/, "the reconnect asks only for what it lacks");
+    held.open();
+    await expect(transcript(page).getByText(/Before the drop\. After the drop\./)).toBeVisible();
+    await expect(page.getByText(/tokens ·/)).toBeVisible();
+    await expect(watcher.getByText(/tokens ·/)).toBeVisible();
+    assert.equal(await transcript(page).textContent(), await transcript(watcher).textContent());
+    await watcher.close();
+    await context.close();
+  });
 });
