@@ -95,6 +95,13 @@ describe("sessions", () => {
     await expect(page.getByLabel("Sessions").getByRole("link", { name: /Widget work/ })).toBeVisible();
     await page.reload();
     await expect(page.getByRole("heading", { name: "Widget work", level: 1 })).toBeVisible();
+    // Escape cancels a rename.
+    await page.getByRole("button", { name: "Rename" }).click();
+    await page.getByLabel("Session title").fill("Not this");
+    await page.getByLabel("Session title").press("Escape");
+    await expect(page.getByRole("heading", { name: "Widget work", level: 1 })).toBeVisible();
+    await page.reload();
+    await expect(page.getByRole("heading", { name: "Widget work", level: 1 })).toBeVisible();
   });
 
   test("another user sees none of it, and the URL says not found", async () => {
@@ -145,12 +152,19 @@ describe("settings", () => {
     assert.equal(after.status, 401);
   });
 
-  test("sign out returns to the sign-in screen", async () => {
+  test("sign out returns to the sign-in screen, in the other tabs at their next request too", async () => {
     const { page } = alice;
+    const other = await alice.context.newPage();
+    await other.goto("/settings");
+    await expect(other.getByText("No tokens yet.")).toBeVisible();
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in to den" }).waitFor();
     await page.reload();
     await page.getByRole("heading", { name: "Sign in to den" }).waitFor();
+    await other.getByLabel("Token name").fill("too late");
+    await other.getByRole("button", { name: "Create token" }).click();
+    await other.getByRole("heading", { name: "Sign in to den" }).waitFor();
+    await other.close();
   });
 });
 

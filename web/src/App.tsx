@@ -26,7 +26,15 @@ export function App() {
       } else setAuth({ state: "down", message: (e as Error).message });
     }
   }, []);
-  useEffect(() => void load(), [load]);
+  useEffect(() => {
+    void load();
+    const signedOut = () => {
+      resetSessions();
+      void load();
+    };
+    window.addEventListener("den:signed-out", signedOut);
+    return () => window.removeEventListener("den:signed-out", signedOut);
+  }, [load]);
   useEffect(() => setMenuOpen(false), [path]);
 
   // Nothing but a quiet placeholder until we know who is here: no flash of the wrong screen.

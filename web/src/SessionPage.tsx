@@ -107,10 +107,14 @@ export function SessionPage({ id }: { id: string }) {
             autoFocus
             onChange={(e) => setRenaming(e.target.value)}
             onKeyDown={(e) => {
-              if (e.key === "Enter") void rename(renaming);
-              if (e.key === "Escape") setRenaming(null);
+              if (e.key === "Enter") e.currentTarget.blur();
+              if (e.key === "Escape") {
+                // Cancel: the blur that follows must not save.
+                e.currentTarget.dataset.cancelled = "1";
+                setRenaming(null);
+              }
             }}
-            onBlur={() => void rename(renaming)}
+            onBlur={(e) => void (e.currentTarget.dataset.cancelled ? setRenaming(null) : rename(renaming))}
           />
         ) : (
           <h1 className="session-title">{title}</h1>

@@ -30,6 +30,8 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   } catch {
     // Not JSON (a proxy's error page, say): fall through to a generic message.
   }
+  // Signed out elsewhere or the sign-in expired: the app goes back to its sign-in screen.
+  if (res.status === 401 && !path.startsWith("/api/auth/")) window.dispatchEvent(new Event("den:signed-out"));
   if (!res.ok) {
     const err = (json as { error?: { code?: string; message?: string } } | null)?.error;
     throw new ApiError(res.status, err?.code ?? "http_error", err?.message ?? `Request failed (${res.status})`);
