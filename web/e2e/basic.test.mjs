@@ -16,7 +16,7 @@ after(async () => {
 
 describe("signing in", () => {
   test("the first-run link den prints lands signed in as admin", async () => {
-    const fresh = await startDen({ users: [] });
+    const fresh = await startDen({ users: [], sandboxes: false });
     try {
       const link = /https?:\/\/\S+\/api\/auth\/link\/\S+/.exec(fresh.stdout())?.[0];
       assert.ok(link, `no sign-in link in: ${fresh.stdout()}`);
@@ -175,6 +175,7 @@ describe("layout", () => {
     await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
+    await expect(page.getByRole("status", { name: "Connection: Live" })).toBeVisible();
     await page.screenshot({ path: `${SHOTS}/session-phone.png` });
     await page.getByRole("button", { name: "Sessions menu" }).click();
     await expect(page.getByLabel("Sessions").getByRole("link", { name: /demo/ })).toBeVisible();

@@ -31,9 +31,9 @@ const freePort = () =>
 /**
  * A den with users alice and bob (password "correct horse"), and a local git repository.
  * `config`: TOML text for `--config` (e.g. a scripted model provider). With `users: []`, den
- * starts empty and prints its first-run admin sign-in link.
+ * starts empty and prints its first-run admin sign-in link. `sandboxes: false`: records only.
  */
-export async function startDen({ config, users = ["alice", "bob"] } = {}) {
+export async function startDen({ config, users = ["alice", "bob"], sandboxes = true } = {}) {
   const root = mkdtempSync(join(tmpdir(), "den-web-e2e-"));
   // Sandboxes run as another user and must be able to traverse down to their directories.
   chmodSync(root, 0o711);
@@ -53,6 +53,9 @@ export async function startDen({ config, users = ["alice", "bob"] } = {}) {
     args.push("--config", join(root, "den.toml"));
   }
   const env = { ...process.env, DEN_REPOSITORIES__LOCAL_ROOTS: repos };
+  // Two dens with sandboxes on one host share the sandbox cgroup tree, and a starting den reaps
+  // what it finds there: a second den for a side test runs without sandboxes.
+  if (!sandboxes) env.DEN_SANDBOX__ENABLED = "false";
   for (const name of users) {
     execFileSync(BIN, [...args, "--data-dir", data, "user", "add", name, "--password-stdin"], { env, input: "correct horse\n", stdio: ["pipe", "ignore", "pipe"] });
   }

@@ -320,7 +320,8 @@ async fn wait_log(rt: &dyn SandboxRuntime, id: &SandboxId, word: &str) -> Result
     clippy::disallowed_methods,
     reason = "den-sandbox runs git to build the bench repository"
 )]
-fn make_repo(dir: &Path) -> Result<()> {
+/// An 80 MB, 5,000-file git repository with one commit at `dir` (kept if it exists).
+pub fn make_repo(dir: &Path) -> Result<()> {
     if dir.join(".git").is_dir() {
         return Ok(());
     }
@@ -382,7 +383,7 @@ fn make_repo(dir: &Path) -> Result<()> {
     clippy::disallowed_methods,
     reason = "den-sandbox starts OpenCode on the host for the floor"
 )]
-async fn host_boot_ms(cfg: &BenchConfig, repo: &Path, auth: &BasicAuth) -> Result<f64> {
+pub async fn host_boot_ms(cfg: &BenchConfig, repo: &Path, auth: &BasicAuth) -> Result<f64> {
     let home = cfg.root_dir.join("host-home");
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home).ctx(|| "create host home".into())?;

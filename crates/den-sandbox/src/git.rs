@@ -111,6 +111,27 @@ pub async fn clone_onto_branch(
     run(head, "rev-parse", timeout).await
 }
 
+/// Makes `dir` a repository on branch `main` with everything in it as one commit (for
+/// benchmarks and demos that need a local repository).
+pub async fn init_with_commit(dir: &Path, message: &str) -> Result<(), GitError> {
+    let minute = Duration::from_secs(60);
+    let mut init = git();
+    init.arg("-C")
+        .arg(dir)
+        .args(["init", "-q", "--initial-branch=main"]);
+    run(init, "init", minute).await?;
+    let mut add = git();
+    add.arg("-C").arg(dir).args(["add", "-A"]);
+    run(add, "add", minute).await?;
+    let mut commit = git();
+    commit
+        .arg("-C")
+        .arg(dir)
+        .args(["commit", "-q", "-m", message]);
+    run(commit, "commit", minute).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -294,6 +294,9 @@ impl SessionActor {
                 let _ = reply.send(result);
                 return false;
             }
+            Command::AgentClient { reply } => {
+                let _ = reply.send(Ok(self.live.as_ref().map(|live| live.client.clone())));
+            }
             Command::Shutdown { reply } => {
                 self.shutdown().await;
                 let _ = reply.send(());

@@ -38,6 +38,10 @@ pub(crate) enum Command {
     Delete {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// A client of the running agent (for `den bench`), if the sandbox is live.
+    AgentClient {
+        reply: oneshot::Sender<Result<Option<den_opencode::OpencodeClient>>>,
+    },
     /// den is stopping: stop the sandbox, close the running turn as interrupted.
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -134,6 +138,13 @@ impl SessionHandle {
 
     pub async fn rename(&self, title: String) -> Result<()> {
         self.ask(|reply| Command::Rename { title, reply }).await
+    }
+
+    /// A client of the agent inside the running sandbox (`None` when not running). Only for
+    /// `den bench`, which reads the agent's own event stream as a baseline.
+    #[doc(hidden)]
+    pub async fn agent_client(&self) -> Result<Option<den_opencode::OpencodeClient>> {
+        self.ask(|reply| Command::AgentClient { reply }).await
     }
 
     pub(crate) async fn delete(&self) -> Result<()> {

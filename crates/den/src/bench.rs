@@ -3,7 +3,13 @@
 //! Each suite returns metrics; where a suite has a baseline measured in the same run (the
 //! machine is shared and noisy), the metric names it so the ratio can be read off.
 
+mod den;
+mod events;
+mod model;
+mod sandbox;
 mod server;
+mod session;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +21,8 @@ use crate::config::Settings;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Suites to run (default: all). Known: server.
+    /// Suites to run (default: all). Known: server, sandbox, events, session. `sandbox`,
+    /// `events` and `session` start real sandboxes (as root, like `den serve`).
     suites: Vec<String>,
     /// Also write the metrics as JSON: {"metrics":[{"name","value","unit","baseline"?}]}.
     #[arg(long, value_name = "FILE")]
@@ -23,6 +30,12 @@ pub(crate) struct BenchArgs {
     /// Fewer iterations (for a quick look; noisier).
     #[arg(long)]
     quick: bool,
+    /// Internal: run as the `events` suite's WebSocket clients (a separate process, so den's
+    /// own memory can be read apart from theirs).
+    #[arg(long, hide = true, value_name = "URL")]
+    ws_worker: Option<String>,
+    #[arg(long, hide = true, default_value_t = 1)]
+    ws_clients: usize,
 }
 
 /// One measured number.
@@ -34,6 +47,9 @@ pub(crate) struct Metric {
     /// The metric this one should be compared with, measured in the same run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) baseline: Option<String>,
+    /// The target, or what else the number should be read with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) note: Option<String>,
 }
 
 impl Metric {
@@ -43,7 +59,13 @@ impl Metric {
             value,
             unit: unit.to_owned(),
             baseline: None,
+            note: None,
         }
+    }
+
+    pub(crate) fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
     }
 
     pub(crate) fn against(mut self, baseline: &str) -> Self {
@@ -52,9 +74,12 @@ impl Metric {
     }
 }
 
-const SUITES: &[&str] = &["server"];
+const SUITES: &[&str] = &["server", "sandbox", "events", "session"];
 
 pub(crate) async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &args.ws_worker {
+        return worker::run(url, args.ws_clients).await;
+    }
     let suites: Vec<String> = if args.suites.is_empty() {
         SUITES.iter().map(|s| (*s).to_owned()).collect()
     } else {
@@ -65,6 +90,9 @@ pub(crate) async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<E
         eprintln!("running bench suite {suite}…");
         match suite.as_str() {
             "server" => metrics.extend(server::run(&settings, args.quick).await?),
+            "sandbox" => metrics.extend(sandbox::run(&settings, args.quick).await?),
+            "events" => metrics.extend(events::run(&settings, args.quick).await?),
+            "session" => metrics.extend(session::run(&settings, args.quick).await?),
             other => anyhow::bail!(
                 "unknown bench suite {other:?}; known: {}",
                 SUITES.join(", ")
@@ -88,7 +116,7 @@ fn print_table(metrics: &[Metric]) {
         .unwrap_or(6)
         .max(6);
     println!(
-        "{:<width$}  {:>12}  {:<6}  baseline (ratio)",
+        "{:<width$}  {:>12}  {:<6}  baseline (ratio); note",
         "metric", "value", "unit"
     );
     for metric in metrics {
@@ -100,11 +128,26 @@ fn print_table(metrics: &[Metric]) {
                 _ => name.clone(),
             }
         });
+        let note = match (&metric.note, baseline.is_empty()) {
+            (Some(note), true) => note.clone(),
+            (Some(note), false) => format!("; {note}"),
+            (None, _) => String::new(),
+        };
         println!(
-            "{:<width$}  {:>12.2}  {:<6}  {baseline}",
+            "{:<width$}  {:>12.2}  {:<6}  {baseline}{note}",
             metric.name, metric.value, metric.unit
         );
     }
+}
+
+/// The `q` quantile (0..=1, nearest rank) of `values` (0 when empty).
+pub(crate) fn quantile(mut values: Vec<f64>, q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
 }
 
 /// The median of `values` (0 when empty).

@@ -54,7 +54,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn server_config(settings: &Settings, public_url: String) -> ServerConfig {
+pub(crate) fn server_config(settings: &Settings, public_url: String) -> ServerConfig {
     let mut config = ServerConfig::new(public_url);
     config
         .local_repo_roots

@@ -1,0 +1,319 @@
+//! A real den inside the bench process: store, sandbox runtime, session manager and HTTP
+//! server on a scratch data dir, with the bench model as its only provider and one user.
+//! In-process, so the bench can read den's own memory (`/proc/self`) and reach a session's
+//! agent directly; whatever else the bench runs here (the model, a few clients) is small.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use den_server::AppState;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::model::{self, BenchModel};
+use crate::config::{ProviderKindSetting, ProviderSettings, Settings};
+
+const PASSWORD: &str = "a long bench password";
+/// Starting a session (clone, sandbox, OpenCode) takes seconds; a loaded box more.
+pub(crate) const WITHIN: Duration = Duration::from_secs(300);
+
+pub(crate) struct BenchDen {
+    pub(crate) base: String,
+    pub(crate) port: u16,
+    pub(crate) token: String,
+    pub(crate) owner_id: uuid::Uuid,
+    pub(crate) repos: PathBuf,
+    pub(crate) manager: den_session::SessionManager,
+    http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    live: Option<crate::cli::sessions::Live>,
+    store: den_store::Store,
+    _data_dir: tempfile::TempDir,
+    _repos: tempfile::TempDir,
+}
+
+/// Makes `path` traversable by the sandboxes' uids.
+pub(crate) fn traversable(path: &Path) -> anyhow::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o711))
+        .with_context(|| format!("chmod {}", path.display()))
+}
+
+/// Lets this process (and its children) hold many sockets.
+pub(crate) fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// Resident memory of a process (`self` or a pid), in MB.
+pub(crate) fn rss_mb(pid: &str) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
+    let kib: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("malformed VmRSS")?
+        .parse()?;
+    Ok(kib / 1024.0)
+}
+
+impl BenchDen {
+    pub(crate) async fn start(settings: &Settings, model: &BenchModel) -> anyhow::Result<Self> {
+        raise_fd_limit();
+        let data_dir = tempfile::tempdir()?;
+        traversable(data_dir.path())?;
+        let repos = tempfile::tempdir()?;
+        let mut settings = settings.clone();
+        settings.data_dir = data_dir.path().to_owned();
+        settings.database_url = None;
+        settings.repositories.local_roots = vec![repos.path().to_owned()];
+        settings.github = None;
+        settings.sandbox.enabled = true;
+        settings.sandbox.root_dir = None;
+        // Its own host state and uids, so it never meets a den running beside it.
+        settings.sandbox.instance = "denbench".to_owned();
+        settings.sandbox.uid_base = 2_800_000;
+        settings.providers = vec![ProviderSettings {
+            name: model::PROVIDER.to_owned(),
+            kind: ProviderKindSetting::OpenaiCompatible,
+            base_url: model.base_url(),
+            models: vec![model::MODEL.to_owned()],
+            api_key_env: None,
+        }];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        settings.listen = listener.local_addr()?;
+        settings.public_url = Some(format!("http://127.0.0.1:{port}"));
+
+        let store = crate::cli::open_migrated_store(&settings).await?;
+        let user = den_server::accounts::create_user(&store, "bench", Some(PASSWORD.into()), false)
+            .await
+            .map_err(|err| anyhow::anyhow!("creating the bench user: {err:?}"))?;
+        let live = crate::cli::sessions::start(&settings, &store).await?;
+        let config =
+            crate::cli::serve::server_config(&settings, format!("http://127.0.0.1:{port}"));
+        let metrics = den_server::install_metrics_recorder();
+        let state = AppState::with_sessions(store.clone(), config, metrics, live.manager.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(err) = den_server::serve(listener, state, shutdown).await {
+                tracing::warn!(error = %err, "the bench den stopped serving");
+            }
+        });
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?;
+        let mut den = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            token: String::new(),
+            owner_id: user.id,
+            repos: repos.path().to_owned(),
+            manager: live.manager.clone(),
+            http,
+            stop: Some(stop),
+            server: Some(server),
+            live: Some(live),
+            store,
+            _data_dir: data_dir,
+            _repos: repos,
+        };
+        den.token = den.sign_in().await?;
+        Ok(den)
+    }
+
+    async fn sign_in(&self) -> anyhow::Result<String> {
+        let login = self
+            .http
+            .post(format!("{}/api/auth/login", self.base))
+            .header("x-den-csrf", "1")
+            .json(&json!({"username": "bench", "password": PASSWORD}))
+            .send()
+            .await?;
+        anyhow::ensure!(login.status().is_success(), "login: {}", login.status());
+        let cookie = login
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .find_map(|v| {
+                let cookie = v.to_str().ok()?;
+                cookie
+                    .starts_with("den_session=")
+                    .then(|| cookie.split(';').next().unwrap_or(cookie).to_owned())
+            })
+            .context("no session cookie")?;
+        let body: Value = self
+            .http
+            .post(format!("{}/api/tokens", self.base))
+            .header("cookie", cookie)
+            .header("x-den-csrf", "1")
+            .json(&json!({"name": "bench"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(body["token"].as_str().context("no token")?.to_owned())
+    }
+
+    /// One API call; the status and the body (JSON, or the text as a string).
+    pub(crate) async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let text = response.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// Creates a session on `repo` (optionally with a first prompt); its id.
+    pub(crate) async fn create_session(
+        &self,
+        repo: &Path,
+        prompt: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let body = json!({
+            "repository": repo.display().to_string(),
+            "model": format!("{}/{}", model::PROVIDER, model::MODEL),
+            "prompt": prompt,
+        });
+        let (status, session) = self
+            .api(reqwest::Method::POST, "/api/sessions", Some(body))
+            .await?;
+        anyhow::ensure!(
+            status == reqwest::StatusCode::CREATED,
+            "create: {status} {session}"
+        );
+        Ok(session["id"].as_str().context("no session id")?.to_owned())
+    }
+
+    pub(crate) async fn prompt(&self, session: &str, text: &str) -> anyhow::Result<()> {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/sessions/{session}/prompt"),
+                Some(json!({"text": text})),
+            )
+            .await?;
+        anyhow::ensure!(
+            status == reqwest::StatusCode::ACCEPTED,
+            "prompt: {status} {body}"
+        );
+        Ok(())
+    }
+
+    pub(crate) fn ws_url(&self, session: &str, after: i64) -> String {
+        format!(
+            "ws://127.0.0.1:{}/api/sessions/{session}/ws?after={after}",
+            self.port
+        )
+    }
+
+    /// A WebSocket client of `session` that the bench uses to follow it.
+    pub(crate) async fn watch(&self, session: &str) -> anyhow::Result<Watcher> {
+        let stream = connect(&self.ws_url(session, 0), &self.token).await?;
+        Ok(Watcher { stream, seq: 0 })
+    }
+
+    /// Stops den: sessions, then the server, the gateway and the runtime.
+    pub(crate) async fn stop(mut self) {
+        if let Some(live) = self.live.take() {
+            live.stop().await;
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
+        self.store.close().await;
+    }
+}
+
+pub(crate) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub(crate) async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+    Ok(stream)
+}
+
+/// Follows one session's events and remembers the last sequence number.
+pub(crate) struct Watcher {
+    stream: Socket,
+    pub(crate) seq: i64,
+}
+
+impl Watcher {
+    /// Reads events until one matches `done`; returns when it arrived.
+    pub(crate) async fn until(&mut self, done: impl Fn(&Value) -> bool) -> anyhow::Result<Instant> {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .context("no event in time")?
+                .context("the WebSocket closed")??;
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let message: Value = serde_json::from_str(&text)?;
+            if message["type"] != "event" {
+                continue;
+            }
+            if let Some(seq) = message["seq"].as_i64() {
+                self.seq = self.seq.max(seq);
+            }
+            let event = &message["event"];
+            if event["type"] == "status" && event["status"] == "error" {
+                anyhow::bail!("the session failed: {}", event["error"]);
+            }
+            if done(event) {
+                return Ok(Instant::now());
+            }
+        }
+    }
+
+    /// Until the session is ready for a prompt.
+    pub(crate) async fn ready(&mut self) -> anyhow::Result<Instant> {
+        self.until(|e| e["type"] == "progress" && e["step"] == "ready" && e["state"] == "done")
+            .await
+    }
+
+    pub(crate) async fn turn_finished(&mut self) -> anyhow::Result<Instant> {
+        self.until(|e| e["type"] == "turn_finished").await
+    }
+
+    pub(crate) async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}

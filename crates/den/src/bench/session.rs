@@ -1,0 +1,158 @@
+//! The `session` suite: a session's life on an 80 MB, 5,000-file local repository, through
+//! den's REST API and WebSocket: create → ready for a prompt, pause after a finished turn,
+//! resume → ready; and den's own memory per idle running session (OpenCode excluded).
+//! Baseline: OpenCode started directly on the host, no sandbox (the floor of any start).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::den::{BenchDen, rss_mb, traversable};
+use super::model::BenchModel;
+use super::{Metric, median};
+use crate::config::Settings;
+
+const FLOOR: &str = "session.floor_opencode_host_boot_ms_p50";
+
+pub(crate) async fn run(settings: &Settings, quick: bool) -> anyhow::Result<Vec<Metric>> {
+    let model = BenchModel::start(5, Duration::from_millis(1)).await?;
+    let den = BenchDen::start(settings, &model).await?;
+    let result = measure(settings, &den, quick).await;
+    den.stop().await;
+    result
+}
+
+fn ms(since: Instant, until: Instant) -> f64 {
+    until.duration_since(since).as_secs_f64() * 1000.0
+}
+
+async fn measure(settings: &Settings, den: &BenchDen, quick: bool) -> anyhow::Result<Vec<Metric>> {
+    let repo = den.repos.join("big");
+    let started = Instant::now();
+    let made = repo.clone();
+    tokio::task::spawn_blocking(move || den_sandbox::bench::make_repo(&made)).await??;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "bench repository made"
+    );
+
+    let floor = floor_ms(settings, &repo, quick).await?;
+
+    let runs = if quick { 2 } else { 5 };
+    let (mut create, mut pause, mut resume) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let session = den.create_session(&repo, Some("hello")).await?;
+        let mut watcher = den.watch(&session).await?;
+        create.push(ms(t0, watcher.ready().await?));
+        watcher.turn_finished().await?;
+
+        let t0 = Instant::now();
+        let (status, body) = den
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/sessions/{session}/pause"),
+                None,
+            )
+            .await?;
+        pause.push(t0.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(
+            status == reqwest::StatusCode::NO_CONTENT,
+            "pause: {status} {body}"
+        );
+
+        let t0 = Instant::now();
+        let (status, body) = den
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/sessions/{session}/resume"),
+                None,
+            )
+            .await?;
+        anyhow::ensure!(status.is_success(), "resume: {status} {body}");
+        resume.push(ms(t0, watcher.ready().await?));
+        watcher.close().await;
+        delete(den, &session).await?;
+    }
+
+    let per_session = idle_rss_per_session(den, &repo, if quick { 5 } else { 10 }).await?;
+    Ok(vec![
+        Metric::new(FLOOR, floor, "ms").note("OpenCode on the host, no sandbox"),
+        Metric::new("session.create_to_ready_ms_p50", median(create), "ms")
+            .against(FLOOR)
+            .note("target ≤ 4000"),
+        Metric::new("session.pause_ms_p50", median(pause), "ms").note("target ≤ 150"),
+        Metric::new("session.resume_to_ready_ms_p50", median(resume), "ms")
+            .against(FLOOR)
+            .note("target ≤ 4000"),
+        Metric::new("den.rss_mb_per_idle_session", per_session, "MB").note("target ≤ 5"),
+    ])
+}
+
+async fn delete(den: &BenchDen, session: &str) -> anyhow::Result<()> {
+    let (status, body) = den
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/sessions/{session}"),
+            None,
+        )
+        .await?;
+    anyhow::ensure!(status.is_success(), "delete: {status} {body}");
+    Ok(())
+}
+
+/// den's resident memory with `k` idle running sessions, minus without, per session.
+async fn idle_rss_per_session(
+    den: &BenchDen,
+    repo: &std::path::Path,
+    k: usize,
+) -> anyhow::Result<f64> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = rss_mb("self")?;
+    let mut sessions = Vec::new();
+    for _ in 0..k {
+        sessions.push(den.create_session(repo, Some("hello")).await?);
+    }
+    for session in &sessions {
+        let mut watcher = den.watch(session).await?;
+        watcher.turn_finished().await?;
+        watcher.close().await;
+    }
+    // Let the finished turns' snapshots and buffers settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_mb("self")?;
+    tracing::info!(before, after, k, "den's memory with idle sessions");
+    for session in &sessions {
+        delete(den, session).await?;
+    }
+    Ok((after - before) / k as f64)
+}
+
+/// OpenCode started on the host in the repository (no sandbox, no den): the floor.
+async fn floor_ms(settings: &Settings, repo: &std::path::Path, quick: bool) -> anyhow::Result<f64> {
+    let root = tempfile::tempdir()?;
+    traversable(root.path())?;
+    let config = den_sandbox::bench::BenchConfig {
+        root_dir: root.path().to_owned(),
+        opencode_bin: super::sandbox::opencode_bin(settings),
+        home_template: super::sandbox::home_template(settings),
+        quick,
+    };
+    let auth = den_sandbox::probe::BasicAuth {
+        user: "opencode".to_owned(),
+        password: uuid_like(),
+    };
+    let mut runs = Vec::new();
+    for _ in 0..if quick { 1 } else { 3 } {
+        runs.push(
+            den_sandbox::bench::host_boot_ms(&config, repo, &auth)
+                .await
+                .context("starting OpenCode on the host")?,
+        );
+    }
+    Ok(median(runs))
+}
+
+fn uuid_like() -> String {
+    format!("{:x}", super::model::now_ns())
+}
