@@ -38,7 +38,9 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(den_web_built)");
     // memory_serve::load_directory, minus its cargo warning per file (which would show in every
     // build of the workspace): the same generated file, with a silent log.
-    let embed = !cfg!(debug_assertions);
+    // Embed unless the crate being built has debug assertions (the build script's own profile
+    // may differ from the crate's, so ask cargo about the target).
+    let embed = std::env::var_os("CARGO_CFG_DEBUG_ASSERTIONS").is_none();
     let dir = dir
         .canonicalize()
         .expect("canonicalize the web client directory");
