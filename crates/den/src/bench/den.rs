@@ -67,6 +67,18 @@ pub(crate) fn rss_mb(pid: &str) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
+/// CPU time (user + system) a process (`self` or a pid) has used so far, in ms.
+pub(crate) fn cpu_ms(pid: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces; the fields after it are fixed.
+    let rest = stat.rsplit_once(')').context("malformed stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).context("no utime")?.parse::<f64>()?
+        + fields.get(12).context("no stime")?.parse::<f64>()?;
+    // Linux reports in clock ticks of 1/100 s (USER_HZ) on every common platform.
+    Ok(ticks * 10.0)
+}
+
 impl BenchDen {
     pub(crate) async fn start(settings: &Settings, model: &BenchModel) -> anyhow::Result<Self> {
         raise_fd_limit();

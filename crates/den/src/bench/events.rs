@@ -15,7 +15,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::den::{BenchDen, WITHIN, Watcher, rss_mb};
+use super::den::{BenchDen, WITHIN, Watcher, cpu_ms, rss_mb};
 use super::model::{BenchModel, markers, now_ns};
 use super::{Metric, quantile};
 use crate::config::Settings;
@@ -136,6 +136,9 @@ struct Run {
     missing: usize,
     closed: usize,
     rss_mb: Option<f64>,
+    /// CPU used during the turn by den's process (with the model) and by the clients' process.
+    den_cpu_ms: f64,
+    clients_cpu_ms: f64,
 }
 
 impl Run {
@@ -153,6 +156,16 @@ impl Run {
             )
             .against("events.direct_p99_ms"),
         ];
+        if n >= 1000 {
+            out.push(
+                Metric::new(&format!("den.cpu_ms_turn_c{n}"), self.den_cpu_ms, "ms")
+                    .note("den's CPU time for the turn (model included)"),
+            );
+            out.push(
+                Metric::new(&format!("clients.cpu_ms_c{n}"), self.clients_cpu_ms, "ms")
+                    .note("the clients' process, for the turn"),
+            );
+        }
         if self.missing > 0 || self.closed > 0 {
             out.push(
                 Metric::new(&format!("events.missed_c{n}"), self.missing as f64, "pairs")
@@ -208,8 +221,10 @@ async fn clients(
         None
     };
     let before = model.sent().len();
+    let cpu_before = cpu_ms("self")?;
     den.prompt(session, "stream").await?;
     watcher.turn_finished().await?;
+    let den_cpu = cpu_ms("self")? - cpu_before;
     let line = tokio::time::timeout(WITHIN, lines.next_line())
         .await
         .context("the clients did not finish in time")??
@@ -235,5 +250,7 @@ async fn clients(
         latencies_ms,
         closed: out["closed"].as_u64().unwrap_or(0) as usize,
         rss_mb: rss,
+        den_cpu_ms: den_cpu,
+        clients_cpu_ms: out["cpu_ms"].as_f64().unwrap_or(0.0),
     })
 }

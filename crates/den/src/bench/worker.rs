@@ -4,7 +4,8 @@
 //! a `text_delta` event and stops at `turn_finished`.
 //!
 //! Output on stdout: `ready` once all clients are connected, then one JSON line
-//! `{"closed": n, "received": [[marker, ns], ...]}` (every client's pairs).
+//! `{"closed": n, "received": [[marker, ns], ...], "cpu_ms": t}` (every client's pairs; the
+//! worker's CPU time after all connected).
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -54,6 +55,7 @@ pub(crate) async fn run(url: &str, clients: usize) -> anyhow::Result<ExitCode> {
         tasks.push(tokio::spawn(follow(socket)));
     }
     let mut stdout = tokio::io::stdout();
+    let connected_cpu = super::den::cpu_ms("self").unwrap_or(0.0);
     stdout.write_all(b"ready\n").await?;
     stdout.flush().await?;
 
@@ -66,7 +68,8 @@ pub(crate) async fn run(url: &str, clients: usize) -> anyhow::Result<ExitCode> {
         received.extend(seen.received.into_iter().map(|(m, at)| [m, at]));
         closed += usize::from(seen.closed);
     }
-    let out = serde_json::json!({ "closed": closed, "received": received });
+    let cpu = super::den::cpu_ms("self").unwrap_or(0.0) - connected_cpu;
+    let out = serde_json::json!({ "closed": closed, "received": received, "cpu_ms": cpu });
     stdout.write_all(format!("{out}\n").as_bytes()).await?;
     stdout.flush().await?;
     Ok(ExitCode::SUCCESS)
