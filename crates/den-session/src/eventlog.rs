@@ -178,3 +178,116 @@ impl EventSubscription {
         Ok(count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use den_protocol::events::SessionEvent;
+    use den_store::{Keyring, NewSession, NewUser};
+
+    use super::*;
+
+    async fn store_with_session() -> (Store, Uuid, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url, Keyring::generate().unwrap())
+            .await
+            .unwrap();
+        let user = store
+            .create_user(NewUser {
+                username: "u",
+                password_hash: None,
+                is_admin: false,
+                github: None,
+            })
+            .await
+            .unwrap();
+        let id = Uuid::now_v7();
+        let new = NewSession {
+            id,
+            owner_id: user.id,
+            title: "t",
+            repository: "r",
+            base_branch: None,
+            work_branch: "b",
+            model: "m/n",
+        };
+        store.create_session(new).await.unwrap();
+        (store, id, dir)
+    }
+
+    fn delta(n: usize) -> SessionEvent {
+        SessionEvent::TextDelta {
+            message_id: "m".into(),
+            part_id: "p".into(),
+            delta: n.to_string(),
+        }
+    }
+
+    async fn next_event(subscription: &mut EventSubscription) -> SequencedEvent {
+        match subscription.next().await.unwrap().unwrap() {
+            Delivery::Event(event) => *event,
+            Delivery::CaughtUp { seq } => panic!("caught up at {seq} too early"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_gets_history_after_its_cursor_then_live_events_each_once() {
+        let (store, id, _dir) = store_with_session().await;
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        let mut log = EventLog::open(store.clone(), id, live.clone())
+            .await
+            .unwrap();
+        for n in 1..=5 {
+            log.append(delta(n)).await.unwrap();
+        }
+        let mut subscription = EventSubscription::new(id, store.clone(), live.subscribe(), 2);
+        // Appended after subscribing but before the replay reads: it must come exactly once.
+        log.append(delta(6)).await.unwrap();
+        let mut seqs = Vec::new();
+        loop {
+            match subscription.next().await.unwrap().unwrap() {
+                Delivery::Event(event) => seqs.push(event.seq),
+                Delivery::CaughtUp { seq } => {
+                    assert_eq!(seq, 6);
+                    break;
+                }
+            }
+        }
+        assert_eq!(seqs, [3, 4, 5, 6]);
+        log.append(delta(7)).await.unwrap();
+        assert_eq!(next_event(&mut subscription).await.seq, 7);
+        // A log reopened (a restarted den) continues the numbering.
+        let mut reopened = EventLog::open(store, id, live).await.unwrap();
+        assert_eq!(reopened.append(delta(8)).await.unwrap().seq, 8);
+        assert_eq!(next_event(&mut subscription).await.seq, 8);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_far_behind_catches_up_from_the_store_without_gaps() {
+        let (store, id, _dir) = store_with_session().await;
+        let (live, _) = broadcast::channel(8);
+        let mut log = EventLog::open(store.clone(), id, live.clone())
+            .await
+            .unwrap();
+        let mut subscription = EventSubscription::new(id, store, live.subscribe(), 0);
+        assert_eq!(
+            subscription.next().await.unwrap().unwrap(),
+            Delivery::CaughtUp { seq: 0 }
+        );
+        // Far more than the live buffer holds, while the subscriber reads nothing.
+        for n in 1..=100 {
+            log.append(delta(n)).await.unwrap();
+        }
+        let mut seqs = Vec::new();
+        while seqs.len() < 100 {
+            seqs.push(next_event(&mut subscription).await.seq);
+        }
+        assert_eq!(seqs, (1..=100).collect::<Vec<_>>());
+        drop(log);
+        drop(live);
+        assert!(
+            subscription.next().await.is_none(),
+            "ends when the actor is gone"
+        );
+    }
+}

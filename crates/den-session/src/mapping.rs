@@ -282,3 +282,128 @@ impl TurnMapper {
         vec![SessionEvent::Tool(call)]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SESSION: &str = "ses_df2e96209ffewlNYjhnCfRGqM9";
+
+    /// A turn OpenCode 1.18.33 really streamed (recorded by den-opencode's live tests): a text
+    /// delta, a `write` tool call, idle; with the server's global noise in between.
+    fn recorded_turn() -> Vec<Event> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../den-opencode/tests/fixtures/live-events.jsonl"
+        );
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let envelope: serde_json::Value = serde_json::from_str(line).unwrap();
+                serde_json::from_value(serde_json::json!({"type": envelope["type"], "properties": envelope["properties"]})).unwrap()
+            })
+            .collect()
+    }
+
+    fn event(kind: &str, properties: serde_json::Value) -> Event {
+        serde_json::from_value(serde_json::json!({"type": kind, "properties": properties})).unwrap()
+    }
+
+    #[test]
+    fn a_recorded_turn_maps_to_message_text_tool_lifecycle_and_an_end() {
+        let mut mapper = TurnMapper::new(SESSION);
+        let mapped: Vec<SessionEvent> = recorded_turn()
+            .into_iter()
+            .flat_map(|e| mapper.map(e))
+            .collect();
+        let kinds: Vec<&str> = mapped.iter().map(SessionEvent::kind).collect();
+        assert_eq!(
+            kinds,
+            ["message", "text_delta", "tool", "tool", "tool"],
+            "{mapped:#?}"
+        );
+        assert!(matches!(
+            &mapped[0],
+            SessionEvent::Message {
+                role: Role::Assistant,
+                text: None,
+                ..
+            }
+        ));
+        let states: Vec<ToolState> = mapped
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::Tool(call) => Some(call.state),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            states,
+            [ToolState::Pending, ToolState::Running, ToolState::Completed]
+        );
+        assert!(mapper.finished && !mapper.aborted && mapper.error.is_none());
+    }
+
+    #[test]
+    fn an_idle_before_the_turn_is_busy_is_a_late_echo_not_the_end() {
+        let mut mapper = TurnMapper::new("s");
+        mapper.map(event("session.idle", serde_json::json!({"sessionID": "s"})));
+        assert!(!mapper.finished);
+        mapper.map(event(
+            "session.status",
+            serde_json::json!({"sessionID": "s", "status": {"type": "busy"}}),
+        ));
+        mapper.map(event("session.idle", serde_json::json!({"sessionID": "s"})));
+        assert!(mapper.finished);
+    }
+
+    #[test]
+    fn other_conversations_and_global_noise_are_ignored_and_unknown_events_kept() {
+        let mut mapper = TurnMapper::new("s");
+        let other = event(
+            "message.part.delta",
+            serde_json::json!({"sessionID": "t", "messageID": "m", "partID": "p", "field": "text", "delta": "x"}),
+        );
+        assert!(mapper.map(other).is_empty());
+        assert!(
+            mapper
+                .map(event("plugin.added", serde_json::json!({"name": "x"})))
+                .is_empty()
+        );
+        let unknown = mapper.map(event(
+            "session.frobnicated",
+            serde_json::json!({"sessionID": "s", "level": 3}),
+        ));
+        assert_eq!(
+            unknown,
+            vec![SessionEvent::Agent {
+                kind: "session.frobnicated".into(),
+                properties: serde_json::json!({"sessionID": "s", "level": 3})
+            }]
+        );
+    }
+
+    #[test]
+    fn an_abort_is_recorded_without_an_error_and_provider_errors_are_shown() {
+        let mut mapper = TurnMapper::new("s");
+        let aborted = event(
+            "session.error",
+            serde_json::json!({"sessionID": "s", "error": {"name": "MessageAbortedError", "data": {"message": "aborted"}}}),
+        );
+        assert!(mapper.map(aborted).is_empty());
+        assert!(mapper.aborted);
+        let failed = event(
+            "session.error",
+            serde_json::json!({"sessionID": "s", "error": {"name": "APIError", "data": {"message": "rate limited"}}}),
+        );
+        assert_eq!(
+            mapper.map(failed),
+            vec![SessionEvent::Error {
+                code: "APIError".into(),
+                message: "rate limited".into()
+            }]
+        );
+        assert_eq!(mapper.error.as_deref(), Some("rate limited"));
+    }
+}

@@ -53,11 +53,14 @@ struct AfterQuery {
     after: Option<i64>,
 }
 
+/// The caller's session. Ownership is checked first, so another user's session is a 404 even
+/// on a den that cannot run sessions.
 async fn session_of(
     state: &AppState,
     caller: &Caller,
     id: uuid::Uuid,
 ) -> Result<SessionHandle, ApiError> {
+    state.store().session_of(caller.user.id, id).await?;
     Ok(state.sessions()?.session(caller.user.id, id).await?)
 }
 

@@ -190,10 +190,26 @@ async fn rename(
 ) -> Result<Json<Session>, ApiError> {
     let title =
         validate::label("title", &request.title, TITLE_MAX).map_err(ApiError::BadRequest)?;
+    match state.session_manager() {
+        // Through the session, so the rename is in its history and every open list hears it.
+        Some(manager) => {
+            manager
+                .session(caller.user.id, id)
+                .await?
+                .rename(title)
+                .await?
+        }
+        None => {
+            state
+                .store()
+                .rename_session(caller.user.id, id, &title)
+                .await?;
+        }
+    }
     Ok(Json(
         state
             .store()
-            .rename_session(caller.user.id, id, &title)
+            .session_of(caller.user.id, id)
             .await?
             .to_protocol()?,
     ))

@@ -2,64 +2,43 @@
 
 use std::process::ExitCode;
 
-use crate::config::Settings;
+use den_sandbox::DoctorCheck;
 
-struct Check {
-    name: String,
-    ok: bool,
-    detail: String,
-    fix: String,
-}
+use crate::config::Settings;
 
 pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let mut checks = Vec::new();
-    let store = super::open_migrated_store(&settings).await;
-    checks.push(match &store {
-        Ok(store) => Check {
+    checks.push(match super::open_migrated_store(&settings).await {
+        Ok(store) => DoctorCheck {
             name: "database".into(),
             ok: store.ping().await.is_ok(),
-            detail: store.backend_name().into(),
+            detail: format!("{} reachable, migrations applied", store.backend_name()),
             fix: String::new(),
         },
-        Err(err) => Check {
+        Err(err) => DoctorCheck {
             name: "database".into(),
             ok: false,
             detail: format!("{err:#}"),
-            fix: "check --database-url and that the server is up".into(),
+            fix: "check --database-url (docs/config.md) and that the database server is up".into(),
         },
     });
-    checks.push(Check {
-        name: "git".into(),
-        ok: on_path("git"),
-        detail: "needed to clone repositories".into(),
-        fix: "apt-get install git".into(),
-    });
-    let opencode = settings
-        .tools_dir
-        .join("opencode-1.18.33/node_modules/opencode-linux-x64/bin/opencode");
-    checks.push(Check {
-        name: "opencode".into(),
-        ok: opencode.is_file(),
-        detail: format!("the pinned OpenCode 1.18.33 at {}", opencode.display()),
-        fix: "scripts/install-opencode".into(),
-    });
+    // Sandboxes: bubblewrap, slirp4netns, nftables, cgroups, git, the pinned OpenCode, …
+    checks.extend(den_sandbox::doctor_checks(&settings.tools_dir));
     let mut failed = 0;
     for check in &checks {
         let mark = if check.ok { "ok  " } else { "FAIL" };
-        println!("{mark} {:<12} {}", check.name, check.detail);
+        println!("{mark} {:<16} {}", check.name, check.detail);
         if !check.ok {
             failed += 1;
             println!("     fix: {}", check.fix);
         }
+    }
+    if failed > 0 {
+        println!("{failed} check(s) failed");
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }

@@ -291,3 +291,102 @@ async fn bad_client_messages_are_refused_and_change_nothing() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Reads Server-Sent Events frames from `response` until `stop` matches one; returns them as
+/// (event, id, data).
+async fn sse_frames(
+    response: reqwest::Response,
+    stop: impl Fn(&str, &str) -> bool,
+) -> Vec<(String, String, String)> {
+    use futures::StreamExt;
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut frames = Vec::new();
+    // One deadline for the whole read: keep-alive comments must not extend it.
+    let deadline = tokio::time::Instant::now() + crate::harness::WITHIN;
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("no SSE frame in time");
+        buffer.push_str(&String::from_utf8_lossy(
+            &chunk.expect("stream ended").unwrap(),
+        ));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                frame
+                    .lines()
+                    .filter_map(|l| l.strip_prefix(&format!("{name}:")))
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            let (event, id, data) = (field("event"), field("id"), field("data"));
+            if event.is_empty() && data.is_empty() {
+                continue; // keep-alive comment
+            }
+            let done = stop(&event, &data);
+            frames.push((event, id, data));
+            if done {
+                return frames;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_sse_stream_resumes_from_last_event_id_and_the_session_list_streams_changes() {
+    let den = Den::start().await;
+    den.model.push(Turn::text("hello over SSE"));
+    let session = den.create_session(Some("hi")).await;
+    let mut socket = den.connect(&session, 0).await;
+    socket.until_turn_finished().await;
+    let last = socket.events.last().unwrap().seq;
+
+    let url = format!("{}/api/sessions/{session}/events?after=1", den.base);
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&den.token)
+        .header("last-event-id", "3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let frames = sse_frames(response, |event, _| event == "live").await;
+    let ids: Vec<i64> = frames
+        .iter()
+        .filter(|f| f.0 == "event")
+        .map(|f| f.1.parse().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (4..=last).collect::<Vec<_>>(),
+        "Last-Event-ID wins over after, and nothing is skipped"
+    );
+    let first: den_protocol::events::SequencedEvent = serde_json::from_str(&frames[0].2).unwrap();
+    assert_eq!(first, socket.events[3]);
+
+    // Every open list of the owner hears a rename.
+    let url = format!("{}/api/sessions/stream", den.base);
+    let list = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&den.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), StatusCode::OK);
+    let (status, _) = den
+        .api(
+            Method::PATCH,
+            &format!("/api/sessions/{session}"),
+            Some(json!({"title": "renamed live"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let frames = sse_frames(list, |_, data| data.contains("renamed live")).await;
+    let update: den_protocol::events::SessionListUpdate =
+        serde_json::from_str(&frames.last().unwrap().2).unwrap();
+    assert!(
+        matches!(update, den_protocol::events::SessionListUpdate::Upsert { session: ref s } if s.title == "renamed live")
+    );
+}
