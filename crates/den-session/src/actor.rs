@@ -70,6 +70,9 @@ pub(crate) struct SessionActor {
     queue: VecDeque<QueuedPrompt>,
     /// Whether clients were last shown a non-empty queue (so they must see it shrink).
     queue_shown: bool,
+    /// Whether the sandbox changed since its last snapshot (a turn ran, or it never had one),
+    /// so a pause knows whether it must snapshot again.
+    unsnapshotted: bool,
     idle_deadline: Option<Instant>,
 }
 
@@ -117,6 +120,7 @@ pub(crate) fn spawn(services: Services, record: SessionRecord) -> SessionHandle 
                 turn: None,
                 queue: VecDeque::new(),
                 queue_shown: false,
+                unsnapshotted: false,
                 idle_deadline: None,
             };
             actor.run().await;

@@ -152,10 +152,10 @@ export interface paths {
             cookie?: never;
         };
         /** The caller's sessions, newest activity first. */
-        get: operations["sessions_list"];
+        get: operations["sessions_list_sessions"];
         put?: never;
         /** Creates a session in `idle`. The work branch is `den/<8 hex digits>`. */
-        post: operations["sessions_create"];
+        post: operations["sessions_create_session"];
         delete?: never;
         options?: never;
         head?: never;
@@ -187,15 +187,15 @@ export interface paths {
             cookie?: never;
         };
         /** One of the caller's sessions. */
-        get: operations["sessions_get"];
+        get: operations["sessions_get_session"];
         put?: never;
         post?: never;
         /** Deletes one of the caller's sessions and its history. */
-        delete: operations["sessions_delete"];
+        delete: operations["sessions_delete_session"];
         options?: never;
         head?: never;
         /** Renames one of the caller's sessions. */
-        patch: operations["sessions_rename"];
+        patch: operations["sessions_rename_session"];
         trace?: never;
     };
     "/api/sessions/{id}/abort": {
@@ -348,10 +348,10 @@ export interface paths {
             cookie?: never;
         };
         /** The caller's API tokens, newest first (never the tokens themselves). */
-        get: operations["tokens_list"];
+        get: operations["tokens_list_tokens"];
         put?: never;
         /** Creates an API token. The response is the only time the token is shown. */
-        post: operations["tokens_create"];
+        post: operations["tokens_create_token"];
         delete?: never;
         options?: never;
         head?: never;
@@ -967,7 +967,7 @@ export interface operations {
             };
         };
     };
-    sessions_list: {
+    sessions_list_sessions: {
         parameters: {
             query?: never;
             header?: never;
@@ -1007,7 +1007,7 @@ export interface operations {
             };
         };
     };
-    sessions_create: {
+    sessions_create_session: {
         parameters: {
             query?: never;
             header?: never;
@@ -1074,7 +1074,7 @@ export interface operations {
             };
         };
     };
-    sessions_get: {
+    sessions_get_session: {
         parameters: {
             query?: never;
             header?: never;
@@ -1112,7 +1112,7 @@ export interface operations {
             };
         };
     };
-    sessions_delete: {
+    sessions_delete_session: {
         parameters: {
             query?: never;
             header?: never;
@@ -1149,7 +1149,7 @@ export interface operations {
             };
         };
     };
-    sessions_rename: {
+    sessions_rename_session: {
         parameters: {
             query?: never;
             header?: never;
@@ -1564,7 +1564,7 @@ export interface operations {
             };
         };
     };
-    tokens_list: {
+    tokens_list_tokens: {
         parameters: {
             query?: never;
             header?: never;
@@ -1591,7 +1591,7 @@ export interface operations {
             };
         };
     };
-    tokens_create: {
+    tokens_create_token: {
         parameters: {
             query?: never;
             header?: never;

@@ -30,7 +30,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Creates a session in `idle`. The work branch is `den/<8 hex digits>`.
-#[utoipa::path(post, path = "/api/sessions", tag = "sessions", request_body = CreateSessionRequest,
+#[utoipa::path(post, path = "/api/sessions", operation_id = "create_session", tag = "sessions", request_body = CreateSessionRequest,
     responses((status = 201, body = Session), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("cookie" = []), ("bearer" = [])))]
 async fn create(
@@ -115,7 +115,7 @@ struct ListQuery {
 }
 
 /// The caller's sessions, newest activity first.
-#[utoipa::path(get, path = "/api/sessions", tag = "sessions", params(ListQuery),
+#[utoipa::path(get, path = "/api/sessions", operation_id = "list_sessions", tag = "sessions", params(ListQuery),
     responses((status = 200, body = SessionPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("cookie" = []), ("bearer" = [])))]
 async fn list(
@@ -159,7 +159,7 @@ async fn list(
 }
 
 /// One of the caller's sessions.
-#[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions",
+#[utoipa::path(get, path = "/api/sessions/{id}", operation_id = "get_session", tag = "sessions",
     params(("id" = Uuid, Path, description = "the session's id")),
     responses((status = 200, body = Session), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("cookie" = []), ("bearer" = [])))]
@@ -178,7 +178,7 @@ async fn get(
 }
 
 /// Renames one of the caller's sessions.
-#[utoipa::path(patch, path = "/api/sessions/{id}", tag = "sessions", request_body = UpdateSessionRequest,
+#[utoipa::path(patch, path = "/api/sessions/{id}", operation_id = "rename_session", tag = "sessions", request_body = UpdateSessionRequest,
     params(("id" = Uuid, Path, description = "the session's id")),
     responses((status = 200, body = Session), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("cookie" = []), ("bearer" = [])))]
@@ -216,7 +216,7 @@ async fn rename(
 }
 
 /// Deletes one of the caller's sessions and its history.
-#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "sessions",
+#[utoipa::path(delete, path = "/api/sessions/{id}", operation_id = "delete_session", tag = "sessions",
     params(("id" = Uuid, Path, description = "the session's id")),
     responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("cookie" = []), ("bearer" = [])))]

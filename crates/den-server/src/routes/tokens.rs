@@ -22,7 +22,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Creates an API token. The response is the only time the token is shown.
-#[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = CreateTokenRequest,
+#[utoipa::path(post, path = "/api/tokens", operation_id = "create_token", tag = "tokens", request_body = CreateTokenRequest,
     responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("cookie" = []), ("bearer" = [])))]
 async fn create(
@@ -51,7 +51,7 @@ async fn create(
 }
 
 /// The caller's API tokens, newest first (never the tokens themselves).
-#[utoipa::path(get, path = "/api/tokens", tag = "tokens",
+#[utoipa::path(get, path = "/api/tokens", operation_id = "list_tokens", tag = "tokens",
     responses((status = 200, body = Vec<ApiToken>), (status = 401, body = ErrorBody)),
     security(("cookie" = []), ("bearer" = [])))]
 async fn list(

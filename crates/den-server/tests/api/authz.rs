@@ -314,3 +314,20 @@ async fn the_openapi_document_lists_only_routes_that_exist() {
         .await;
     crate::support::assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
+
+#[test]
+fn every_operation_has_a_unique_operation_id() {
+    let doc = serde_json::to_value(den_server::routes::openapi()).unwrap();
+    let mut ids = Vec::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            if let Some(id) = operation.get("operationId").and_then(|id| id.as_str()) {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "duplicate operationIds: {ids:?}");
+}

@@ -32,6 +32,8 @@ impl SessionActor {
     pub(super) async fn on_started(&mut self, result: Result<Live>) {
         match result {
             Ok(live) => {
+                // A sandbox restored from a snapshot starts equal to it; a fresh one does not.
+                self.unsnapshotted = self.record.snapshot_id.is_none();
                 self.record.agent_session_id = Some(live.agent_session_id.clone());
                 self.live = Some(live);
                 self.set_status(SessionStatus::Running, None).await;
@@ -74,8 +76,19 @@ impl SessionActor {
         if self.live.is_none() {
             return Ok(());
         }
-        self.snapshot().await?;
-        self.stop_sandbox().await;
+        if self.unsnapshotted {
+            self.snapshot().await?;
+        }
+        // The snapshot holds everything; tearing the sandbox down (processes, network, cgroups,
+        // directories: most of a pause's time) need not hold up the session.
+        if let Some(live) = self.live.take() {
+            let runtime = self.services.runtime.clone();
+            tokio::spawn(async move {
+                if let Err(err) = runtime.destroy(&live.sandbox.id).await {
+                    tracing::warn!(error = %err, "cannot destroy the paused sandbox");
+                }
+            });
+        }
         self.set_status(SessionStatus::Paused, None).await;
         Ok(())
     }
@@ -103,6 +116,7 @@ impl SessionActor {
             .await?;
         let previous = self.record.snapshot_id.replace(path);
         self.record.agent_session_id = agent;
+        self.unsnapshotted = false;
         if let Some(previous) = previous {
             let _ = tokio::fs::remove_file(previous).await;
         }

@@ -73,6 +73,7 @@ impl SessionActor {
         if self.queue_shown {
             self.emit_queue().await;
         }
+        self.unsnapshotted = true;
         self.turn = Some(Turn {
             id: item.id.clone(),
             mapper: TurnMapper::new(&agent_session_id),
