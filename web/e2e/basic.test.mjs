@@ -70,11 +70,12 @@ describe("sessions", () => {
   test("sending the first prompt creates the session and opens its page", async () => {
     const { page } = alice;
     id = await createSession(page, den);
-    await expect(page.getByRole("heading", { name: "demo", level: 1 })).toBeVisible();
-    await expect(page.getByLabel("Sessions").getByRole("link", { name: /demo/ })).toBeVisible();
+    // Titled after the first prompt, like the original product.
+    await expect(page.getByRole("heading", { name: "Say hello", level: 1 })).toBeVisible();
+    await expect(page.getByLabel("Sessions").getByRole("link", { name: /Say hello/ })).toBeVisible();
     // Reload-safe: the URL alone brings the page back.
     await page.reload();
-    await expect(page.getByRole("heading", { name: "demo", level: 1 })).toBeVisible();
+    await expect(page.getByRole("heading", { name: "Say hello", level: 1 })).toBeVisible();
     await page.screenshot({ path: `${SHOTS}/session.png` });
   });
 
@@ -178,7 +179,7 @@ describe("layout", () => {
     await expect(page.getByRole("status", { name: "Connection: Live" })).toBeVisible();
     await page.screenshot({ path: `${SHOTS}/session-phone.png` });
     await page.getByRole("button", { name: "Sessions menu" }).click();
-    await expect(page.getByLabel("Sessions").getByRole("link", { name: /demo/ })).toBeVisible();
+    await expect(page.getByLabel("Sessions").getByRole("link", { name: /phone/ })).toBeVisible();
     await context.close();
   });
 

@@ -42,8 +42,8 @@ describe("the sidebar in every tab", () => {
     const other = await alice.context.newPage();
     await other.goto("/");
     await other.getByRole("heading", { name: "What should we build?" }).waitFor();
-    await createSession(alice.page, den, "hello");
-    await expect(other.getByLabel("Sessions").getByRole("link", { name: /demo/ })).toBeVisible();
+    await createSession(alice.page, den, "sidebar check");
+    await expect(other.getByLabel("Sessions").getByRole("link", { name: /sidebar check/ })).toBeVisible();
     await alice.page.getByRole("button", { name: "Rename" }).click();
     await alice.page.getByLabel("Session title").fill("Renamed live");
     await alice.page.getByLabel("Session title").press("Enter");

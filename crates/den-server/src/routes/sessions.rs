@@ -42,7 +42,10 @@ async fn create(
         .map_err(ApiError::BadRequest)?;
     let title = match &request.title {
         Some(title) => validate::label("title", title, TITLE_MAX).map_err(ApiError::BadRequest)?,
-        None => default_title(&repository),
+        None => match request.prompt.as_deref().and_then(title_from_prompt) {
+            Some(title) => title,
+            None => default_title(&repository),
+        },
     };
     let model = request.model.as_deref().unwrap_or(DEFAULT_MODEL);
     validate::model(model).map_err(ApiError::BadRequest)?;
@@ -92,6 +95,19 @@ async fn create(
 fn work_branch(id: Uuid) -> String {
     let hex = id.simple().to_string();
     format!("den/{}", &hex[hex.len() - 8..])
+}
+
+/// A title from the first prompt: its first line, at most 80 characters (with `…` when cut).
+fn title_from_prompt(prompt: &str) -> Option<String> {
+    let line = prompt.trim().lines().next()?.trim();
+    let line: String = line.chars().filter(|c| !c.is_control()).collect();
+    if line.is_empty() {
+        return None;
+    }
+    Some(match line.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", line[..cut].trim_end()),
+        None => line,
+    })
 }
 
 /// The repository's last path segment, without `.git`.
@@ -243,5 +259,14 @@ mod tests {
         assert_eq!(default_title("/srv/repos/tool/"), "tool");
         let id: Uuid = "0190c7a1-0000-7000-8000-0000deadbeef".parse().unwrap();
         assert_eq!(work_branch(id), "den/deadbeef");
+        assert_eq!(
+            title_from_prompt("  Fix the login bug\nand more").as_deref(),
+            Some("Fix the login bug")
+        );
+        assert_eq!(
+            title_from_prompt(&"é".repeat(100)),
+            Some(format!("{}…", "é".repeat(80)))
+        );
+        assert_eq!(title_from_prompt("   "), None);
     }
 }
