@@ -90,6 +90,40 @@ pub async fn clone_onto_branch(
     work_branch: &str,
     timeout: Duration,
 ) -> Result<String, GitError> {
+    let commit = clone_at(source, dest, base_branch, timeout).await?;
+    switch_to_new_branch(dest, work_branch, timeout).await?;
+    Ok(commit)
+}
+
+/// The commit that `branch` (or, without one, the default branch) of `source` points at,
+/// asked without cloning.
+pub async fn remote_commit(
+    source: &str,
+    branch: Option<&str>,
+    timeout: Duration,
+) -> Result<String, GitError> {
+    let pattern = branch.map_or_else(|| "HEAD".to_owned(), |b| format!("refs/heads/{b}"));
+    let mut ls_remote = git();
+    ls_remote.args(["ls-remote", "--", source, &pattern]);
+    let listing = run(ls_remote, "ls-remote", timeout).await?;
+    let commit = listing.split_whitespace().next().unwrap_or_default();
+    if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let what = branch.map_or_else(|| "a default branch".to_owned(), |b| format!("branch {b}"));
+        return Err(GitError::Failed {
+            operation: "ls-remote",
+            stderr: format!("{source} has no {what}"),
+        });
+    }
+    Ok(commit.to_owned())
+}
+
+/// Clones `source` into `dest` at `base_branch` (or the default branch); returns the commit.
+pub async fn clone_at(
+    source: &str,
+    dest: &Path,
+    base_branch: Option<&str>,
+    timeout: Duration,
+) -> Result<String, GitError> {
     let mut clone = git();
     clone.args(["clone", "--quiet", "--no-recurse-submodules"]);
     if let Some(branch) = base_branch {
@@ -98,17 +132,24 @@ pub async fn clone_onto_branch(
     // `--` ends the options: a source starting with `-` cannot become a flag.
     clone.arg("--").arg(source).arg(dest);
     run(clone, "clone", timeout).await?;
+    let mut head = git();
+    head.arg("-C").arg(dest).args(["rev-parse", "HEAD"]);
+    run(head, "rev-parse", timeout).await
+}
 
+/// Creates `work_branch` at the checkout's current commit and switches to it.
+pub async fn switch_to_new_branch(
+    dest: &Path,
+    work_branch: &str,
+    timeout: Duration,
+) -> Result<(), GitError> {
     let mut checkout = git();
     checkout
         .arg("-C")
         .arg(dest)
         .args(["checkout", "--quiet", "-b", work_branch]);
     run(checkout, "checkout", timeout).await?;
-
-    let mut head = git();
-    head.arg("-C").arg(dest).args(["rev-parse", "HEAD"]);
-    run(head, "rev-parse", timeout).await
+    Ok(())
 }
 
 /// Makes `dir` a repository on branch `main` with everything in it as one commit (for

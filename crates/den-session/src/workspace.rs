@@ -24,8 +24,14 @@ pub(crate) fn snapshots_dir(config: &SessionConfig, session_id: Uuid) -> PathBuf
     config.snapshots_dir.join(session_id.to_string())
 }
 
-/// Clones the repository onto the session's work branch, unless the checkout exists already
-/// (a sandbox never writes to it, so it is still the pristine base).
+/// The session's checkout on its work branch, made unless it exists already (a sandbox never
+/// writes to it, so it is still the pristine base).
+///
+/// Cloning a large working tree is the slow part of starting a session (seconds for tens of
+/// megabytes on a plain disk), so den keeps one pristine clone per (repository, commit) and
+/// makes each session's checkout from it with hard links: its files are never written in place
+/// (sandboxes see them read-only under an overlay; git replaces what it changes with new
+/// files). Only `.git`'s small files are copied, so a session's branch never touches the cache.
 pub(crate) async fn ensure_checkout(
     config: &SessionConfig,
     record: &SessionRecord,
@@ -39,19 +45,80 @@ pub(crate) async fn ensure_checkout(
         .unwrap_or(&config.workspaces_dir)
         .to_path_buf();
     tokio::fs::create_dir_all(&parent).await?;
-    // Clone into a temporary name and rename, so a failed clone never looks like a checkout.
+    let pristine = pristine_checkout(config, record).await?;
+    // Built under a temporary name and renamed, so a failure never looks like a checkout.
     let partial = parent.join("checkout.partial");
     let _ = tokio::fs::remove_dir_all(&partial).await;
-    den_sandbox::git::clone_onto_branch(
-        &record.repository,
-        &partial,
-        record.base_branch.as_deref(),
-        &record.work_branch,
-        config.clone_timeout,
-    )
-    .await?;
+    let (from, to) = (pristine.clone(), partial.clone());
+    tokio::task::spawn_blocking(move || link_tree(&from, &to, false))
+        .await
+        .map_err(|err| SessionError::Io(std::io::Error::other(err.to_string())))??;
+    den_sandbox::git::switch_to_new_branch(&partial, &record.work_branch, config.clone_timeout)
+        .await?;
     tokio::fs::rename(&partial, &checkout).await?;
     Ok(checkout)
+}
+
+/// The cached clone of the session's repository at its base commit, cloned if missing.
+async fn pristine_checkout(config: &SessionConfig, record: &SessionRecord) -> Result<PathBuf> {
+    let source = &record.repository;
+    let base = record.base_branch.as_deref();
+    let commit = den_sandbox::git::remote_commit(source, base, config.clone_timeout).await?;
+    let cache = config.workspaces_dir.join("cache");
+    let source_key = &token_hash(source)[..16];
+    let cached = cache.join(format!("{source_key}-{commit}"));
+    if cached.join(".git").exists() {
+        return Ok(cached);
+    }
+    tokio::fs::create_dir_all(&cache).await?;
+    // A name of its own, so two sessions cloning the same commit at once do not collide.
+    let partial = cache.join(format!("{source_key}-{}.partial", random_secret()?));
+    let cloned = den_sandbox::git::clone_at(source, &partial, base, config.clone_timeout).await;
+    let commit = match cloned {
+        Ok(commit) => commit,
+        Err(err) => {
+            let _ = tokio::fs::remove_dir_all(&partial).await;
+            return Err(err.into());
+        }
+    };
+    // The branch may have moved since the question: name the clone by what it holds.
+    let cached = cache.join(format!("{source_key}-{commit}"));
+    if tokio::fs::rename(&partial, &cached).await.is_err() {
+        // Another session made the same clone first; use that one.
+        let _ = tokio::fs::remove_dir_all(&partial).await;
+    }
+    Ok(cached)
+}
+
+/// Recreates the tree `from` at `to`: directories made, symlinks copied, files hard-linked,
+/// except `.git`'s own files outside `objects/` (small, and rewritten by git), which are copied.
+fn link_tree(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    copy_files: bool,
+) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            let name = entry.file_name();
+            let copy_inside = if copy_files {
+                name != "objects"
+            } else {
+                name == ".git"
+            };
+            link_tree(&source, &target, copy_inside)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
+        } else if copy_files {
+            std::fs::copy(&source, &target)?;
+        } else {
+            std::fs::hard_link(&source, &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// A random secret, hex.
@@ -120,4 +187,87 @@ pub(crate) fn sandbox_spec(
         host_socket: config.gateway_socket.clone(),
     });
     spec
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    fn record(repository: &str, work_branch: &str) -> SessionRecord {
+        let now = den_store::now();
+        SessionRecord {
+            id: Uuid::now_v7(),
+            owner_id: Uuid::now_v7(),
+            title: "t".into(),
+            repository: repository.into(),
+            base_branch: None,
+            work_branch: work_branch.into(),
+            model: "m/n".into(),
+            status: "idle".into(),
+            error: None,
+            agent_session_id: None,
+            snapshot_id: None,
+            created_at: now,
+            updated_at: now,
+            last_activity_at: now,
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_of_one_commit_share_its_files_but_not_their_branches() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(repo.path().join("README.md"), "hello\n").unwrap();
+        den_sandbox::git::init_with_commit(repo.path(), "first")
+            .await
+            .unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let config =
+            SessionConfig::new(data.path(), data.path().join("gw.sock"), "opencode".into());
+        let source = repo.path().display().to_string();
+
+        let first = ensure_checkout(&config, &record(&source, "den/aaaa0001"))
+            .await
+            .unwrap();
+        let second = ensure_checkout(&config, &record(&source, "den/bbbb0002"))
+            .await
+            .unwrap();
+        let head = |dir: &std::path::Path| std::fs::read_to_string(dir.join(".git/HEAD")).unwrap();
+        assert_eq!(head(&first).trim(), "ref: refs/heads/den/aaaa0001");
+        assert_eq!(head(&second).trim(), "ref: refs/heads/den/bbbb0002");
+        let inode = |dir: &std::path::Path| std::fs::metadata(dir.join("README.md")).unwrap().ino();
+        assert_eq!(
+            inode(&first),
+            inode(&second),
+            "the working tree is shared, not copied"
+        );
+        let caches: Vec<_> = std::fs::read_dir(config.workspaces_dir.join("cache"))
+            .unwrap()
+            .collect();
+        assert_eq!(caches.len(), 1, "one pristine clone for one commit");
+        let cache = caches[0].as_ref().unwrap().path();
+        assert!(
+            head(&cache).contains("refs/heads/main"),
+            "sessions' branches never reach the cache"
+        );
+        assert!(!cache.join(".git/refs/heads/den").exists());
+
+        // A new commit gets its own clone.
+        std::fs::write(repo.path().join("README.md"), "changed\n").unwrap();
+        den_sandbox::git::init_with_commit(repo.path(), "second")
+            .await
+            .ok();
+        let third = ensure_checkout(&config, &record(&source, "den/cccc0003"))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(third.join("README.md")).unwrap(),
+            "changed\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(first.join("README.md")).unwrap(),
+            "hello\n"
+        );
+    }
 }
