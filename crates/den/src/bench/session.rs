@@ -78,9 +78,21 @@ async fn measure(settings: &Settings, den: &BenchDen, quick: bool) -> anyhow::Re
     let per_session = idle_rss_per_session(den, &repo, if quick { 5 } else { 10 }).await?;
     Ok(vec![
         Metric::new(FLOOR, floor, "ms").note("OpenCode on the host, no sandbox"),
-        Metric::new("session.create_to_ready_ms_p50", median(create), "ms")
-            .against(FLOOR)
-            .note("target ≤ 4000"),
+        // The first create of a commit clones it; later ones reuse den's pristine clone.
+        Metric::new(
+            "session.create_to_ready_ms_first",
+            create.first().copied().unwrap_or(0.0),
+            "ms",
+        )
+        .against(FLOOR)
+        .note("first session of the commit: includes the clone"),
+        Metric::new(
+            "session.create_to_ready_ms_p50",
+            median(create.clone()),
+            "ms",
+        )
+        .against(FLOOR)
+        .note("target ≤ 4000"),
         Metric::new("session.pause_ms_p50", median(pause), "ms").note("target ≤ 150"),
         Metric::new("session.resume_to_ready_ms_p50", median(resume), "ms")
             .against(FLOOR)
