@@ -28,7 +28,7 @@ use crate::runtime::{
     ArtifactInfo, BoxFuture, BoxStream, ProgressSender, SandboxHandle, SandboxRuntime, StartSlot,
 };
 use crate::spec::{
-    CreateProgress, ExitReason, NetworkPolicy, SandboxId, SandboxSpec, SandboxStatus,
+    CreateProgress, ExitReason, Limits, NetworkPolicy, SandboxId, SandboxSpec, SandboxStatus,
 };
 use cgroup::{Cgroup, CgroupLayout};
 use launch::{Launch, Layout};
@@ -200,6 +200,7 @@ impl LocalRuntime {
             oom_kills: s.oom_kills,
             rss_kb,
             uid: live.uid,
+            cpu_millicpus: live.cgroup.cpu_millicpus(),
         })
     }
 
@@ -267,11 +268,28 @@ impl LocalRuntime {
             cleanup.run().await;
         }
         let handle = r?;
-        *handle
-            .start_slot
-            .0
+        let cgroup = self
+            .sandboxes
             .lock()
-            .map_err(|_| SandboxError::Host("start slot poisoned".into()))? = Some(permit);
+            .map_err(|_| SandboxError::Host("sandbox table poisoned".into()))?
+            .get(&id)
+            .map(|live| live.cgroup.clone());
+        let millicpus = spec.limits.millicpus;
+        {
+            let mut slot = handle
+                .start_slot
+                .0
+                .lock()
+                .map_err(|_| SandboxError::Host("start slot poisoned".into()))?;
+            slot.permit = Some(permit);
+            slot.on_release = Some(Box::new(move || {
+                if let Some(cgroup) = cgroup
+                    && let Err(err) = cgroup.set_cpu(millicpus)
+                {
+                    tracing::warn!(error = %err, "cannot apply the CPU limit after start");
+                }
+            }));
+        }
         let (slot, mut status, hold) = (
             handle.start_slot.clone(),
             handle.status.clone(),
@@ -306,9 +324,20 @@ impl LocalRuntime {
                 .map_err(|e| SandboxError::Host(format!("restore task failed: {e}")))??;
         }
         layout.create(uid, spec)?;
+        // While it starts (until its slot is released) a sandbox may use every CPU of the host:
+        // OpenCode's boot is CPU-bound and parallel, and nothing of the agent runs yet (prompts
+        // come after ready). The create queue bounds how many start at once; the spec's CPU
+        // limit applies from release on (see `create`).
+        let start_limits = Limits {
+            millicpus: self
+                .host_cpus
+                .saturating_mul(1000)
+                .max(spec.limits.millicpus),
+            ..spec.limits
+        };
         let cgroup = Arc::new(
             self.layout
-                .create(&self.prefix, id.as_str(), &spec.limits)?,
+                .create(&self.prefix, id.as_str(), &start_limits)?,
         );
         cleanup.cgroup = Some(cgroup.clone());
         let netns = Arc::new(net::create_netns().await?);
@@ -510,6 +539,8 @@ pub struct SandboxStats {
     /// Sum of the resident set sizes of all processes in the sandbox.
     pub rss_kb: u64,
     pub uid: u32,
+    /// The CPU quota in force, in thousandths of a CPU (`None`: unlimited or unreadable).
+    pub cpu_millicpus: Option<u32>,
 }
 
 fn rss_kb(pid: i32) -> u64 {

@@ -38,14 +38,35 @@ pub struct SandboxHandle {
 }
 
 /// See [`SandboxHandle::start_slot`].
-#[derive(Debug, Clone, Default)]
-pub struct StartSlot(pub(crate) Arc<Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+#[derive(Clone, Default)]
+pub struct StartSlot(pub(crate) Arc<Mutex<SlotState>>);
+
+/// What the slot holds until it is released.
+#[derive(Default)]
+pub(crate) struct SlotState {
+    pub(crate) permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Runs once, on release: the backend's "starting is over" step (e.g. the CPU limit).
+    pub(crate) on_release: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl std::fmt::Debug for StartSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartSlot")
+    }
+}
 
 impl StartSlot {
-    /// Frees the slot for the next queued create. Idempotent.
+    /// Frees the slot for the next queued create and ends the start. Idempotent.
     pub fn mark_ready(&self) {
-        if let Ok(mut p) = self.0.lock() {
-            p.take();
+        let release = match self.0.lock() {
+            Ok(mut state) => {
+                state.permit.take();
+                state.on_release.take()
+            }
+            Err(_) => None,
+        };
+        if let Some(release) = release {
+            release();
         }
     }
 }

@@ -270,9 +270,22 @@ pub(crate) struct CgroupStats {
 }
 
 impl Cgroup {
-    fn apply_limits(&self, l: &Limits) -> Result<()> {
+    /// The CPU quota in force, in thousandths of a CPU.
+    pub(crate) fn cpu_millicpus(&self) -> Option<u32> {
+        let (d, v2) = self.files.get("cpu")?;
+        let text = if *v2 {
+            std::fs::read_to_string(d.join("cpu.max")).ok()?
+        } else {
+            std::fs::read_to_string(d.join("cpu.cfs_quota_us")).ok()?
+        };
+        let quota: u64 = text.split_whitespace().next()?.parse().ok()?;
+        u32::try_from(quota / 100).ok()
+    }
+
+    /// Sets the CPU quota (thousandths of a CPU); also used to end a start's burst.
+    pub(crate) fn set_cpu(&self, millicpus: u32) -> Result<()> {
         if let Some((d, v2)) = self.files.get("cpu") {
-            let quota = u64::from(l.millicpus) * 100;
+            let quota = u64::from(millicpus) * 100;
             if *v2 {
                 write(&d.join("cpu.max"), &format!("{quota} 100000"))?;
             } else {
@@ -280,6 +293,11 @@ impl Cgroup {
                 write(&d.join("cpu.cfs_quota_us"), &quota.to_string())?;
             }
         }
+        Ok(())
+    }
+
+    fn apply_limits(&self, l: &Limits) -> Result<()> {
+        self.set_cpu(l.millicpus)?;
         if let Some((d, v2)) = self.files.get("memory") {
             let bytes = l.memory_bytes.to_string();
             if *v2 {

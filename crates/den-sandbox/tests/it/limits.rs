@@ -129,3 +129,25 @@ async fn freeze_stops_all_progress_and_thaw_resumes_it() {
     h.rt.destroy(&sb.id).await.unwrap();
     h.finish().await;
 }
+
+#[tokio::test]
+async fn a_starting_sandbox_may_use_every_cpu_and_its_limit_applies_once_ready() {
+    let h = Harness::new().await;
+    let mut spec = h.spec("exec sleep 600");
+    spec.limits.millicpus = 1000;
+    let sb = h.rt.create(spec, None).await.unwrap();
+    let host = std::thread::available_parallelism().unwrap().get() as u32 * 1000;
+    assert_eq!(
+        h.rt.stats(&sb.id).unwrap().cpu_millicpus,
+        Some(host.max(1000)),
+        "the start burst"
+    );
+    sb.start_slot.mark_ready();
+    assert_eq!(
+        h.rt.stats(&sb.id).unwrap().cpu_millicpus,
+        Some(1000),
+        "the spec's limit once ready"
+    );
+    h.rt.destroy(&sb.id).await.unwrap();
+    h.finish().await;
+}
