@@ -150,17 +150,6 @@ impl SessionManager {
         self.inner.services.list.subscribe()
     }
 
-    /// How many actors run.
-    pub fn active_sessions(&self) -> usize {
-        self.inner
-            .actors
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .values()
-            .filter(|h| !h.is_closed())
-            .count()
-    }
-
     /// Stops every actor: running turns are closed as interrupted, sandboxes stopped.
     pub async fn shutdown(&self) {
         let handles: Vec<SessionHandle> = self

@@ -60,7 +60,10 @@ async fn session_of(
     caller: &Caller,
     id: uuid::Uuid,
 ) -> Result<SessionHandle, ApiError> {
-    state.store().session_of(caller.user.id, id).await?;
+    // The manager checks ownership itself; without one, check it here before saying 503.
+    if state.session_manager().is_none() {
+        state.store().session_of(caller.user.id, id).await?;
+    }
     Ok(state.sessions()?.session(caller.user.id, id).await?)
 }
 
