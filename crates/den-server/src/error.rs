@@ -142,7 +142,8 @@ impl From<SessionError> for ApiError {
             SessionError::Sandbox(_)
             | SessionError::Agent(_)
             | SessionError::Git(_)
-            | SessionError::Io(_) => Self::internal(err),
+            | SessionError::Io(_)
+            | SessionError::Encode(_) => Self::internal(err),
         }
     }
 }

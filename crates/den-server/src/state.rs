@@ -28,6 +28,9 @@ pub struct ServerConfig {
     pub throttle: ThrottleLimits,
     /// The largest request body accepted.
     pub body_limit_bytes: usize,
+    /// A WebSocket send that takes longer than this means the client cannot keep up: it is
+    /// closed with [`crate::CLOSE_RESUMABLE`] instead of holding events back.
+    pub slow_client: Duration,
 }
 
 impl ServerConfig {
@@ -41,6 +44,7 @@ impl ServerConfig {
             login_link_ttl: Duration::from_secs(15 * 60),
             throttle: ThrottleLimits::default(),
             body_limit_bytes: 256 * 1024,
+            slow_client: Duration::from_secs(10),
         }
     }
 }

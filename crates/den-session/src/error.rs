@@ -25,6 +25,9 @@ pub enum SessionError {
     Git(#[from] GitError),
     #[error("file system error: {0}")]
     Io(#[from] std::io::Error),
+    /// An event could not be encoded as JSON (a bug, not bad input).
+    #[error("cannot encode an event: {0}")]
+    Encode(String),
 }
 
 impl SessionError {

@@ -1,8 +1,10 @@
 //! Appending events (store first, then broadcast) and reading them back without gaps.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use den_protocol::events::{SequencedEvent, SessionEvent};
+use bytes::Bytes;
+use den_protocol::events::{SequencedEvent, ServerMessage, SessionEvent};
 use den_store::{Store, StoredEvent};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -14,20 +16,65 @@ pub(crate) const LIVE_BUFFER: usize = 1024;
 /// Events read from the store per page while replaying.
 const REPLAY_PAGE: u32 = 500;
 
+/// The live side of a session's log: every subscriber gets the same encoded event.
+pub(crate) type LiveSender = broadcast::Sender<Arc<EncodedEvent>>;
+
+/// An event together with its two wire encodings, made once and shared by every client: with
+/// a thousand clients on a session, encoding per client was most of den's work per event.
+#[derive(Debug, PartialEq)]
+pub struct EncodedEvent {
+    event: SequencedEvent,
+    /// The `SequencedEvent` as JSON (an SSE `data:` line).
+    json: Bytes,
+    /// The `ServerMessage::Event` as JSON (a WebSocket text frame).
+    frame: Bytes,
+}
+
+impl EncodedEvent {
+    pub fn new(event: SequencedEvent) -> Result<Self> {
+        let encode = |err: serde_json::Error| SessionError::Encode(err.to_string());
+        let json = serde_json::to_vec(&event).map_err(encode)?;
+        let message = ServerMessage::Event(Box::new(event));
+        let frame = serde_json::to_vec(&message).map_err(encode)?;
+        let ServerMessage::Event(event) = message else {
+            unreachable!("built as an event just above")
+        };
+        Ok(Self {
+            event: *event,
+            json: json.into(),
+            frame: frame.into(),
+        })
+    }
+
+    pub fn event(&self) -> &SequencedEvent {
+        &self.event
+    }
+
+    pub fn seq(&self) -> i64 {
+        self.event.seq
+    }
+
+    /// The event as JSON; always UTF-8.
+    pub fn json(&self) -> &Bytes {
+        &self.json
+    }
+
+    /// The WebSocket message carrying the event (`ServerMessage::Event`) as JSON; always UTF-8.
+    pub fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+}
+
 /// The session's event log. Owned by the session's actor: the only writer.
 pub(crate) struct EventLog {
     session_id: Uuid,
     store: Store,
     next_seq: i64,
-    live: broadcast::Sender<SequencedEvent>,
+    live: LiveSender,
 }
 
 impl EventLog {
-    pub(crate) async fn open(
-        store: Store,
-        session_id: Uuid,
-        live: broadcast::Sender<SequencedEvent>,
-    ) -> Result<Self> {
+    pub(crate) async fn open(store: Store, session_id: Uuid, live: LiveSender) -> Result<Self> {
         let next_seq = store.last_event_seq(session_id).await? + 1;
         Ok(Self {
             session_id,
@@ -40,8 +87,8 @@ impl EventLog {
     /// Stores `event` with the next sequence number, then sends it to live subscribers. Once
     /// this returns, the event is durable: no subscriber can see an event that is not stored.
     pub(crate) async fn append(&mut self, event: SessionEvent) -> Result<SequencedEvent> {
-        let payload = serde_json::to_value(&event)
-            .map_err(|err| SessionError::InvalidPrompt(err.to_string()))?;
+        let payload =
+            serde_json::to_value(&event).map_err(|err| SessionError::Encode(err.to_string()))?;
         let seq = self.next_seq;
         // One timestamp for the stored and the broadcast copy, so a replay equals the live event.
         let at = den_store::now();
@@ -50,8 +97,9 @@ impl EventLog {
             .await?;
         self.next_seq += 1;
         let sequenced = SequencedEvent { seq, at, event };
+        let encoded = Arc::new(EncodedEvent::new(sequenced.clone())?);
         // No receiver is fine: nobody is watching right now.
-        let _ = self.live.send(sequenced.clone());
+        let _ = self.live.send(encoded);
         Ok(sequenced)
     }
 }
@@ -80,10 +128,10 @@ pub(crate) fn decode(stored: StoredEvent) -> Result<SequencedEvent> {
 pub struct EventSubscription {
     session_id: Uuid,
     store: Store,
-    live: broadcast::Receiver<SequencedEvent>,
+    live: broadcast::Receiver<Arc<EncodedEvent>>,
     /// The last sequence number handed out.
     cursor: i64,
-    pending: VecDeque<SequencedEvent>,
+    pending: VecDeque<Arc<EncodedEvent>>,
     replaying: bool,
     /// Whether the end of the initial replay was announced.
     caught_up_sent: bool,
@@ -92,7 +140,7 @@ pub struct EventSubscription {
 /// What a subscription yields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
-    Event(Box<SequencedEvent>),
+    Event(Arc<EncodedEvent>),
     /// Sent once: the stored history up to `seq` was delivered; what follows is live.
     CaughtUp {
         seq: i64,
@@ -103,7 +151,7 @@ impl EventSubscription {
     pub(crate) fn new(
         session_id: Uuid,
         store: Store,
-        live: broadcast::Receiver<SequencedEvent>,
+        live: broadcast::Receiver<Arc<EncodedEvent>>,
         after: i64,
     ) -> Self {
         Self {
@@ -127,10 +175,10 @@ impl EventSubscription {
     pub async fn next(&mut self) -> Option<Result<Delivery>> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                if event.seq <= self.cursor {
+                if event.seq() <= self.cursor {
                     continue;
                 }
-                if event.seq > self.cursor + 1 {
+                if event.seq() > self.cursor + 1 {
                     // A gap: fetch what lies between from the store, then this one again.
                     self.pending.push_front(event);
                     if let Err(err) = self.fill_from_store().await {
@@ -138,8 +186,8 @@ impl EventSubscription {
                     }
                     continue;
                 }
-                self.cursor = event.seq;
-                return Some(Ok(Delivery::Event(Box::new(event))));
+                self.cursor = event.seq();
+                return Some(Ok(Delivery::Event(event)));
             }
             if self.replaying {
                 match self.fill_from_store().await {
@@ -164,6 +212,38 @@ impl EventSubscription {
         }
     }
 
+    /// The next event if it is already here (buffered, or sent live and not yet taken),
+    /// without waiting or reading the store: lets a transport batch what is ready into one
+    /// write. `None` when [`EventSubscription::next`] would have to wait or read the store.
+    pub fn next_ready(&mut self) -> Option<Arc<EncodedEvent>> {
+        if self.replaying {
+            return None;
+        }
+        loop {
+            let event = match self.pending.pop_front() {
+                Some(event) => event,
+                None => match self.live.try_recv() {
+                    Ok(event) => event,
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                        self.replaying = true;
+                        return None;
+                    }
+                    Err(_) => return None,
+                },
+            };
+            if event.seq() <= self.cursor {
+                continue;
+            }
+            if event.seq() > self.cursor + 1 {
+                // A gap: leave it to `next`, which reads the store.
+                self.pending.push_front(event);
+                return None;
+            }
+            self.cursor = event.seq();
+            return Some(event);
+        }
+    }
+
     /// Reads the next page after the cursor into `pending` (in front); returns how many.
     async fn fill_from_store(&mut self) -> Result<usize> {
         let stored = self
@@ -171,7 +251,10 @@ impl EventSubscription {
             .events_after(self.session_id, self.cursor, REPLAY_PAGE)
             .await?;
         let count = stored.len();
-        let mut page = stored.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
+        let mut page = stored
+            .into_iter()
+            .map(|stored| Ok(Arc::new(EncodedEvent::new(decode(stored)?)?)))
+            .collect::<Result<Vec<_>>>()?;
         while let Some(event) = page.pop() {
             self.pending.push_front(event);
         }
@@ -225,7 +308,7 @@ mod tests {
 
     async fn next_event(subscription: &mut EventSubscription) -> SequencedEvent {
         match subscription.next().await.unwrap().unwrap() {
-            Delivery::Event(event) => *event,
+            Delivery::Event(event) => event.event().clone(),
             Delivery::CaughtUp { seq } => panic!("caught up at {seq} too early"),
         }
     }
@@ -246,7 +329,7 @@ mod tests {
         let mut seqs = Vec::new();
         loop {
             match subscription.next().await.unwrap().unwrap() {
-                Delivery::Event(event) => seqs.push(event.seq),
+                Delivery::Event(event) => seqs.push(event.seq()),
                 Delivery::CaughtUp { seq } => {
                     assert_eq!(seq, 6);
                     break;

@@ -1,12 +1,12 @@
 //! `SessionHandle`: how everything outside the actor talks to a session.
 
-use den_protocol::events::{PromptAccepted, SequencedEvent};
+use den_protocol::events::PromptAccepted;
 use den_store::Store;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::{Result, SessionError};
-use crate::eventlog::EventSubscription;
+use crate::eventlog::{EventSubscription, LiveSender};
 
 /// A request to the session's actor; each carries where to send the answer.
 pub(crate) enum Command {
@@ -54,7 +54,7 @@ pub struct SessionHandle {
     id: Uuid,
     owner_id: Uuid,
     commands: mpsc::Sender<Command>,
-    live: broadcast::Sender<SequencedEvent>,
+    live: LiveSender,
     store: Store,
 }
 
@@ -71,7 +71,7 @@ impl SessionHandle {
         id: Uuid,
         owner_id: Uuid,
         commands: mpsc::Sender<Command>,
-        live: broadcast::Sender<SequencedEvent>,
+        live: LiveSender,
         store: Store,
     ) -> Self {
         Self {

@@ -29,6 +29,6 @@ mod workspace;
 
 pub use config::{GATEWAY_PORT, ProviderConfig, ProviderKind, SessionConfig};
 pub use error::{Result, SessionError};
-pub use eventlog::{Delivery, EventSubscription};
+pub use eventlog::{Delivery, EncodedEvent, EventSubscription};
 pub use handle::SessionHandle;
 pub use manager::{ListChange, SessionManager};

@@ -32,6 +32,7 @@ pub(crate) struct Settings {
     pub(crate) tools_dir: PathBuf,
     pub(crate) repositories: RepositorySettings,
     pub(crate) auth: AuthSettings,
+    pub(crate) live: LiveSettings,
     pub(crate) github: Option<GithubSettings>,
     pub(crate) sandbox: SandboxSettings,
     /// Model providers OpenCode reaches through den's gateway.
@@ -105,6 +106,14 @@ pub(crate) enum LogFormat {
 pub(crate) struct RepositorySettings {
     /// Local directories whose git repositories users may pick.
     pub(crate) local_roots: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LiveSettings {
+    /// A WebSocket client that takes longer than this to accept a message is closed with a
+    /// resumable close (4008).
+    pub(crate) slow_client_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,6 +197,7 @@ impl Settings {
             .set_default("auth.login_link_minutes", 15)?
             .set_default("auth.max_failed_logins_per_user", 5)?
             .set_default("auth.max_failed_logins_per_address", 20)?
+            .set_default("live.slow_client_ms", 10_000)?
             .set_default("sandbox.enabled", true)?
             .set_default("sandbox.instance", "den")?
             .set_default("sandbox.uid_base", 2_000_000)?

@@ -276,7 +276,12 @@ pub(crate) async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);
-    let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+    // A small read buffer: tungstenite zeroes all of it on every read (128 KiB by default),
+    // which made the clients, not den, the bench's bottleneck. Nagle off, as a browser does.
+    let config =
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8192);
+    let (stream, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
     Ok(stream)
 }
 

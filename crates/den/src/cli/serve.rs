@@ -61,6 +61,7 @@ pub(crate) fn server_config(settings: &Settings, public_url: String) -> ServerCo
         .clone_from(&settings.repositories.local_roots);
     config.web_session_ttl = Duration::from_secs(settings.auth.session_ttl_hours * 3600);
     config.login_link_ttl = Duration::from_secs(settings.auth.login_link_minutes * 60);
+    config.slow_client = Duration::from_millis(settings.live.slow_client_ms.max(1));
     config.throttle = ThrottleLimits {
         per_username: settings.auth.max_failed_logins_per_user,
         per_address: settings.auth.max_failed_logins_per_address,

@@ -103,6 +103,11 @@ async fn add_user(data_dir: &Path, config: &Path, name: &str) {
 
 impl Den {
     pub(crate) async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// A den with `extra` appended to its configuration file (TOML).
+    pub(crate) async fn start_with(extra: &str) -> Self {
         let model = ScriptedModel::start().await.unwrap();
         let data_dir = tempfile::tempdir().unwrap();
         traversable(data_dir.path());
@@ -126,7 +131,7 @@ impl Den {
             uid_base =
                 3_000_000 + (u32::from_str_radix(&uuid_hex()[..4], 16).unwrap() % 1000) * 10_000,
             model_url = model.base_url(),
-        );
+        ) + extra;
         std::fs::write(&config, toml).unwrap();
 
         add_user(data_dir.path(), &config, "alice").await;
@@ -285,6 +290,52 @@ impl Den {
         body
     }
 
+    /// A WebSocket client with a tiny receive buffer that reads nothing until asked to.
+    pub(crate) async fn connect_stalled(&self, session: &str, after: i64) -> Socket {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!(
+            "ws://127.0.0.1:{}/api/sessions/{session}/ws?after={after}",
+            self.port
+        );
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        // Set before connecting, so the window den sees stays small.
+        tcp.set_recv_buffer_size(4096).unwrap();
+        let tcp = tcp
+            .connect(([127, 0, 0, 1], self.port).into())
+            .await
+            .unwrap();
+        let (stream, _) =
+            tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+                .await
+                .unwrap();
+        Socket {
+            stream,
+            events: Vec::new(),
+        }
+    }
+
+    /// The value of a counter in den's `/metrics` (0 when it was never counted).
+    pub(crate) async fn counter(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|line| line.split([' ', '{']).next() == Some(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub(crate) async fn connect(&self, session: &str, after: i64) -> Socket {
         self.connect_as(&self.token, session, after).await.unwrap()
     }
@@ -370,6 +421,26 @@ impl Socket {
     pub(crate) async fn until_turn_finished(&mut self) -> SessionEvent {
         self.until(|e| matches!(e, SessionEvent::TurnFinished { .. }))
             .await
+    }
+
+    /// Reads to the end of the connection; the close frame's code, if den sent one.
+    pub(crate) async fn read_to_end(&mut self) -> Option<u16> {
+        loop {
+            let message = tokio::time::timeout(WITHIN, self.stream.next())
+                .await
+                .expect("the connection did not end in time");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    if let ServerMessage::Event(event) = serde_json::from_str(&text).unwrap() {
+                        self.events.push(*event);
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                // Ended without a close frame (den gave up on sending it).
+                Some(Err(_)) | None => return None,
+            }
+        }
     }
 
     pub(crate) async fn close(mut self) {

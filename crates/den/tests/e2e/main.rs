@@ -10,4 +10,5 @@
 
 mod harness;
 mod lifecycle;
+mod slow_client;
 mod turns;
