@@ -7,6 +7,7 @@
 
 mod cgroup;
 mod firewall;
+mod instance;
 mod launch;
 mod mounts;
 mod net;
@@ -97,11 +98,15 @@ pub struct LocalRuntime {
     next_uid: std::sync::atomic::AtomicU32,
     host_cpus: u32,
     host_memory: u64,
+    /// Held until shutdown (or the process dies): no second runtime of this instance.
+    lock: Mutex<Option<instance::InstanceLock>>,
 }
 
 impl LocalRuntime {
-    /// Checks the host, reaps what a previous run of this instance left, and installs the
-    /// network guard. Returns the runtime and what the reaper removed.
+    /// Checks the host, takes the instance's lock (refusing to start beside a live runtime
+    /// of the same instance), reaps what a previous run of this instance left and what dead
+    /// instances left, and installs the network guard. Returns the runtime and what the
+    /// reaper removed.
     pub async fn start(cfg: LocalConfig) -> Result<(Arc<Self>, ReapReport)> {
         if cfg.instance.is_empty() || !cfg.instance.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(SandboxError::Host(format!(
@@ -114,7 +119,15 @@ impl LocalRuntime {
         check_traversable(&cfg.root_dir)?;
         let layout = CgroupLayout::detect()?;
         let prefix = cfg.prefix();
-        let report = reaper::reap(&cfg.root_dir, &layout, &prefix).await?;
+        let lock = instance::InstanceLock::acquire(&prefix, &cfg.instance).await?;
+        let mut report = reaper::reap(&cfg.root_dir, &layout, &prefix).await?;
+        report.dead_instances = instance::sweep_dead(&layout, &prefix).await?;
+        if report.dead_instances > 0 {
+            tracing::warn!(
+                count = report.dead_instances,
+                "removed the cgroups and firewall tables of sandbox instances whose den is gone"
+            );
+        }
         layout.prepare_instance(&prefix)?;
         let slirp_dir = layout.slirp_dir(&prefix);
         std::fs::create_dir_all(&slirp_dir).ctx(|| format!("create {}", slirp_dir.display()))?;
@@ -139,6 +152,7 @@ impl LocalRuntime {
             next_uid: std::sync::atomic::AtomicU32::new(0),
             host_cpus,
             host_memory,
+            lock: Mutex::new(Some(lock)),
         };
         Ok((Arc::new(rt), report))
     }
@@ -159,6 +173,10 @@ impl LocalRuntime {
         reaper::reap(&self.cfg.root_dir, &self.layout, &self.prefix).await?;
         if let Ok(mut m) = self.sandboxes.lock() {
             m.clear();
+        }
+        // Nothing of the instance is left: another runtime may take the name.
+        if let Some(lock) = self.lock.lock().ok().and_then(|mut lock| lock.take()) {
+            lock.remove();
         }
         first_err.map_or(Ok(()), Err)
     }

@@ -137,6 +137,28 @@ impl CgroupLayout {
         dirs
     }
 
+    /// The prefixes (`densbx-*`) of every instance with a cgroup directory on this host.
+    pub(crate) fn instances(&self) -> Vec<String> {
+        let mut roots = vec![self.v2_own.clone()];
+        roots.extend(
+            self.controllers
+                .values()
+                .filter(|c| !c.v2)
+                .map(|c| c.own.clone()),
+        );
+        let mut found: Vec<String> = roots
+            .iter()
+            .filter_map(|root| std::fs::read_dir(root).ok())
+            .flat_map(|entries| entries.flatten())
+            .filter(|entry| entry.path().is_dir())
+            .filter_map(|entry| entry.file_name().to_str().map(str::to_owned))
+            .filter(|name| name.starts_with("densbx-"))
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
     /// Creates the instance directories and, on cgroup2, delegates the controllers to them.
     pub(crate) fn prepare_instance(&self, instance: &str) -> Result<()> {
         for d in self.instance_dirs(instance) {

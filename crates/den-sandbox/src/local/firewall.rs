@@ -104,6 +104,23 @@ pub(crate) async fn install(table: &str, rules: &str) -> Result<()> {
     Ok(())
 }
 
+/// The names of den's tables (`densbx_*`) on the host, of every instance.
+pub(crate) async fn tables() -> Result<Vec<String>> {
+    let out = nft(&["list", "tables", "inet"], None).await?;
+    if !out.status.success() {
+        return Err(SandboxError::Command {
+            command: "nft list tables inet".into(),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("table inet "))
+        .filter(|name| name.starts_with("densbx_"))
+        .map(str::to_owned)
+        .collect())
+}
+
 pub(crate) async fn exists(table: &str) -> Result<bool> {
     Ok(nft(&["list", "table", "inet", table], None)
         .await?

@@ -16,6 +16,8 @@ pub struct ReapReport {
     pub mounts: usize,
     pub sandbox_dirs: usize,
     pub firewall_table: bool,
+    /// Other instances whose den is gone, whose cgroups and firewall table were removed.
+    pub dead_instances: usize,
 }
 
 impl ReapReport {
