@@ -4,7 +4,9 @@
 //! 100 and 1000 WebSocket clients of one session (in a separate process, `worker`), latency is
 //! the time a client first saw a marker minus the time the model wrote it, over every (client,
 //! marker) pair. The baseline is a client of OpenCode's own event stream inside the sandbox,
-//! reading the same deltas of the same turns as the one WebSocket client.
+//! reading the same deltas of the same turns as the one WebSocket client; it keeps reading
+//! during the other runs, to show how much the load of many clients slows OpenCode itself.
+//! A full run pools three turns for c1 and c1000: one turn's tail swings with the box.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -65,38 +67,43 @@ async fn measure(den: &BenchDen, model: &BenchModel, quick: bool) -> anyhow::Res
         }
     });
 
-    let mut metrics = Vec::new();
-    let mut c1 = Vec::new();
-    let mut c1_markers = Vec::new();
-    for _ in 0..if quick { 1 } else { 3 } {
-        let run = clients(den, model, &session, &mut watcher, 1).await?;
-        c1.extend(run.latencies_ms);
-        c1_markers.extend(run.markers);
-    }
-    reader.abort();
-    let sent = model.sent();
-    let direct: Vec<f64> = {
+    // The direct client reads every turn, so each run has its baseline from the same turns.
+    let direct_latencies = |markers: &[u64]| -> Vec<f64> {
+        let sent = model.sent();
         let seen = direct.lock().unwrap_or_else(|p| p.into_inner());
-        c1_markers
+        markers
             .iter()
             .filter_map(|m| Some(latency_ms(*sent.get(m)?, *seen.get(m)?)))
             .collect()
     };
+    let repeats = if quick { 1 } else { 3 };
+    let c1 = pooled(den, model, &session, &mut watcher, 1, repeats).await?;
+    let c100 = clients(den, model, &session, &mut watcher, 100).await?;
+    let c1000 = pooled(den, model, &session, &mut watcher, 1000, repeats).await?;
+    reader.abort();
+
+    let direct = direct_latencies(&c1.markers);
     anyhow::ensure!(!direct.is_empty(), "the direct client saw no delta");
+    let direct_c1000 = direct_latencies(&c1000.markers);
     let direct_p99 = quantile(direct.clone(), 0.99);
-    let c1_p99 = quantile(c1.clone(), 0.99);
-    metrics.push(
+    let c1_p99 = quantile(c1.latencies_ms.clone(), 0.99);
+    let mut metrics = vec![
         Metric::new("events.direct_p50_ms", quantile(direct, 0.5), "ms")
             .note("OpenCode's own /event stream, same turns as c1"),
-    );
-    metrics.push(Metric::new("events.direct_p99_ms", direct_p99, "ms").note("baseline"));
-    metrics.push(Metric::new("events.ws_p50_ms_c1", quantile(c1, 0.5), "ms"));
-    metrics.push(Metric::new("events.ws_p99_ms_c1", c1_p99, "ms").against("events.direct_p99_ms"));
-
-    let c100 = clients(den, model, &session, &mut watcher, 100).await?;
+        Metric::new("events.direct_p99_ms", direct_p99, "ms").note("baseline"),
+        Metric::new("events.ws_p50_ms_c1", quantile(c1.latencies_ms, 0.5), "ms"),
+        Metric::new("events.ws_p99_ms_c1", c1_p99, "ms").against("events.direct_p99_ms"),
+    ];
     metrics.extend(c100.metrics(100));
-    let c1000 = clients(den, model, &session, &mut watcher, 1000).await?;
     metrics.extend(c1000.metrics(1000));
+    metrics.push(
+        Metric::new(
+            "events.direct_p99_ms_during_c1000",
+            quantile(direct_c1000, 0.99),
+            "ms",
+        )
+        .note("OpenCode's own stream in the c1000 turns: the load slows OpenCode too"),
+    );
     metrics.push(
         Metric::new(
             "events.ratio_vs_direct_p99",
@@ -125,6 +132,29 @@ async fn measure(den: &BenchDen, model: &BenchModel, quick: bool) -> anyhow::Res
     Ok(metrics)
 }
 
+/// `repeats` turns of `n` clients, their pairs pooled: one turn's p99 swings with the box.
+async fn pooled(
+    den: &BenchDen,
+    model: &BenchModel,
+    session: &str,
+    watcher: &mut Watcher,
+    n: usize,
+    repeats: usize,
+) -> anyhow::Result<Run> {
+    let mut all = clients(den, model, session, watcher, n).await?;
+    for _ in 1..repeats {
+        let run = clients(den, model, session, watcher, n).await?;
+        all.latencies_ms.extend(run.latencies_ms);
+        all.markers.extend(run.markers);
+        all.missing += run.missing;
+        all.closed += run.closed;
+        all.den_cpu_ms += run.den_cpu_ms;
+        all.clients_cpu_ms += run.clients_cpu_ms;
+        all.messages += run.messages;
+    }
+    Ok(all)
+}
+
 fn latency_ms(sent: u64, received: u64) -> f64 {
     received.saturating_sub(sent) as f64 / 1e6
 }
@@ -139,6 +169,8 @@ struct Run {
     /// CPU used during the turn by den's process (with the model) and by the clients' process.
     den_cpu_ms: f64,
     clients_cpu_ms: f64,
+    /// (client, event) pairs delivered: what the CPU times divide into.
+    messages: usize,
 }
 
 impl Run {
@@ -157,13 +189,22 @@ impl Run {
             .against("events.direct_p99_ms"),
         ];
         if n >= 1000 {
+            let per_message = |ms: f64| ms * 1000.0 / self.messages.max(1) as f64;
             out.push(
-                Metric::new(&format!("den.cpu_ms_turn_c{n}"), self.den_cpu_ms, "ms")
-                    .note("den's CPU time for the turn (model included)"),
+                Metric::new(
+                    &format!("den.cpu_us_per_message_c{n}"),
+                    per_message(self.den_cpu_ms),
+                    "us",
+                )
+                .note("den's CPU per event delivered to one client (model included)"),
             );
             out.push(
-                Metric::new(&format!("clients.cpu_ms_c{n}"), self.clients_cpu_ms, "ms")
-                    .note("the clients' process, for the turn"),
+                Metric::new(
+                    &format!("clients.cpu_us_per_message_c{n}"),
+                    per_message(self.clients_cpu_ms),
+                    "us",
+                )
+                .note("the clients' process, per event received"),
             );
         }
         if self.missing > 0 || self.closed > 0 {
@@ -246,6 +287,7 @@ async fn clients(
         .collect();
     Ok(Run {
         missing: (n * turn_markers.len()).saturating_sub(latencies_ms.len()),
+        messages: latencies_ms.len(),
         markers: turn_markers,
         latencies_ms,
         closed: out["closed"].as_u64().unwrap_or(0) as usize,
