@@ -14,14 +14,23 @@ pub const OPENCODE_SANDBOX_BIN: &str = "/opt/opencode/bin/opencode";
 /// Where the generated config goes, relative to HOME.
 pub const OPENCODE_CONFIG_PATH: &str = ".config/opencode/opencode.json";
 
-/// A config with what den always wants: permissions allow-all (the sandbox is the boundary),
-/// no auto-update, sharing off. Callers add providers before passing it to `opencode_spec`.
+/// A config with what den always wants: no auto-update, sharing off, and every permission
+/// allowed (the sandbox is the boundary), naming each one: OpenCode asks by default before a
+/// repeated tool call ("doom loop") or a path outside the workspace, and a turn waiting on an
+/// ask nobody can answer never ends. The question tool is denied for the same reason, until
+/// den relays questions to the user. Callers add providers before passing it to
+/// `opencode_spec`.
 pub fn base_config() -> serde_json::Value {
     serde_json::json!({
         "$schema": "https://opencode.ai/config.json",
         "autoupdate": false,
         "share": "disabled",
-        "permission": { "edit": "allow", "bash": "allow", "webfetch": "allow" },
+        "permission": {
+            "read": "allow", "edit": "allow", "glob": "allow", "grep": "allow", "list": "allow",
+            "bash": "allow", "task": "allow", "external_directory": "allow", "todowrite": "allow",
+            "webfetch": "allow", "websearch": "allow", "lsp": "allow", "doom_loop": "allow",
+            "skill": "allow", "question": "deny",
+        },
     })
 }
 

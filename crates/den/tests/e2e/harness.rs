@@ -388,8 +388,10 @@ impl Socket {
 
     /// The next server message.
     pub(crate) async fn next(&mut self) -> ServerMessage {
+        // One deadline for the whole wait: den's keepalive pings must not extend it.
+        let deadline = tokio::time::Instant::now() + WITHIN;
         loop {
-            let message = tokio::time::timeout(WITHIN, self.stream.next())
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("no message in time");
             match message.expect("socket closed").unwrap() {

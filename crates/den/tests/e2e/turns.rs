@@ -390,3 +390,39 @@ async fn the_sse_stream_resumes_from_last_event_id_and_the_session_list_streams_
         matches!(update, den_protocol::events::SessionListUpdate::Upsert { session: ref s } if s.title == "renamed live")
     );
 }
+
+#[tokio::test]
+async fn the_agent_never_waits_for_a_permission_nobody_can_give() {
+    // Nobody can answer OpenCode's permission prompts from den yet: a repeated tool call (its
+    // "doom loop" check) or a read outside the workspace must not stall the turn.
+    let den = Den::start().await;
+    for _ in 0..3 {
+        den.model.push(Turn::new().read("README.md"));
+    }
+    den.model.push(Turn::new().read("/etc/hosts"));
+    den.model.push(Turn::text("Read them all."));
+    let session = den
+        .create_session(Some("read the readme, again and again"))
+        .await;
+    let mut socket = den.connect(&session, 0).await;
+    let finished = socket.until_turn_finished().await;
+    assert!(
+        matches!(
+            finished,
+            SessionEvent::TurnFinished {
+                outcome: TurnOutcome::Completed,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+    let completed_reads = socket
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(&e.event, SessionEvent::Tool(call) if call.tool == "read" && call.state == ToolState::Completed)
+        })
+        .count();
+    assert_eq!(completed_reads, 4, "{:#?}", socket.events);
+    assert!(assistant_text(&socket.events).contains("Read them all."));
+}
