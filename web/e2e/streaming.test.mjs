@@ -94,7 +94,7 @@ describe("a turn", () => {
     await watcher.close();
   });
 
-  test("stop a running turn; a follow-up queues, can be removed, and runs when queued", async () => {
+  test("stop a running turn; a follow-up queues, can be edited or removed, and runs when queued", async () => {
     const { page } = alice;
     const never = gate();
     model.push([{ text: ["Working on it"] }, { hold: never.promise }]);
@@ -109,12 +109,19 @@ describe("a turn", () => {
     await expect(queue).toBeHidden();
     await page.getByLabel("Prompt", { exact: true }).fill("then this");
     await page.getByLabel("Prompt", { exact: true }).press("Enter");
-    await expect(page.getByRole("region", { name: "Queued prompts" }).getByText("then this")).toBeVisible();
+    const queued = page.getByRole("region", { name: "Queued prompts" });
+    await expect(queued.getByText("then this")).toBeVisible();
+    // A waiting prompt can be edited; what runs is the edited text.
+    await queued.getByRole("button", { name: "Edit queued prompt: then this" }).click();
+    await queued.getByLabel("Edit queued prompt").fill("then this, edited");
+    await queued.getByLabel("Edit queued prompt").press("Enter");
+    await expect(queued.getByText("then this, edited")).toBeVisible();
     model.push([{ text: ["Follow-up answered."] }]);
     // Escape in the prompt box stops the turn, like the Stop button.
     await page.getByLabel("Prompt", { exact: true }).press("Escape");
     await expect(page.getByText(/^Stopped/)).toBeVisible();
     await expect(transcript(page).getByText("Follow-up answered.")).toBeVisible();
+    await expect(transcript(page).getByText("then this, edited")).toBeVisible();
     never.open();
   });
 

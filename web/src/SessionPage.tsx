@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { ApiError, api } from "./api";
 import { Composer } from "./Composer";
 import { ConfirmDialog } from "./ConfirmDialog";
+import { QueuedPrompts } from "./QueuedPrompts";
 import { navigate } from "./router";
 import { removed, upsert, useSessions } from "./sessions";
 import { Transcript } from "./Transcript";
@@ -179,24 +180,12 @@ export function SessionPage({ id }: { id: string }) {
         </section>
       )}
       {t.queue.length > 0 && (
-        <section className="queue" aria-label="Queued prompts">
-          <h2>
-            Queued{" "}
-            <button className="small" onClick={() => void act(() => api.clearQueue(id))}>
-              Clear all
-            </button>
-          </h2>
-          <ul>
-            {t.queue.map((q) => (
-              <li key={q.id}>
-                <span>{q.text}</span>
-                <button className="small" aria-label={`Remove queued prompt: ${q.text}`} onClick={() => void act(() => api.dequeue(id, q.id))}>
-                  Remove
-                </button>
-              </li>
-            ))}
-          </ul>
-        </section>
+        <QueuedPrompts
+          items={t.queue}
+          onEdit={(item, text) => act(() => api.editQueued(id, item, text))}
+          onRemove={(item) => void act(() => api.dequeue(id, item))}
+          onClear={() => void act(() => api.clearQueue(id))}
+        />
       )}
       <div className="session-composer">
         <Composer

@@ -62,6 +62,8 @@ export const api = {
     request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text }),
   control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),
   dequeue: (id: string, item: string) => request<void>("DELETE", `/api/sessions/${id}/queue/${encodeURIComponent(item)}`),
+  editQueued: (id: string, item: string, text: string) =>
+    request<void>("PUT", `/api/sessions/${id}/queue/${encodeURIComponent(item)}`, { text }),
   clearQueue: (id: string) => request<void>("DELETE", `/api/sessions/${id}/queue`),
   tokens: () => request<ApiToken[]>("GET", "/api/tokens"),
   createToken: (name: string) => request<CreatedToken>("POST", "/api/tokens", { name }),

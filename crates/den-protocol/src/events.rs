@@ -239,6 +239,11 @@ pub enum ClientMessage {
     Dequeue {
         id: String,
     },
+    /// Replaces the text of a queued prompt.
+    EditQueued {
+        id: String,
+        text: String,
+    },
     /// Removes every queued prompt.
     ClearQueue,
     Ping,

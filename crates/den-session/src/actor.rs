@@ -284,6 +284,10 @@ impl SessionActor {
                 };
                 let _ = reply.send(result);
             }
+            Command::EditQueued { id, text, reply } => {
+                let result = self.edit_queued(&id, &text).await;
+                let _ = reply.send(result);
+            }
             Command::ClearQueue { reply } => {
                 self.queue.clear();
                 self.emit_queue().await;

@@ -30,6 +30,11 @@ pub(crate) enum Command {
     ClearQueue {
         reply: oneshot::Sender<Result<()>>,
     },
+    EditQueued {
+        id: String,
+        text: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Rename {
         title: String,
         reply: oneshot::Sender<Result<()>>,
@@ -134,6 +139,12 @@ impl SessionHandle {
 
     pub async fn clear_queue(&self) -> Result<()> {
         self.ask(|reply| Command::ClearQueue { reply }).await
+    }
+
+    /// Replaces the text of a queued prompt (one that has not started).
+    pub async fn edit_queued(&self, id: String, text: String) -> Result<()> {
+        self.ask(|reply| Command::EditQueued { id, text, reply })
+            .await
     }
 
     pub async fn rename(&self, title: String) -> Result<()> {

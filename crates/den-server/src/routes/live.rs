@@ -47,7 +47,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pause))
         .routes(routes!(resume))
         .routes(routes!(clear_queue))
-        .routes(routes!(dequeue))
+        .routes(routes!(dequeue, edit_queued))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -221,6 +221,7 @@ async fn run_command(session: &SessionHandle, command: ClientMessage) -> Option<
         ClientMessage::Pause => session.pause().await,
         ClientMessage::Resume => session.resume().await,
         ClientMessage::Dequeue { id } => session.dequeue(id).await,
+        ClientMessage::EditQueued { id, text } => session.edit_queued(id, text).await,
         ClientMessage::ClearQueue => session.clear_queue().await,
     };
     match result {
@@ -392,5 +393,27 @@ async fn dequeue(
         .parse()
         .map_err(|_| ApiError::bad_request("id must be a UUID"))?;
     session_of(&state, &caller, id).await?.dequeue(item).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the text of a queued prompt (one that has not started yet).
+#[utoipa::path(put, path = "/api/sessions/{id}/queue/{item}", tag = "sessions", request_body = PromptRequest,
+    params(("id" = uuid::Uuid, Path, description = "the session's id"), ("item" = String, Path, description = "the queued prompt's id")),
+    responses((status = 204, description = "replaced"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn edit_queued(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path((id, item)): axum::extract::Path<(String, String)>,
+    ApiJson(request): ApiJson<PromptRequest>,
+) -> Result<StatusCode, ApiError> {
+    let id = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("id must be a UUID"))?;
+    session_of(&state, &caller, id)
+        .await?
+        .edit_queued(item, request.text)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -71,7 +71,7 @@ fn rule(method: &Method, path: &str) -> Rule {
             status: S::NO_CONTENT,
         },
         // Nothing is queued in the fixture: the owner hears the item is not in the queue.
-        ("DELETE", "/api/sessions/{id}/queue/{item}") => Rule::Owned {
+        ("DELETE" | "PUT", "/api/sessions/{id}/queue/{item}") => Rule::Owned {
             status: S::CONFLICT,
         },
         _ => panic!("{method} {path} is missing from the authorization matrix: add its rule"),
@@ -96,6 +96,7 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
         ("POST", "/api/sessions") => Some(json!({"repository": "https://example.com/a/b.git"})),
         ("PATCH", "/api/sessions/{id}") => Some(json!({"title": "renamed"})),
         ("POST", "/api/sessions/{id}/prompt") => Some(json!({"text": "hello"})),
+        ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
         _ => None,
     };
     (concrete, body)

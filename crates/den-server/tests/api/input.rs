@@ -304,7 +304,7 @@ async fn sessions_page_newest_activity_first() {
 }
 
 #[tokio::test]
-async fn bad_prompts_are_refused_and_start_nothing() {
+async fn bad_prompts_and_queue_edits_are_refused_and_start_nothing() {
     let server = TestServer::start_live().await;
     let user = server.user("alice").await;
     let (_, session) = server
@@ -350,6 +350,9 @@ async fn bad_prompts_are_refused_and_start_nothing() {
         ),
     ] {
         refuse(&server, &user, Method::POST, &path, &body, status, code).await;
+        // Replacing a queued prompt's text checks the text the same way.
+        let edit = path.replace("/prompt", "/queue/some-item");
+        refuse(&server, &user, Method::PUT, &edit, &body, status, code).await;
     }
     // A first prompt that is refused creates no session.
     let before = observable(&server, &user).await;

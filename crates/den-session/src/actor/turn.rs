@@ -12,18 +12,7 @@ impl SessionActor {
     /// Accepts a prompt: it runs now if the agent is free, otherwise it waits in the queue. A
     /// session that is not running is started (or resumed) first.
     pub(super) async fn prompt(&mut self, text: String) -> Result<PromptAccepted> {
-        let text = text.trim().to_owned();
-        if text.is_empty() {
-            return Err(SessionError::InvalidPrompt(
-                "the prompt is empty".to_owned(),
-            ));
-        }
-        let max = self.services.config.max_prompt_bytes;
-        if text.len() > max {
-            return Err(SessionError::InvalidPrompt(format!(
-                "the prompt is longer than {max} bytes"
-            )));
-        }
+        let text = self.checked_prompt(&text)?;
         if self.queue.len() >= self.services.config.max_queue {
             return Err(SessionError::Conflict(
                 "too many prompts are waiting; remove some first".to_owned(),
@@ -52,6 +41,38 @@ impl SessionActor {
             self.begin_start();
         }
         Ok(accepted)
+    }
+
+    /// A prompt's text, trimmed; refused when empty or too long.
+    fn checked_prompt(&self, text: &str) -> Result<String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(SessionError::InvalidPrompt(
+                "the prompt is empty".to_owned(),
+            ));
+        }
+        let max = self.services.config.max_prompt_bytes;
+        if text.len() > max {
+            return Err(SessionError::InvalidPrompt(format!(
+                "the prompt is longer than {max} bytes"
+            )));
+        }
+        Ok(text.to_owned())
+    }
+
+    /// Replaces the text of a prompt still waiting in the queue.
+    pub(super) async fn edit_queued(&mut self, id: &str, text: &str) -> Result<()> {
+        let text = self.checked_prompt(text)?;
+        let Some(item) = self.queue.iter_mut().find(|item| item.id == id) else {
+            return Err(SessionError::Conflict(
+                "that prompt is not in the queue (it may have started)".to_owned(),
+            ));
+        };
+        if item.text != text {
+            item.text = text;
+            self.emit_queue().await;
+        }
+        Ok(())
     }
 
     /// Starts the next queued prompt if the agent is free.

@@ -408,6 +408,16 @@ impl Socket {
         }
     }
 
+    /// Reads until a refusal arrives (events before it are kept); returns it.
+    pub(crate) async fn next_refusal(&mut self) -> ServerMessage {
+        loop {
+            let message = self.next().await;
+            if matches!(message, ServerMessage::Refused { .. }) {
+                return message;
+            }
+        }
+    }
+
     /// Reads until an event matches `done`; returns it.
     pub(crate) async fn until(&mut self, done: impl Fn(&SessionEvent) -> bool) -> SessionEvent {
         loop {

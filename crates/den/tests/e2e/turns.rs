@@ -191,6 +191,39 @@ async fn a_running_turn_can_be_stopped_and_a_queued_prompt_runs_after_it() {
     };
     assert_eq!(items[0].text, "second");
 
+    // The waiting prompt can be edited; a bad edit is refused and changes nothing.
+    let item = items[0].id.clone();
+    socket
+        .send(json!({"type": "edit_queued", "id": item, "text": "  "}))
+        .await;
+    let refused = socket.next_refusal().await;
+    assert!(
+        matches!(&refused, ServerMessage::Refused { code, .. } if code == "invalid_request"),
+        "{refused:?}"
+    );
+    socket
+        .send(json!({"type": "edit_queued", "id": "not-queued", "text": "x"}))
+        .await;
+    let refused = socket.next_refusal().await;
+    assert!(
+        matches!(&refused, ServerMessage::Refused { code, .. } if code == "conflict"),
+        "{refused:?}"
+    );
+    socket
+        .send(json!({"type": "edit_queued", "id": item, "text": "the edited follow-up"}))
+        .await;
+    let edited = socket
+        .until(|e| matches!(e, SessionEvent::Queue { .. }))
+        .await;
+    let SessionEvent::Queue { items } = edited else {
+        unreachable!()
+    };
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (items[0].id.as_str(), items[0].text.as_str()),
+        (item.as_str(), "the edited follow-up")
+    );
+
     let (status, _) = den
         .api(
             Method::POST,
@@ -226,6 +259,8 @@ async fn a_running_turn_can_be_stopped_and_a_queued_prompt_runs_after_it() {
         texts.contains("second answer") && !texts.contains("never sent"),
         "{texts}"
     );
+    let sent = den.model.agent_requests().last().unwrap().transcript();
+    assert!(sent.contains("the edited follow-up"), "{sent}");
     gate.release();
 }
 
