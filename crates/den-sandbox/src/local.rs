@@ -121,6 +121,9 @@ impl LocalRuntime {
         let prefix = cfg.prefix();
         let lock = instance::InstanceLock::acquire(&prefix, &cfg.instance).await?;
         let mut report = reaper::reap(&cfg.root_dir, &layout, &prefix).await?;
+        if !report.is_empty() {
+            tracing::warn!(?report, "reaper removed state left by an earlier run");
+        }
         report.dead_instances = instance::sweep_dead(&layout, &prefix).await?;
         if report.dead_instances > 0 {
             tracing::warn!(

@@ -74,11 +74,6 @@ pub(crate) async fn reap(root: &Path, layout: &CgroupLayout, prefix: &str) -> Re
             report.sandbox_dirs += 1;
         }
     }
-    if report.is_empty() {
-        tracing::debug!("reaper: nothing left over");
-    } else {
-        tracing::warn!(?report, "reaper removed state left by an earlier run");
-    }
     Ok(report)
 }
 
