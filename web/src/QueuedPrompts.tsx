@@ -9,7 +9,7 @@ export function QueuedPrompts({
   onClear,
 }: {
   items: QueuedPrompt[];
-  onEdit: (item: string, text: string) => Promise<void>;
+  onEdit: (item: string, text: string) => Promise<boolean>;
   onRemove: (item: string) => void;
   onClear: () => void;
 }) {
@@ -36,14 +36,15 @@ function QueuedItem({
   onRemove,
 }: {
   item: QueuedPrompt;
-  onEdit: (item: string, text: string) => Promise<void>;
+  onEdit: (item: string, text: string) => Promise<boolean>;
   onRemove: (item: string) => void;
 }) {
   const [draft, setDraft] = useState<string | null>(null);
   const save = async () => {
     if (draft === null) return;
     const text = draft.trim();
-    if (text && text !== item.text) await onEdit(item.id, text);
+    // A refused edit keeps the draft, so the words are not lost.
+    if (text && text !== item.text && !(await onEdit(item.id, text))) return;
     setDraft(null);
   };
   if (draft !== null) {

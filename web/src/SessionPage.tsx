@@ -182,7 +182,16 @@ export function SessionPage({ id }: { id: string }) {
       {t.queue.length > 0 && (
         <QueuedPrompts
           items={t.queue}
-          onEdit={(item, text) => act(() => api.editQueued(id, item, text))}
+          onEdit={async (item, text) => {
+            setNotice(null);
+            try {
+              await api.editQueued(id, item, text);
+              return true;
+            } catch (e) {
+              setNotice((e as Error).message);
+              return false;
+            }
+          }}
           onRemove={(item) => void act(() => api.dequeue(id, item))}
           onClear={() => void act(() => api.clearQueue(id))}
         />

@@ -25,12 +25,17 @@ pub fn base_config() -> serde_json::Value {
         "$schema": "https://opencode.ai/config.json",
         "autoupdate": false,
         "share": "disabled",
-        "permission": {
-            "read": "allow", "edit": "allow", "glob": "allow", "grep": "allow", "list": "allow",
-            "bash": "allow", "task": "allow", "external_directory": "allow", "todowrite": "allow",
-            "webfetch": "allow", "websearch": "allow", "lsp": "allow", "doom_loop": "allow",
-            "skill": "allow", "question": "deny",
-        },
+        "permission": permissions(),
+    })
+}
+
+/// Every permission OpenCode 1.18 knows, allowed, and its question tool denied.
+fn permissions() -> serde_json::Value {
+    serde_json::json!({
+        "read": "allow", "edit": "allow", "glob": "allow", "grep": "allow", "list": "allow",
+        "bash": "allow", "task": "allow", "external_directory": "allow", "todowrite": "allow",
+        "webfetch": "allow", "websearch": "allow", "lsp": "allow", "doom_loop": "allow",
+        "skill": "allow", "question": "deny",
     })
 }
 
@@ -68,6 +73,10 @@ pub fn opencode_spec(
     ] {
         spec.env.insert(k.into(), v.into());
     }
+    // A repository's own opencode.json outranks the global config; OpenCode applies this
+    // variable after every config file, so a repository cannot turn an ask back on.
+    spec.env
+        .insert("OPENCODE_PERMISSION".into(), permissions().to_string());
     spec.expose.push(OPENCODE_PORT);
     spec
 }

@@ -216,12 +216,11 @@ impl EventSubscription {
     /// without waiting or reading the store: lets a transport batch what is ready into one
     /// write. `None` when [`EventSubscription::next`] would have to wait or read the store.
     pub fn next_ready(&mut self) -> Option<Arc<EncodedEvent>> {
-        if self.replaying {
-            return None;
-        }
         loop {
             let event = match self.pending.pop_front() {
                 Some(event) => event,
+                // Replaying: what is not yet read from the store is `next`'s to fetch.
+                None if self.replaying => return None,
                 None => match self.live.try_recv() {
                     Ok(event) => event,
                     Err(broadcast::error::TryRecvError::Lagged(_)) => {

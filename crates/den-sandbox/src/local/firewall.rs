@@ -121,6 +121,21 @@ pub(crate) async fn tables() -> Result<Vec<String>> {
         .collect())
 }
 
+/// The cgroup (relative to /sys/fs/cgroup) whose sockets `table` guards, if it exists.
+pub(crate) async fn guarded_cgroup(table: &str) -> Result<Option<String>> {
+    let out = nft(&["list", "table", "inet", table], None).await?;
+    if !out.status.success() {
+        return Ok(None);
+    }
+    Ok(cgroup_of_ruleset(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn cgroup_of_ruleset(rules: &str) -> Option<String> {
+    let rest = rules.split("socket cgroupv2 level ").nth(1)?;
+    let quoted = rest.split('"').nth(1)?;
+    Some(quoted.to_owned())
+}
+
 pub(crate) async fn exists(table: &str) -> Result<bool> {
     Ok(nft(&["list", "table", "inet", table], None)
         .await?
@@ -144,6 +159,16 @@ pub(crate) async fn remove(table: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guarded_cgroup_is_read_back_from_a_ruleset() {
+        let r = ruleset("densbx_x", "unified/densbx-x/slirp", 2, &[]);
+        assert_eq!(
+            cgroup_of_ruleset(&r).as_deref(),
+            Some("unified/densbx-x/slirp")
+        );
+        assert_eq!(cgroup_of_ruleset("table inet other {}"), None);
+    }
 
     #[test]
     fn ruleset_allows_dns_and_rejects_private_and_local() {

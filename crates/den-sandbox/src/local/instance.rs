@@ -19,7 +19,8 @@ use crate::local::firewall;
 const LOCK_DIR: &str = "/run/densbx";
 /// How long a starting runtime waits for its lock, which another runtime's sweep may hold for
 /// a moment while it checks whether the instance is alive.
-const ACQUIRE_PATIENCE: Duration = Duration::from_secs(3);
+/// Longer than a sweep can hold it (removing a just-emptied cgroup retries for up to 10 s).
+const ACQUIRE_PATIENCE: Duration = Duration::from_secs(12);
 
 /// The held lock of one instance; released when dropped or when the process dies.
 #[derive(Debug)]
@@ -75,9 +76,10 @@ impl InstanceLock {
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(SandboxError::Host(format!(
-                    "another den on this host runs sandboxes as instance {instance:?} (it holds {}); \
-                     give each den its own sandbox instance",
-                    lock_path(prefix).display()
+                    "another den on this host runs sandboxes as instance {instance:?} (it has held \
+                     {} for {} s); give each den its own sandbox instance",
+                    lock_path(prefix).display(),
+                    ACQUIRE_PATIENCE.as_secs()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -86,18 +88,18 @@ impl InstanceLock {
 }
 
 /// Removes the cgroups and firewall tables of instances whose runtime is gone (nobody holds
-/// their lock) and that have no process left. Returns how many instances were swept.
+/// their lock) and that have no process left. Best effort: what cannot be swept is logged and
+/// left for the next start. Returns how many instances were swept.
 pub(crate) async fn sweep_dead(layout: &CgroupLayout, own_prefix: &str) -> Result<usize> {
     let mut prefixes = layout.instances();
     if let Ok(entries) = std::fs::read_dir(LOCK_DIR) {
         prefixes.extend(entries.flatten().filter_map(|entry| {
-            Some(
-                entry
-                    .file_name()
-                    .to_str()?
-                    .strip_suffix(".lock")?
-                    .to_owned(),
-            )
+            let name = entry
+                .file_name()
+                .to_str()?
+                .strip_suffix(".lock")?
+                .to_owned();
+            name.starts_with("densbx-").then_some(name)
         }));
     }
     for table in firewall::tables().await? {
@@ -109,33 +111,54 @@ pub(crate) async fn sweep_dead(layout: &CgroupLayout, own_prefix: &str) -> Resul
     prefixes.dedup();
     let mut swept = 0;
     for prefix in prefixes.iter().filter(|p| p.as_str() != own_prefix) {
-        // Held while sweeping, so a den starting under this name waits rather than races.
-        let Some(lock) = InstanceLock::try_acquire(prefix)? else {
-            continue;
-        };
-        let cgroups = layout.existing(prefix);
-        if cgroups.iter().any(|cg| !cg.pids().is_empty()) {
-            // Processes without a den: not ours to judge (a den from before instance locks).
-            tracing::warn!(instance = %prefix, "left alone: a dead sandbox instance still has processes");
-            continue;
-        }
-        let dirs = layout.instance_dirs(prefix);
-        let table = firewall::table_name(prefix);
-        let had_state = dirs.iter().any(|dir| dir.exists()) || firewall::exists(&table).await?;
-        for cg in cgroups {
-            cg.remove().await?;
-        }
-        for dir in dirs.iter().rev() {
-            match std::fs::remove_dir(dir) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(err).ctx(|| format!("remove cgroup {}", dir.display()));
-                }
-                _ => {}
+        match sweep_one(layout, prefix).await {
+            Ok(true) => swept += 1,
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!(instance = %prefix, error = %err, "could not sweep a dead sandbox instance");
             }
         }
-        firewall::remove(&table).await?;
-        lock.remove();
-        swept += usize::from(had_state);
     }
     Ok(swept)
+}
+
+/// Sweeps one instance if it is dead; whether it had state to remove.
+async fn sweep_one(layout: &CgroupLayout, prefix: &str) -> Result<bool> {
+    // Held while sweeping, so a den starting under this name waits rather than races.
+    let Some(lock) = InstanceLock::try_acquire(prefix)? else {
+        return Ok(false);
+    };
+    let table = firewall::table_name(prefix);
+    let cgroups = layout.existing(prefix);
+    // Processes without a den, or a guard whose cgroup (wherever it is) still has processes:
+    // not ours to judge (a den from before instance locks, or one with another /run).
+    let guarded_busy = match firewall::guarded_cgroup(&table).await? {
+        Some(path) => std::fs::read_to_string(
+            PathBuf::from("/sys/fs/cgroup")
+                .join(path)
+                .join("cgroup.procs"),
+        )
+        .is_ok_and(|procs| !procs.trim().is_empty()),
+        None => false,
+    };
+    if guarded_busy || cgroups.iter().any(|cg| !cg.pids().is_empty()) {
+        tracing::warn!(instance = %prefix, "left alone: a sandbox instance without a den still has processes");
+        return Ok(false);
+    }
+    let dirs = layout.instance_dirs(prefix);
+    let had_state = dirs.iter().any(|dir| dir.exists()) || firewall::exists(&table).await?;
+    for cg in cgroups {
+        cg.remove().await?;
+    }
+    for dir in dirs.iter().rev() {
+        match std::fs::remove_dir(dir) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err).ctx(|| format!("remove cgroup {}", dir.display()));
+            }
+            _ => {}
+        }
+    }
+    firewall::remove(&table).await?;
+    lock.remove();
+    Ok(had_state)
 }

@@ -106,7 +106,7 @@ async fn serve_socket(
     let (mut sink, mut stream) = socket.split();
     let (replies, mut outgoing) = tokio::sync::mpsc::channel::<ServerMessage>(16);
     let mut subscription = session.subscribe(after);
-    let reader = tokio::spawn(async move {
+    let mut reader = tokio::spawn(async move {
         while let Some(Ok(message)) = stream.next().await {
             let text = match message {
                 Message::Text(text) => text.to_string(),
@@ -144,6 +144,8 @@ async fn serve_socket(
             },
             Some(reply) = outgoing.recv() => text_frame(&reply),
             _ = keepalive.tick() => Some(Message::Ping(Vec::new().into())),
+            // The client closed or went away: stop now, not at the next event or ping.
+            _ = &mut reader => break,
         };
         let Some(message) = message else {
             continue;

@@ -162,6 +162,7 @@ impl SessionActor {
     ) {
         match event {
             Some(Ok(envelope)) => {
+                self.allow_if_asked(&envelope.event);
                 let Some(turn) = &mut self.turn else {
                     return;
                 };
@@ -181,6 +182,30 @@ impl SessionActor {
                 self.fail(&err).await;
             }
         }
+    }
+
+    /// The sandbox is the boundary, so OpenCode runs with every permission allowed; should it
+    /// ask anyway (an agent defined in the repository can), nobody could answer and the turn
+    /// would wait forever. Allow it once, as the config would have.
+    fn allow_if_asked(&self, event: &den_opencode::Event) {
+        let (den_opencode::Event::PermissionAsked(request), Some(live)) = (event, &self.live)
+        else {
+            return;
+        };
+        if request.session_id != live.agent_session_id {
+            return;
+        }
+        tracing::info!(permission = %request.permission, "allowing what the agent asked for");
+        let client = live.client.clone();
+        let id = request.id.clone();
+        tokio::spawn(async move {
+            if let Err(err) = client
+                .reply_permission(&id, den_opencode::PermissionReply::Once, None)
+                .await
+            {
+                tracing::warn!(error = %err, "could not allow the agent's permission request");
+            }
+        });
     }
 
     /// The agent finished the turn: record it, snapshot, and go on with the queue.

@@ -57,6 +57,33 @@ fn traversable(path: &Path) {
 }
 
 /// A git repository with one commit.
+/// Commits `contents` as `name` in the repository at `path`.
+pub(crate) async fn commit_file(path: &Path, name: &str, contents: &str) {
+    std::fs::write(path.join(name), contents).unwrap();
+    for args in [
+        vec!["add", name],
+        vec![
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "--quiet",
+            "-m",
+            name,
+        ],
+    ] {
+        let status = Command::new("git")
+            .arg("-C")
+            .arg(path)
+            .args(args)
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
 async fn make_repo(path: &Path) {
     std::fs::create_dir_all(path).unwrap();
     std::fs::write(path.join("README.md"), "# test repo\n").unwrap();

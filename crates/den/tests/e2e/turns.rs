@@ -429,8 +429,17 @@ async fn the_sse_stream_resumes_from_last_event_id_and_the_session_list_streams_
 #[tokio::test]
 async fn the_agent_never_waits_for_a_permission_nobody_can_give() {
     // Nobody can answer OpenCode's permission prompts from den yet: a repeated tool call (its
-    // "doom loop" check) or a read outside the workspace must not stall the turn.
+    // "doom loop" check), a read outside the workspace, or a repository whose own config asks
+    // before every command must not stall the turn.
     let den = Den::start().await;
+    crate::harness::commit_file(
+        &den.repo,
+        "opencode.json",
+        r#"{"permission": {"bash": "ask", "read": "ask", "edit": "ask"}}"#,
+    )
+    .await;
+    den.model
+        .push(Turn::new().bash("echo ran > ran.txt", "write a file"));
     for _ in 0..3 {
         den.model.push(Turn::new().read("README.md"));
     }
@@ -459,5 +468,10 @@ async fn the_agent_never_waits_for_a_permission_nobody_can_give() {
         })
         .count();
     assert_eq!(completed_reads, 4, "{:#?}", socket.events);
+    assert!(
+        socket.events.iter().any(|e| matches!(&e.event, SessionEvent::Tool(call) if call.tool == "bash" && call.state == ToolState::Completed)),
+        "{:#?}",
+        socket.events
+    );
     assert!(assistant_text(&socket.events).contains("Read them all."));
 }
