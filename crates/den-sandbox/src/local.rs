@@ -304,7 +304,9 @@ impl LocalRuntime {
                 .map_err(|_| SandboxError::Host("start slot poisoned".into()))?;
             slot.permit = Some(permit);
             slot.on_release = Some(Box::new(move || {
+                // A sandbox that exited before it was ready has no cgroup left to limit.
                 if let Some(cgroup) = cgroup
+                    && cgroup.v2.exists()
                     && let Err(err) = cgroup.set_cpu(millicpus)
                 {
                     tracing::warn!(error = %err, "cannot apply the CPU limit after start");
