@@ -320,7 +320,7 @@ impl SessionActor {
         self.emit(SessionEvent::Queue { items }).await;
     }
 
-    async fn rename(&mut self, title: String) -> Result<()> {
+    pub(super) async fn rename(&mut self, title: String) -> Result<()> {
         self.record = self
             .services
             .store

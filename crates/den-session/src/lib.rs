@@ -17,6 +17,7 @@
 //! - `mapping`: OpenCode events into den events.
 //! - `eventlog`: append (store, then broadcast) and gapless subscriptions.
 //! - `workspace`: the session's checkout, its OpenCode config and its sandbox spec.
+//! - `title`: titles from the first prompt, or from the repository.
 
 mod actor;
 mod config;
@@ -25,6 +26,7 @@ mod eventlog;
 mod handle;
 mod manager;
 mod mapping;
+pub mod title;
 mod workspace;
 
 pub use config::{GATEWAY_PORT, ProviderConfig, ProviderKind, SessionConfig};

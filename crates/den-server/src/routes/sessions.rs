@@ -8,6 +8,7 @@ use den_protocol::error::ErrorBody;
 use den_protocol::sessions::{
     CreateSessionRequest, DEFAULT_MODEL, Session, SessionPage, UpdateSessionRequest,
 };
+use den_session::title::{self, TITLE_MAX};
 use den_store::{NewSession, SessionCursor, SessionRecord};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -20,8 +21,6 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, IdPath};
 use crate::validate;
-
-const TITLE_MAX: usize = 200;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,9 +41,9 @@ async fn create(
         .map_err(ApiError::BadRequest)?;
     let title = match &request.title {
         Some(title) => validate::label("title", title, TITLE_MAX).map_err(ApiError::BadRequest)?,
-        None => match request.prompt.as_deref().and_then(title_from_prompt) {
+        None => match request.prompt.as_deref().and_then(title::from_prompt) {
             Some(title) => title,
-            None => default_title(&repository),
+            None => title::for_repository(&repository),
         },
     };
     let model = request.model.as_deref().unwrap_or(DEFAULT_MODEL);
@@ -95,30 +94,6 @@ async fn create(
 fn work_branch(id: Uuid) -> String {
     let hex = id.simple().to_string();
     format!("den/{}", &hex[hex.len() - 8..])
-}
-
-/// A title from the first prompt: its first line, at most 80 characters (with `…` when cut).
-fn title_from_prompt(prompt: &str) -> Option<String> {
-    let line = prompt.trim().lines().next()?.trim();
-    let line: String = line.chars().filter(|c| !c.is_control()).collect();
-    if line.is_empty() {
-        return None;
-    }
-    Some(match line.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}…", line[..cut].trim_end()),
-        None => line,
-    })
-}
-
-/// The repository's last path segment, without `.git`.
-fn default_title(repository: &str) -> String {
-    let name = repository
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(repository);
-    let name = name.strip_suffix(".git").unwrap_or(name);
-    name.chars().take(TITLE_MAX).collect()
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -254,19 +229,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn titles_and_branches_are_derived_sensibly() {
-        assert_eq!(default_title("https://github.com/a/den.git"), "den");
-        assert_eq!(default_title("/srv/repos/tool/"), "tool");
+    fn work_branches_are_named_after_the_session() {
         let id: Uuid = "0190c7a1-0000-7000-8000-0000deadbeef".parse().unwrap();
         assert_eq!(work_branch(id), "den/deadbeef");
-        assert_eq!(
-            title_from_prompt("  Fix the login bug\nand more").as_deref(),
-            Some("Fix the login bug")
-        );
-        assert_eq!(
-            title_from_prompt(&"é".repeat(100)),
-            Some(format!("{}…", "é".repeat(80)))
-        );
-        assert_eq!(title_from_prompt("   "), None);
     }
 }

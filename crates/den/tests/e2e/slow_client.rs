@@ -57,4 +57,21 @@ async fn a_client_that_stops_reading_is_cut_off_without_slowing_the_session_and_
     );
     // Everyone else is unaffected.
     assert_eq!(den.counter("den_ws_slow_client_closes_total").await, 1.0);
+
+    // Created without a title or a prompt, the session took its title from its first prompt.
+    assert!(
+        watcher
+            .events
+            .iter()
+            .any(|e| matches!(&e.event, SessionEvent::Renamed { title } if title == "write a lot")),
+        "no rename after the first prompt"
+    );
+    let (_, record) = den
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/sessions/{session}"),
+            None,
+        )
+        .await;
+    assert_eq!(record["title"], "write a lot");
 }
