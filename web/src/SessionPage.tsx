@@ -60,12 +60,15 @@ export function SessionPage({ id }: { id: string }) {
   const title = t.title ?? listed?.title ?? session.title;
   const running = t.turn !== null;
 
+  /** Runs an action; a failure is shown as the notice. Whether it succeeded. */
   const act = async (f: () => Promise<unknown>) => {
     setNotice(null);
     try {
       await f();
+      return true;
     } catch (e) {
       setNotice((e as Error).message);
+      return false;
     }
   };
   const prompt = async (text: string) => {
@@ -182,16 +185,7 @@ export function SessionPage({ id }: { id: string }) {
       {t.queue.length > 0 && (
         <QueuedPrompts
           items={t.queue}
-          onEdit={async (item, text) => {
-            setNotice(null);
-            try {
-              await api.editQueued(id, item, text);
-              return true;
-            } catch (e) {
-              setNotice((e as Error).message);
-              return false;
-            }
-          }}
+          onEdit={(item, text) => act(() => api.editQueued(id, item, text))}
           onRemove={(item) => void act(() => api.dequeue(id, item))}
           onClear={() => void act(() => api.clearQueue(id))}
         />

@@ -19,8 +19,8 @@ const REPLAY_PAGE: u32 = 500;
 /// The live side of a session's log: every subscriber gets the same encoded event.
 pub(crate) type LiveSender = broadcast::Sender<Arc<EncodedEvent>>;
 
-/// An event together with its two wire encodings, made once and shared by every client: with
-/// a thousand clients on a session, encoding per client was most of den's work per event.
+/// An event together with its two wire encodings, made once and shared by every client,
+/// rather than cloned and serialised again for each connection.
 #[derive(Debug, PartialEq)]
 pub struct EncodedEvent {
     event: SequencedEvent,
@@ -34,13 +34,10 @@ impl EncodedEvent {
     pub fn new(event: SequencedEvent) -> Result<Self> {
         let encode = |err: serde_json::Error| SessionError::Encode(err.to_string());
         let json = serde_json::to_vec(&event).map_err(encode)?;
-        let message = ServerMessage::Event(Box::new(event));
-        let frame = serde_json::to_vec(&message).map_err(encode)?;
-        let ServerMessage::Event(event) = message else {
-            unreachable!("built as an event just above")
-        };
+        let frame =
+            serde_json::to_vec(&ServerMessage::Event(Box::new(event.clone()))).map_err(encode)?;
         Ok(Self {
-            event: *event,
+            event,
             json: json.into(),
             frame: frame.into(),
         })
@@ -163,11 +160,6 @@ impl EventSubscription {
             replaying: true,
             caught_up_sent: false,
         }
-    }
-
-    /// The last sequence number returned by [`EventSubscription::next`].
-    pub fn cursor(&self) -> i64 {
-        self.cursor
     }
 
     /// The next event (or the one-time end-of-replay marker); `None` when the session's

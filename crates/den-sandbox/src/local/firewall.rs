@@ -121,26 +121,24 @@ pub(crate) async fn tables() -> Result<Vec<String>> {
         .collect())
 }
 
-/// The cgroup (relative to /sys/fs/cgroup) whose sockets `table` guards, if it exists.
-pub(crate) async fn guarded_cgroup(table: &str) -> Result<Option<String>> {
+/// The ruleset of `table` as nft prints it; `None` when there is no such table.
+pub(crate) async fn list(table: &str) -> Result<Option<String>> {
     let out = nft(&["list", "table", "inet", table], None).await?;
-    if !out.status.success() {
-        return Ok(None);
-    }
-    Ok(cgroup_of_ruleset(&String::from_utf8_lossy(&out.stdout)))
+    Ok(out
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned()))
 }
 
-fn cgroup_of_ruleset(rules: &str) -> Option<String> {
+/// The cgroup (relative to /sys/fs/cgroup) whose sockets a listed ruleset guards.
+pub(crate) fn guarded_cgroup(rules: &str) -> Option<String> {
     let rest = rules.split("socket cgroupv2 level ").nth(1)?;
     let quoted = rest.split('"').nth(1)?;
     Some(quoted.to_owned())
 }
 
 pub(crate) async fn exists(table: &str) -> Result<bool> {
-    Ok(nft(&["list", "table", "inet", table], None)
-        .await?
-        .status
-        .success())
+    Ok(list(table).await?.is_some())
 }
 
 pub(crate) async fn remove(table: &str) -> Result<()> {
@@ -164,10 +162,10 @@ mod tests {
     fn the_guarded_cgroup_is_read_back_from_a_ruleset() {
         let r = ruleset("densbx_x", "unified/densbx-x/slirp", 2, &[]);
         assert_eq!(
-            cgroup_of_ruleset(&r).as_deref(),
+            guarded_cgroup(&r).as_deref(),
             Some("unified/densbx-x/slirp")
         );
-        assert_eq!(cgroup_of_ruleset("table inet other {}"), None);
+        assert_eq!(guarded_cgroup("table inet other {}"), None);
     }
 
     #[test]

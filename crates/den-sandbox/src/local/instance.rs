@@ -132,7 +132,8 @@ async fn sweep_one(layout: &CgroupLayout, prefix: &str) -> Result<bool> {
     let cgroups = layout.existing(prefix);
     // Processes without a den, or a guard whose cgroup (wherever it is) still has processes:
     // not ours to judge (a den from before instance locks, or one with another /run).
-    let guarded_busy = match firewall::guarded_cgroup(&table).await? {
+    let rules = firewall::list(&table).await?;
+    let guarded_busy = match rules.as_deref().and_then(firewall::guarded_cgroup) {
         Some(path) => std::fs::read_to_string(
             PathBuf::from("/sys/fs/cgroup")
                 .join(path)
@@ -146,7 +147,7 @@ async fn sweep_one(layout: &CgroupLayout, prefix: &str) -> Result<bool> {
         return Ok(false);
     }
     let dirs = layout.instance_dirs(prefix);
-    let had_state = dirs.iter().any(|dir| dir.exists()) || firewall::exists(&table).await?;
+    let had_state = dirs.iter().any(|dir| dir.exists()) || rules.is_some();
     for cg in cgroups {
         cg.remove().await?;
     }
@@ -158,7 +159,9 @@ async fn sweep_one(layout: &CgroupLayout, prefix: &str) -> Result<bool> {
             _ => {}
         }
     }
-    firewall::remove(&table).await?;
+    if rules.is_some() {
+        firewall::remove(&table).await?;
+    }
     lock.remove();
     Ok(had_state)
 }

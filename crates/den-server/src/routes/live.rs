@@ -183,9 +183,6 @@ async fn serve_socket(
                 break;
             }
         }
-        if reader.is_finished() {
-            break;
-        }
     }
     reader.abort();
 }

@@ -86,30 +86,15 @@ pub(crate) async fn commit_file(path: &Path, name: &str, contents: &str) {
 
 async fn make_repo(path: &Path) {
     std::fs::create_dir_all(path).unwrap();
-    std::fs::write(path.join("README.md"), "# test repo\n").unwrap();
-    for args in [
-        vec!["init", "--quiet", "--initial-branch=main"],
-        vec!["add", "."],
-        vec![
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "--quiet",
-            "-m",
-            "first",
-        ],
-    ] {
-        let status = Command::new("git")
-            .arg("-C")
-            .arg(path)
-            .args(args)
-            .status()
-            .await
-            .unwrap();
-        assert!(status.success());
-    }
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(path)
+        .args(["init", "--quiet", "--initial-branch=main"])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    commit_file(path, "README.md", "# test repo\n").await;
 }
 
 async fn add_user(data_dir: &Path, config: &Path, name: &str) {
