@@ -13,17 +13,17 @@ impl SessionActor {
     /// session that is not running is started (or resumed) first.
     pub(super) async fn prompt(&mut self, text: String) -> Result<PromptAccepted> {
         let text = self.checked_prompt(&text)?;
+        if self.queue.len() >= self.services.config.max_queue {
+            return Err(SessionError::Conflict(
+                "too many prompts are waiting; remove some first".to_owned(),
+            ));
+        }
         // A session nobody named takes its title from its first prompt.
         if self.record.title == crate::title::for_repository(&self.record.repository)
             && let Some(title) = crate::title::from_prompt(&text)
             && let Err(err) = self.rename(title).await
         {
             tracing::warn!(error = %err, "cannot title the session after its first prompt");
-        }
-        if self.queue.len() >= self.services.config.max_queue {
-            return Err(SessionError::Conflict(
-                "too many prompts are waiting; remove some first".to_owned(),
-            ));
         }
         let queued = self.turn.is_some() || !self.queue.is_empty();
         let item = QueuedPrompt {
