@@ -35,7 +35,8 @@ export const ToolChip = memo(function ToolChip({ call }: { call: ToolCall }) {
   );
 });
 
-/** A write has no diff from the agent; show the new content as one (every line added). */
+/** den sends a write's diff only when it created the file; for an overwrite, show the new content
+ * as one (every line added). */
 function writeDiff(call: ToolCall): string | null {
   const input = call.input as Record<string, unknown>;
   if (call.tool !== "write" || typeof input.content !== "string") return null;

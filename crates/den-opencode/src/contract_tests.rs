@@ -25,7 +25,7 @@ const UNDOCUMENTED_EVENTS: &[&str] = &["server.heartbeat"];
 
 fn spec() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/opencode/openapi-1.18.33.json");
+        .join("openapi/openapi-1.18.33.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
     serde_json::from_str(&text).expect("spec is JSON")

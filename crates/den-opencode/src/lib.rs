@@ -8,7 +8,8 @@
 //! Layout:
 //! - `config`: where the server is and the timeouts ([`OpencodeConfig`], [`Target`]).
 //! - `endpoints`: the single table of (method, path) the client calls; the contract test checks
-//!   it against `shared/opencode/openapi-1.18.33.json`.
+//!   it against `openapi/openapi-1.18.33.json` (vendored; see
+//!   `openapi/README.md`).
 //! - `client`: [`OpencodeClient`] and its calls.
 //! - `sse`: [`EventStream`], the reconnecting event stream.
 //! - `event`, `message`, `session`: serde types.

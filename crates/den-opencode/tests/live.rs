@@ -2,6 +2,7 @@
 
 mod live {
     mod harness;
+    mod openapi;
     mod requests;
     mod turns;
 }

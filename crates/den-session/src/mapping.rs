@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use den_opencode::{Event, Message, Part, ToolPart};
 use den_protocol::events::{Role, SessionEvent, TextKind, Todo, TokenUsage, ToolCall, ToolState};
+use serde_json::Value;
 
 /// What a turn's events have told so far.
 #[derive(Debug, Default)]
@@ -249,7 +250,8 @@ impl TurnMapper {
                 let diff = metadata
                     .get("diff")
                     .and_then(|d| d.as_str())
-                    .map(str::to_owned);
+                    .map(str::to_owned)
+                    .or_else(|| new_file_diff(&tool.tool, &input, &metadata));
                 (
                     ToolState::Completed,
                     input,
@@ -281,6 +283,33 @@ impl TurnMapper {
         self.tool_states.insert(tool.id, call.clone());
         vec![SessionEvent::Tool(call)]
     }
+}
+
+/// OpenCode's `write` reports no diff. When it created the file (`exists: false`), the diff is
+/// the whole content added, so API clients get it too. An overwrite's old content is unknown
+/// here, so it gets none rather than a wrong one.
+fn new_file_diff(tool: &str, input: &Value, metadata: &Value) -> Option<String> {
+    if tool != "write" || metadata.get("exists").and_then(Value::as_bool) != Some(false) {
+        return None;
+    }
+    let path = input.get("filePath")?.as_str()?;
+    let path = path.strip_prefix("/workspace/").unwrap_or(path);
+    let content = input.get("content")?.as_str()?;
+    let lines: Vec<&str> = content.lines().collect();
+    let mut diff = format!("--- /dev/null\n+++ b/{path}\n");
+    if lines.is_empty() {
+        return Some(diff);
+    }
+    diff.push_str(&format!("@@ -0,0 +1,{} @@\n", lines.len()));
+    for line in lines {
+        diff.push('+');
+        diff.push_str(line);
+        diff.push('\n');
+    }
+    if !content.ends_with('\n') {
+        diff.push_str("\\ No newline at end of file\n");
+    }
+    Some(diff)
 }
 
 #[cfg(test)]
@@ -342,7 +371,32 @@ mod tests {
             states,
             [ToolState::Pending, ToolState::Running, ToolState::Completed]
         );
+        let SessionEvent::Tool(written) = &mapped[4] else {
+            panic!("{mapped:#?}")
+        };
+        assert_eq!(
+            written.diff.as_deref(),
+            Some("--- /dev/null\n+++ b/hello.txt\n@@ -0,0 +1,1 @@\n+hi there\n"),
+            "a write that created a file carries its diff"
+        );
         assert!(mapper.finished && !mapper.aborted && mapper.error.is_none());
+    }
+
+    #[test]
+    fn an_overwrite_has_no_made_up_diff_and_a_missing_final_newline_is_marked() {
+        let input = serde_json::json!({"filePath": "/workspace/a.txt", "content": "x\ny"});
+        assert_eq!(
+            new_file_diff("write", &input, &serde_json::json!({"exists": true})),
+            None
+        );
+        assert_eq!(
+            new_file_diff("write", &input, &serde_json::json!({"exists": false})).as_deref(),
+            Some("--- /dev/null\n+++ b/a.txt\n@@ -0,0 +1,2 @@\n+x\n+y\n\\ No newline at end of file\n")
+        );
+        assert_eq!(
+            new_file_diff("read", &input, &serde_json::json!({"exists": false})),
+            None
+        );
     }
 
     #[test]
