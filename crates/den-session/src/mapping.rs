@@ -391,7 +391,9 @@ mod tests {
         );
         assert_eq!(
             new_file_diff("write", &input, &serde_json::json!({"exists": false})).as_deref(),
-            Some("--- /dev/null\n+++ b/a.txt\n@@ -0,0 +1,2 @@\n+x\n+y\n\\ No newline at end of file\n")
+            Some(
+                "--- /dev/null\n+++ b/a.txt\n@@ -0,0 +1,2 @@\n+x\n+y\n\\ No newline at end of file\n"
+            )
         );
         assert_eq!(
             new_file_diff("read", &input, &serde_json::json!({"exists": false})),

@@ -4,8 +4,7 @@ use crate::live::harness::{Live, PASSWORD};
 /// exactly the one the pinned binary serves at `/doc`; when the pin moves, this fails until the
 /// document is refreshed (see `openapi/README.md`).
 #[tokio::test]
-async fn the_vendored_openapi_document_is_the_one_the_pinned_binary_serves() -> anyhow::Result<()>
-{
+async fn the_vendored_openapi_document_is_the_one_the_pinned_binary_serves() -> anyhow::Result<()> {
     let live = Live::start().await?;
     let served: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/doc", live.server.base_url()))
@@ -17,7 +16,10 @@ async fn the_vendored_openapi_document_is_the_one_the_pinned_binary_serves() -> 
         .await?;
     let vendored_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("openapi")
-        .join(format!("openapi-{}.json", den_test_support::OPENCODE_VERSION));
+        .join(format!(
+            "openapi-{}.json",
+            den_test_support::OPENCODE_VERSION
+        ));
     let vendored: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&vendored_path)?)?;
     assert!(
