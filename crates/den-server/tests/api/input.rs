@@ -99,6 +99,32 @@ async fn every_body_taking_route_refuses_bad_input_and_changes_nothing() {
                     "invalid_request",
                 ),
                 (json!({"repository": "/etc"}).to_string(), "invalid_request"),
+                // Nothing git could take for an option, and only well-formed URLs.
+                (
+                    json!({"repository": "https://--upload-pack=touch${IFS}/tmp/x/x"}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://example.invalid/x --upload-pack=touch /tmp/x"})
+                        .to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://example.com/a\nb"}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://-x.example.com/a"}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://[::1/a"}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://example.com/a?x=1"}).to_string(),
+                    "invalid_request",
+                ),
                 (json!({}).to_string(), "invalid_request"),
             ],
         ),
