@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use den_session::EgressPolicy;
+
 /// A label such as a session title or token name: 1 to `max` characters, not only spaces, no
 /// control characters. Returns the trimmed text.
 pub(crate) fn label(field: &str, text: &str, max: usize) -> Result<String, String> {
@@ -67,8 +69,14 @@ pub(crate) fn branch(name: &str) -> Result<(), String> {
 
 /// A repository: an `https://` (or `http://`) git URL without credentials, or a local path
 /// inside one of `local_roots`. Returns the normalised form to store (what git is given later,
-/// so what was checked is what runs).
-pub(crate) fn repository(text: &str, local_roots: &[PathBuf]) -> Result<String, String> {
+/// so what was checked is what runs). A URL whose host `egress` refuses by itself (an address
+/// in a forbidden range in any spelling, a name for this machine) is refused here; the rest is
+/// checked again, with the addresses it resolves to, when den fetches it.
+pub(crate) fn repository(
+    text: &str,
+    local_roots: &[PathBuf],
+    egress: &EgressPolicy,
+) -> Result<String, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("repository must not be empty".to_owned());
@@ -100,6 +108,11 @@ pub(crate) fn repository(text: &str, local_roots: &[PathBuf]) -> Result<String, 
             not_a_url().to_owned()
         }
     })?;
+    if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
+        egress
+            .check_host(host, port)
+            .map_err(|refusal| format!("repository refused: {refusal}"))?;
+    }
     Ok(url.as_str().to_owned())
 }
 
@@ -175,8 +188,9 @@ mod tests {
 
     #[test]
     fn repository_urls_without_credentials_are_accepted() {
+        let none = EgressPolicy::default();
         assert_eq!(
-            repository(" https://github.com/a/b.git ", &[]).unwrap(),
+            repository(" https://github.com/a/b.git ", &[], &none).unwrap(),
             "https://github.com/a/b.git"
         );
         for bad in [
@@ -200,28 +214,29 @@ mod tests {
             "https:///a",
             "https://user@example.com/a",
         ] {
-            assert!(repository(bad, &[]).is_err(), "{bad:?} accepted");
+            assert!(repository(bad, &[], &none).is_err(), "{bad:?} accepted");
         }
         // What is stored is the URL as git will get it.
         assert_eq!(
-            repository("https://Example.COM:443/a/b", &[]).unwrap(),
+            repository("https://Example.COM:443/a/b", &[], &none).unwrap(),
             "https://example.com/a/b"
         );
     }
 
     #[test]
     fn local_paths_must_be_git_repositories_inside_an_allowed_root() {
+        let none = EgressPolicy::default();
         let root = tempfile::tempdir().unwrap();
         let repo = root.path().join("repo");
         std::fs::create_dir_all(repo.join(".git")).unwrap();
         std::fs::create_dir_all(root.path().join("plain")).unwrap();
         let roots = vec![root.path().to_path_buf()];
-        assert!(repository(repo.to_str().unwrap(), &roots).is_ok());
-        assert!(repository(repo.to_str().unwrap(), &[]).is_err());
+        assert!(repository(repo.to_str().unwrap(), &roots, &none).is_ok());
+        assert!(repository(repo.to_str().unwrap(), &[], &none).is_err());
         let escape = format!("{}/../..", repo.display());
-        assert!(repository(&escape, &roots).is_err());
-        assert!(repository(root.path().join("plain").to_str().unwrap(), &roots).is_err());
-        assert!(repository("/nonexistent/x", &roots).is_err());
+        assert!(repository(&escape, &roots, &none).is_err());
+        assert!(repository(root.path().join("plain").to_str().unwrap(), &roots, &none).is_err());
+        assert!(repository("/nonexistent/x", &roots, &none).is_err());
     }
 
     #[test]
