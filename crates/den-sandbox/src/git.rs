@@ -235,6 +235,25 @@ pub async fn switch_to_new_branch(
     Ok(())
 }
 
+/// Removes what a clone remembers of where it came from (the `origin` remote and the reflog's
+/// "clone: from <source>"), so a checkout shown to a sandbox says nothing of the host's paths
+/// or the repository's address; the caller keeps the source in its own records.
+pub async fn forget_source(dest: &Path, timeout: Duration) -> Result<(), GitError> {
+    let mut remote = git();
+    remote
+        .arg("-C")
+        .arg(dest)
+        .args(["remote", "remove", "origin"]);
+    run(remote, "remote remove", timeout).await?;
+    match tokio::fs::remove_dir_all(dest.join(".git/logs")).await {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(GitError::Failed {
+            operation: "forget the reflog",
+            stderr: err.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Makes `dir` a repository on branch `main` with everything in it as one commit (for
 /// benchmarks and demos that need a local repository).
 pub async fn init_with_commit(dir: &Path, message: &str) -> Result<(), GitError> {

@@ -55,6 +55,8 @@ pub(crate) async fn ensure_checkout(
         .map_err(|err| SessionError::Io(std::io::Error::other(err.to_string())))??;
     den_sandbox::git::switch_to_new_branch(&partial, &record.work_branch, config.clone_timeout)
         .await?;
+    // The sandbox sees this checkout: nothing in it may tell where the repository lives.
+    den_sandbox::git::forget_source(&partial, config.clone_timeout).await?;
     tokio::fs::rename(&partial, &checkout).await?;
     Ok(checkout)
 }
@@ -237,6 +239,7 @@ mod tests {
             .await
             .unwrap();
         let head = |dir: &std::path::Path| std::fs::read_to_string(dir.join(".git/HEAD")).unwrap();
+        assert_nothing_names(&first, &source);
         assert_eq!(head(&first).trim(), "ref: refs/heads/den/aaaa0001");
         assert_eq!(head(&second).trim(), "ref: refs/heads/den/bbbb0002");
         let inode = |dir: &std::path::Path| std::fs::metadata(dir.join("README.md")).unwrap().ino();
@@ -311,5 +314,24 @@ mod tests {
             matches!(target.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
             "the repository's address was contacted"
         );
+    }
+
+    /// No file of the checkout outside the objects mentions `text` (the repository's host path).
+    fn assert_nothing_names(dir: &std::path::Path, text: &str) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.ends_with(".git/objects") {
+                continue;
+            }
+            if path.is_dir() {
+                assert_nothing_names(&path, text);
+            } else if let Ok(contents) = std::fs::read(&path) {
+                assert!(
+                    !String::from_utf8_lossy(&contents).contains(text),
+                    "{} names the repository's source {text}",
+                    path.display()
+                );
+            }
+        }
     }
 }
