@@ -134,25 +134,33 @@ async fn confinement(source: &str, egress: &EgressPolicy) -> Result<Vec<String>,
     .flat_map(|c| ["-c".to_owned(), (*c).to_owned()])
     .collect();
     if ip_literal(host).is_none() {
-        let pinned: Vec<String> = addresses
-            .iter()
-            .map(|a| match a {
-                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-                std::net::IpAddr::V4(v4) => v4.to_string(),
-            })
-            .collect();
-        // curl looks the name up as written; pin it with and without a trailing dot.
-        let mut names = vec![host.to_owned(), host.trim_end_matches('.').to_owned()];
-        names.dedup();
-        for name in names {
-            args.push("-c".to_owned());
-            args.push(format!(
-                "http.curloptResolve={name}:{port}:{}",
-                pinned.join(",")
-            ));
-        }
+        args.extend(pinning(host, port, &addresses));
     }
     Ok(args)
+}
+
+/// Options that make git (curl) connect to `host:port` at exactly `addresses`, without a
+/// lookup of its own.
+fn pinning(host: &str, port: u16, addresses: &[std::net::IpAddr]) -> Vec<String> {
+    let pinned: Vec<String> = addresses
+        .iter()
+        .map(|a| match a {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+        })
+        .collect();
+    // curl looks the name up as written; pin it with and without a trailing dot.
+    let mut names = vec![host.to_owned(), host.trim_end_matches('.').to_owned()];
+    names.dedup();
+    names
+        .into_iter()
+        .flat_map(|name| {
+            [
+                "-c".to_owned(),
+                format!("http.curloptResolve={name}:{port}:{}", pinned.join(",")),
+            ]
+        })
+        .collect()
 }
 
 /// Clones `source` (a URL or a local path) into `dest`, checks out `base_branch` (or the
@@ -529,5 +537,32 @@ mod tests {
                 "{source}: {err}"
             );
         }
+    }
+
+    /// The pin is what git connects to: a name no resolver knows reaches the pinned address,
+    /// so a second, different answer from DNS (rebinding) could not redirect git.
+    #[tokio::test]
+    async fn git_connects_only_to_the_pinned_address() {
+        let pinned = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = pinned.local_addr().unwrap().port();
+        let mut ls_remote = git();
+        ls_remote
+            .args(pinning(
+                "den-pin.invalid",
+                port,
+                &["127.0.0.1".parse().unwrap()],
+            ))
+            .args([
+                "ls-remote",
+                "--",
+                &format!("http://den-pin.invalid:{port}/x.git"),
+            ]);
+        let git_run = tokio::spawn(run(ls_remote, "ls-remote", Duration::from_secs(30)));
+        let (connection, _) = tokio::time::timeout(Duration::from_secs(30), pinned.accept())
+            .await
+            .expect("git did not connect to the pinned address")
+            .unwrap();
+        drop(connection);
+        assert!(git_run.await.unwrap().is_err());
     }
 }
