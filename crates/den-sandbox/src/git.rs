@@ -3,12 +3,20 @@
 //!
 //! Every call disables what would let a repository run code on the host: hooks, fsmonitor,
 //! the system and global config files, credential prompts and the `ext::` transport.
+//!
+//! A remote URL is reached under the sandbox's egress rules ([`EgressPolicy`]): its host is
+//! resolved and every address checked here, then git is told to use exactly those addresses
+//! (curl's resolve list, so a second lookup cannot be answered differently: DNS rebinding) and
+//! to follow no redirect (nor http-alternates, which git treats alike), so it cannot be sent
+//! to another host. Only http(s) is allowed for a URL; local paths are the caller's to check.
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::process::Command;
+
+use crate::egress::{EgressPolicy, EgressRefusal, ip_literal};
 
 /// Why a git operation failed; `stderr` is git's own explanation (never holds credentials: den
 /// passes none in URLs).
@@ -21,6 +29,15 @@ pub enum GitError {
         operation: &'static str,
         stderr: String,
     },
+    /// The repository's host is one the egress rules forbid; nothing was sent to it.
+    #[error("den does not fetch from {url}: {refusal}")]
+    Refused {
+        url: String,
+        #[source]
+        refusal: EgressRefusal,
+    },
+    #[error("{url} is not an http(s) URL or an absolute local path")]
+    NotARemote { url: String },
     #[error("git {operation} took longer than {seconds} s")]
     Timeout {
         operation: &'static str,
@@ -53,6 +70,9 @@ fn git() -> Command {
             "protocol.ext.allow=never",
             "-c",
             "protocol.file.allow=always",
+            // Never to another host than the one checked (also stops http-alternates).
+            "-c",
+            "http.followRedirects=false",
         ])
         .args(["-c", "user.name=den", "-c", "user.email=den@localhost"])
         .stdin(Stdio::null())
@@ -81,6 +101,68 @@ async fn run(
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
+/// The extra git options that confine a fetch from `source`: none for a local path; for an
+/// http(s) URL, its host's addresses (checked against `egress`) pinned, and no other protocol.
+async fn confinement(source: &str, egress: &EgressPolicy) -> Result<Vec<String>, GitError> {
+    if source.starts_with('/') {
+        return Ok(Vec::new());
+    }
+    let not_a_remote = || GitError::NotARemote {
+        url: source.to_owned(),
+    };
+    let url = url::Url::parse(source).map_err(|_| not_a_remote())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(not_a_remote());
+    }
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return Err(not_a_remote());
+    };
+    let addresses = egress
+        .resolve(host, port)
+        .await
+        .map_err(|refusal| GitError::Refused {
+            url: source.to_owned(),
+            refusal,
+        })?;
+    let mut args: Vec<String> = [
+        "protocol.allow=never",
+        "protocol.http.allow=always",
+        "protocol.https.allow=always",
+        "protocol.file.allow=never",
+    ]
+    .iter()
+    .flat_map(|c| ["-c".to_owned(), (*c).to_owned()])
+    .collect();
+    if ip_literal(host).is_none() {
+        args.extend(pinning(host, port, &addresses));
+    }
+    Ok(args)
+}
+
+/// Options that make git (curl) connect to `host:port` at exactly `addresses`, without a
+/// lookup of its own.
+fn pinning(host: &str, port: u16, addresses: &[std::net::IpAddr]) -> Vec<String> {
+    let pinned: Vec<String> = addresses
+        .iter()
+        .map(|a| match a {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+        })
+        .collect();
+    // curl looks the name up as written; pin it with and without a trailing dot.
+    let mut names = vec![host.to_owned(), host.trim_end_matches('.').to_owned()];
+    names.dedup();
+    names
+        .into_iter()
+        .flat_map(|name| {
+            [
+                "-c".to_owned(),
+                format!("http.curloptResolve={name}:{port}:{}", pinned.join(",")),
+            ]
+        })
+        .collect()
+}
+
 /// Clones `source` (a URL or a local path) into `dest`, checks out `base_branch` (or the
 /// default branch) and creates `work_branch` from it. Returns the base commit.
 pub async fn clone_onto_branch(
@@ -88,9 +170,10 @@ pub async fn clone_onto_branch(
     dest: &Path,
     base_branch: Option<&str>,
     work_branch: &str,
+    egress: &EgressPolicy,
     timeout: Duration,
 ) -> Result<String, GitError> {
-    let commit = clone_at(source, dest, base_branch, timeout).await?;
+    let commit = clone_at(source, dest, base_branch, egress, timeout).await?;
     switch_to_new_branch(dest, work_branch, timeout).await?;
     Ok(commit)
 }
@@ -100,11 +183,14 @@ pub async fn clone_onto_branch(
 pub async fn remote_commit(
     source: &str,
     branch: Option<&str>,
+    egress: &EgressPolicy,
     timeout: Duration,
 ) -> Result<String, GitError> {
     let pattern = branch.map_or_else(|| "HEAD".to_owned(), |b| format!("refs/heads/{b}"));
     let mut ls_remote = git();
-    ls_remote.args(["ls-remote", "--", source, &pattern]);
+    ls_remote
+        .args(confinement(source, egress).await?)
+        .args(["ls-remote", "--", source, &pattern]);
     let listing = run(ls_remote, "ls-remote", timeout).await?;
     let commit = listing.split_whitespace().next().unwrap_or_default();
     if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -122,10 +208,15 @@ pub async fn clone_at(
     source: &str,
     dest: &Path,
     base_branch: Option<&str>,
+    egress: &EgressPolicy,
     timeout: Duration,
 ) -> Result<String, GitError> {
     let mut clone = git();
-    clone.args(["clone", "--quiet", "--no-recurse-submodules"]);
+    clone.args(confinement(source, egress).await?).args([
+        "clone",
+        "--quiet",
+        "--no-recurse-submodules",
+    ]);
     if let Some(branch) = base_branch {
         clone.args(["--branch", branch]);
     }
@@ -150,6 +241,25 @@ pub async fn switch_to_new_branch(
         .args(["checkout", "--quiet", "-b", work_branch]);
     run(checkout, "checkout", timeout).await?;
     Ok(())
+}
+
+/// Removes what a clone remembers of where it came from (the `origin` remote and the reflog's
+/// "clone: from <source>"), so a checkout shown to a sandbox says nothing of the host's paths
+/// or the repository's address; the caller keeps the source in its own records.
+pub async fn forget_source(dest: &Path, timeout: Duration) -> Result<(), GitError> {
+    let mut remote = git();
+    remote
+        .arg("-C")
+        .arg(dest)
+        .args(["remote", "remove", "origin"]);
+    run(remote, "remote remove", timeout).await?;
+    match tokio::fs::remove_dir_all(dest.join(".git/logs")).await {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(GitError::Failed {
+            operation: "forget the reflog",
+            stderr: err.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Makes `dir` a repository on branch `main` with everything in it as one commit (for
@@ -215,6 +325,7 @@ mod tests {
             &checkout,
             Some("main"),
             "den/abc",
+            &EgressPolicy::default(),
             Duration::from_secs(60),
         )
         .await
@@ -237,6 +348,7 @@ mod tests {
             &dest.path().join("a"),
             None,
             "den/x",
+            &EgressPolicy::default(),
             Duration::from_secs(60),
         )
         .await
@@ -258,10 +370,199 @@ mod tests {
             &dest.path().join("b"),
             Some("nope"),
             "den/x",
+            &EgressPolicy::default(),
             Duration::from_secs(60),
         )
         .await
         .unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    /// A listener that must never be contacted; `untouched` says whether anything connected.
+    struct Target(std::net::TcpListener);
+
+    impl Target {
+        fn bind(address: &str) -> Self {
+            let listener = std::net::TcpListener::bind(address).unwrap();
+            listener.set_nonblocking(true).unwrap();
+            Self(listener)
+        }
+        fn port(&self) -> u16 {
+            self.0.local_addr().unwrap().port()
+        }
+        /// git has exited when this is asked, so any connection it made is already queued.
+        fn untouched(&self) -> bool {
+            matches!(self.0.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        }
+    }
+
+    /// A name this host's /etc/hosts maps to a loopback address, other than the well-known
+    /// local names (which are refused by name alone).
+    fn a_name_for_loopback() -> String {
+        let hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+        hosts
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split('#').next()?.split_whitespace();
+                let address: std::net::IpAddr = words.next()?.parse().ok()?;
+                address.is_loopback().then_some(words)
+            })
+            .flatten()
+            .find(|name| {
+                !name.contains("localhost") && !name.starts_with("ip6-") && !name.contains(':')
+            })
+            .expect("this test needs /etc/hosts to map a name (e.g. the host name) to loopback")
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_remote_is_refused_and_never_contacted() {
+        let v4 = Target::bind("127.0.0.1:0");
+        let v6 = Target::bind("[::1]:0");
+        let (p4, p6) = (v4.port(), v6.port());
+        let name = a_name_for_loopback();
+        let own = crate::egress::this_host_addresses()
+            .into_iter()
+            .find(|a| a.is_ipv4() && !a.is_loopback())
+            .map(|a| format!("http://{a}:{p4}/x.git"));
+        let mut urls = vec![
+            format!("http://127.0.0.1:{p4}/x.git"),
+            format!("http://localhost:{p4}/x.git"),
+            format!("http://localhost.:{p4}/x.git"),
+            format!("http://2130706433:{p4}/x.git"),
+            format!("http://0x7f000001:{p4}/x.git"),
+            format!("http://[::ffff:127.0.0.1]:{p4}/x.git"),
+            format!("http://[::1]:{p6}/x.git"),
+            format!("http://{name}:{p4}/x.git"),
+            "http://10.0.0.1/x.git".to_owned(),
+            "http://172.16.0.1/x.git".to_owned(),
+            "http://192.168.0.1/x.git".to_owned(),
+            "http://169.254.169.254/latest/meta-data".to_owned(),
+            "http://[fd00::1]/x.git".to_owned(),
+        ];
+        urls.extend(own);
+        let policy = EgressPolicy::default();
+        for url in urls {
+            let err = remote_commit(&url, None, &policy, Duration::from_secs(30))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, GitError::Refused { .. }), "{url}: {err}");
+            assert!(err.to_string().contains("den does not fetch"), "{err}");
+            let dest = tempfile::tempdir().unwrap();
+            let err = clone_at(
+                &url,
+                &dest.path().join("c"),
+                None,
+                &policy,
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_err();
+            assert!(matches!(err, GitError::Refused { .. }), "{url}: {err}");
+        }
+        assert!(
+            v4.untouched() && v6.untouched(),
+            "a forbidden address was contacted"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_from_an_allowed_server_to_a_forbidden_one_is_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let forbidden = Target::bind("127.0.0.1:0");
+        let to = format!(
+            "http://127.0.0.1:{}/x.git/info/refs?service=git-upload-pack",
+            forbidden.port()
+        );
+        let allowed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let allowed_port = allowed.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = allowed.accept().await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        let policy = EgressPolicy {
+            allowed_hosts: vec![format!("127.0.0.1:{allowed_port}").parse().unwrap()],
+            ..EgressPolicy::default()
+        };
+        let url = format!("http://127.0.0.1:{allowed_port}/x.git");
+        let err = remote_commit(&url, None, &policy, Duration::from_secs(30))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, GitError::Failed { .. }), "{err}");
+        let dest = tempfile::tempdir().unwrap();
+        clone_at(
+            &url,
+            &dest.path().join("c"),
+            None,
+            &policy,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_err();
+        server.abort();
+        assert!(
+            forbidden.untouched(),
+            "git followed the redirect to a forbidden address"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_http_urls_and_absolute_paths_are_sources() {
+        for source in ["ext::sh -c touch% /tmp/x", "file:///etc", "relative/repo"] {
+            let err = remote_commit(
+                source,
+                None,
+                &EgressPolicy::default(),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                matches!(err, GitError::NotARemote { .. }),
+                "{source}: {err}"
+            );
+        }
+    }
+
+    /// The pin is what git connects to: a name no resolver knows reaches the pinned address,
+    /// so a second, different answer from DNS (rebinding) could not redirect git.
+    #[tokio::test]
+    async fn git_connects_only_to_the_pinned_address() {
+        let pinned = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = pinned.local_addr().unwrap().port();
+        let mut ls_remote = git();
+        ls_remote
+            .args(pinning(
+                "den-pin.invalid",
+                port,
+                &["127.0.0.1".parse().unwrap()],
+            ))
+            .args([
+                "ls-remote",
+                "--",
+                &format!("http://den-pin.invalid:{port}/x.git"),
+            ]);
+        let git_run = tokio::spawn(run(ls_remote, "ls-remote", Duration::from_secs(30)));
+        let (connection, _) = tokio::time::timeout(Duration::from_secs(30), pinned.accept())
+            .await
+            .expect("git did not connect to the pinned address")
+            .unwrap();
+        drop(connection);
+        assert!(git_run.await.unwrap().is_err());
     }
 }

@@ -11,6 +11,7 @@
 mod artifact;
 pub mod bench;
 mod doctor;
+pub mod egress;
 mod error;
 pub mod git;
 pub mod local;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use den_session::SessionManager;
+use den_session::{EgressPolicy, SessionManager};
 use den_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -19,6 +19,9 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Local directories whose repositories may be used as a session's repository.
     pub local_repo_roots: Vec<PathBuf>,
+    /// The rules a repository URL's host must pass (the sandbox network policy and the admin's
+    /// allow-list); what the URL alone decides is refused at creation.
+    pub repository_egress: EgressPolicy,
     /// GitHub sign-in, when configured.
     pub github: Option<GithubConfig>,
     /// How long a browser stays signed in.
@@ -39,6 +42,7 @@ impl ServerConfig {
         Self {
             public_url: public_url.into().trim_end_matches('/').to_owned(),
             local_repo_roots: Vec::new(),
+            repository_egress: EgressPolicy::default(),
             github: None,
             web_session_ttl: Duration::from_secs(30 * 24 * 3600),
             login_link_ttl: Duration::from_secs(15 * 60),

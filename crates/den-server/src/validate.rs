@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use den_session::EgressPolicy;
+
 /// A label such as a session title or token name: 1 to `max` characters, not only spaces, no
 /// control characters. Returns the trimmed text.
 pub(crate) fn label(field: &str, text: &str, max: usize) -> Result<String, String> {
@@ -66,40 +68,96 @@ pub(crate) fn branch(name: &str) -> Result<(), String> {
 }
 
 /// A repository: an `https://` (or `http://`) git URL without credentials, or a local path
-/// inside one of `local_roots`. Returns the normalised form to store.
-pub(crate) fn repository(text: &str, local_roots: &[PathBuf]) -> Result<String, String> {
+/// inside one of `local_roots`. Returns the normalised form to store (what git is given later,
+/// so what was checked is what runs). A URL whose host `egress` refuses by itself (an address
+/// in a forbidden range in any spelling, a name for this machine) is refused here; the rest is
+/// checked again, with the addresses it resolves to, when den fetches it.
+pub(crate) fn repository(
+    text: &str,
+    local_roots: &[PathBuf],
+    egress: &EgressPolicy,
+) -> Result<String, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("repository must not be empty".to_owned());
     }
-    if text.len() > 2048 || text.chars().any(char::is_control) {
-        return Err("repository is too long or contains control characters".to_owned());
+    if text.len() > 2048 {
+        return Err("repository must be at most 2048 characters".to_owned());
     }
-    if let Some(rest) = text
-        .strip_prefix("https://")
-        .or_else(|| text.strip_prefix("http://"))
-    {
-        let authority = rest.split('/').next().unwrap_or_default();
-        if authority.contains('@') {
-            return Err(
-                "put credentials in den's repository credentials, not in the URL".to_owned(),
-            );
-        }
-        let has_path = rest
-            .split_once('/')
-            .is_some_and(|(_, path)| !path.trim_matches('/').is_empty());
-        if authority.is_empty() || !has_path {
-            return Err("repository URL needs a host and a path".to_owned());
-        }
-        return Ok(text.to_owned());
+    // git gets the repository as one argument; a space could only be a mistake or an attempt
+    // to smuggle in an option.
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("repository must not contain spaces or control characters".to_owned());
     }
     if text.starts_with('/') {
         return local_path(Path::new(text), local_roots);
     }
-    Err(
-        "repository must be an https:// git URL or an absolute local path the admin allowed"
-            .to_owned(),
-    )
+    let not_a_url =
+        || "repository must be an https:// git URL or an absolute local path the admin allowed";
+    let url = url::Url::parse(text).map_err(|err| {
+        if text.starts_with("http://") || text.starts_with("https://") {
+            format!("repository is not a well-formed URL: {err}")
+        } else {
+            not_a_url().to_owned()
+        }
+    })?;
+    remote_url(&url).map_err(|err| {
+        if matches!(url.scheme(), "http" | "https") {
+            err
+        } else {
+            not_a_url().to_owned()
+        }
+    })?;
+    if let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) {
+        egress
+            .check_host(host, port)
+            .map_err(|refusal| format!("repository refused: {refusal}"))?;
+    }
+    Ok(url.as_str().to_owned())
+}
+
+/// The shape of a remote repository URL: http(s), a plain host name or address, a path, and
+/// nothing git could mistake for an option or that carries credentials.
+fn remote_url(url: &url::Url) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("repository URL must start with https:// or http://".to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("put credentials in den's repository credentials, not in the URL".to_owned());
+    }
+    match url.host() {
+        Some(url::Host::Domain(name)) if !is_host_name(name) => {
+            return Err(format!(
+                "repository host {name:?} is not a host name (letters, digits, '-' and '.', no label starting or ending with '-')"
+            ));
+        }
+        Some(_) => {}
+        None => return Err("repository URL needs a host and a path".to_owned()),
+    }
+    if url.path().trim_matches('/').is_empty() {
+        return Err("repository URL needs a host and a path".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("repository URL must not have a query (?) or a fragment (#)".to_owned());
+    }
+    Ok(())
+}
+
+/// Letters, digits and '-' in dot-separated labels, none starting or ending with '-' (so no
+/// host can look like a command-line option); one trailing dot allowed (a rooted name).
+fn is_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 fn local_path(path: &Path, local_roots: &[PathBuf]) -> Result<String, String> {
@@ -130,8 +188,9 @@ mod tests {
 
     #[test]
     fn repository_urls_without_credentials_are_accepted() {
+        let none = EgressPolicy::default();
         assert_eq!(
-            repository(" https://github.com/a/b.git ", &[]).unwrap(),
+            repository(" https://github.com/a/b.git ", &[], &none).unwrap(),
             "https://github.com/a/b.git"
         );
         for bad in [
@@ -142,24 +201,42 @@ mod tests {
             "file:///etc",
             "ssh://host/repo",
             "relative/path",
+            "https://--upload-pack=touch${IFS}/tmp/x/x",
+            "https://example.invalid/x --upload-pack=touch /tmp/x",
+            "https://-oProxyCommand=x/a",
+            "https://exa_mple.com/a",
+            "https://example.com/a\tb",
+            "https://example.com/a\u{7f}",
+            "https://example.com/a?upload-pack=x",
+            "https://example.com/a#b",
+            "https://example.com:99999/a",
+            "https://[::1/a",
+            "https:///a",
+            "https://user@example.com/a",
         ] {
-            assert!(repository(bad, &[]).is_err(), "{bad:?} accepted");
+            assert!(repository(bad, &[], &none).is_err(), "{bad:?} accepted");
         }
+        // What is stored is the URL as git will get it.
+        assert_eq!(
+            repository("https://Example.COM:443/a/b", &[], &none).unwrap(),
+            "https://example.com/a/b"
+        );
     }
 
     #[test]
     fn local_paths_must_be_git_repositories_inside_an_allowed_root() {
+        let none = EgressPolicy::default();
         let root = tempfile::tempdir().unwrap();
         let repo = root.path().join("repo");
         std::fs::create_dir_all(repo.join(".git")).unwrap();
         std::fs::create_dir_all(root.path().join("plain")).unwrap();
         let roots = vec![root.path().to_path_buf()];
-        assert!(repository(repo.to_str().unwrap(), &roots).is_ok());
-        assert!(repository(repo.to_str().unwrap(), &[]).is_err());
+        assert!(repository(repo.to_str().unwrap(), &roots, &none).is_ok());
+        assert!(repository(repo.to_str().unwrap(), &[], &none).is_err());
         let escape = format!("{}/../..", repo.display());
-        assert!(repository(&escape, &roots).is_err());
-        assert!(repository(root.path().join("plain").to_str().unwrap(), &roots).is_err());
-        assert!(repository("/nonexistent/x", &roots).is_err());
+        assert!(repository(&escape, &roots, &none).is_err());
+        assert!(repository(root.path().join("plain").to_str().unwrap(), &roots, &none).is_err());
+        assert!(repository("/nonexistent/x", &roots, &none).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use den_sandbox::egress::{AllowedHost, EgressPolicy};
 use den_sandbox::{Limits, NetworkPolicy};
 
 /// The wire format of a model provider den forwards to.
@@ -69,6 +70,9 @@ pub struct SessionConfig {
     /// A sandbox's hard lifetime.
     pub lifetime: Duration,
     pub network: NetworkPolicy,
+    /// Hosts an admin allows repositories from despite the network rules (internal git
+    /// servers); every other repository host is reached only as a sandbox could reach it.
+    pub repository_hosts: Vec<AllowedHost>,
     /// The longest prompt accepted, in bytes.
     pub max_prompt_bytes: usize,
     /// The longest queue of waiting prompts.
@@ -90,8 +94,19 @@ impl SessionConfig {
             limits: Limits::default(),
             lifetime: Duration::from_secs(3600),
             network: NetworkPolicy::Internet,
+            repository_hosts: Vec::new(),
             max_prompt_bytes: 100_000,
             max_queue: 20,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// The rules host-side git follows when it fetches a session's repository.
+    pub fn repository_egress(&self) -> EgressPolicy {
+        EgressPolicy {
+            network: self.network,
+            allowed_hosts: self.repository_hosts.clone(),
         }
     }
 }

@@ -29,6 +29,8 @@ mod mapping;
 pub mod title;
 mod workspace;
 
+pub use den_sandbox::egress::{AllowedHost, EgressPolicy};
+
 pub use config::{GATEWAY_PORT, ProviderConfig, ProviderKind, SessionConfig};
 pub use error::{Result, SessionError};
 pub use eventlog::{Delivery, EncodedEvent, EventSubscription};

@@ -55,6 +55,8 @@ pub(crate) async fn ensure_checkout(
         .map_err(|err| SessionError::Io(std::io::Error::other(err.to_string())))??;
     den_sandbox::git::switch_to_new_branch(&partial, &record.work_branch, config.clone_timeout)
         .await?;
+    // The sandbox sees this checkout: nothing in it may tell where the repository lives.
+    den_sandbox::git::forget_source(&partial, config.clone_timeout).await?;
     tokio::fs::rename(&partial, &checkout).await?;
     Ok(checkout)
 }
@@ -63,7 +65,9 @@ pub(crate) async fn ensure_checkout(
 async fn pristine_checkout(config: &SessionConfig, record: &SessionRecord) -> Result<PathBuf> {
     let source = &record.repository;
     let base = record.base_branch.as_deref();
-    let commit = den_sandbox::git::remote_commit(source, base, config.clone_timeout).await?;
+    let egress = config.repository_egress();
+    let commit =
+        den_sandbox::git::remote_commit(source, base, &egress, config.clone_timeout).await?;
     let cache = config.workspaces_dir.join("cache");
     let source_key = &token_hash(source)[..16];
     let cached = cache.join(format!("{source_key}-{commit}"));
@@ -73,7 +77,8 @@ async fn pristine_checkout(config: &SessionConfig, record: &SessionRecord) -> Re
     tokio::fs::create_dir_all(&cache).await?;
     // A name of its own, so two sessions cloning the same commit at once do not collide.
     let partial = cache.join(format!("{source_key}-{}.partial", random_secret()?));
-    let cloned = den_sandbox::git::clone_at(source, &partial, base, config.clone_timeout).await;
+    let cloned =
+        den_sandbox::git::clone_at(source, &partial, base, &egress, config.clone_timeout).await;
     let commit = match cloned {
         Ok(commit) => commit,
         Err(err) => {
@@ -234,6 +239,7 @@ mod tests {
             .await
             .unwrap();
         let head = |dir: &std::path::Path| std::fs::read_to_string(dir.join(".git/HEAD")).unwrap();
+        assert_nothing_names(&first, &source);
         assert_eq!(head(&first).trim(), "ref: refs/heads/den/aaaa0001");
         assert_eq!(head(&second).trim(), "ref: refs/heads/den/bbbb0002");
         let inode = |dir: &std::path::Path| std::fs::metadata(dir.join("README.md")).unwrap().ino();
@@ -269,5 +275,63 @@ mod tests {
             std::fs::read_to_string(first.join("README.md")).unwrap(),
             "hello\n"
         );
+    }
+
+    /// A repository whose name resolves to this machine passes the checks at creation (the
+    /// URL alone cannot tell) and is refused when den fetches it, with an error that says why,
+    /// before anything is sent.
+    #[tokio::test]
+    async fn a_repository_that_resolves_to_this_machine_is_refused_when_fetched() {
+        let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        target.set_nonblocking(true).unwrap();
+        let port = target.local_addr().unwrap().port();
+        let hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+        let name = hosts
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split('#').next()?.split_whitespace();
+                let address: std::net::IpAddr = words.next()?.parse().ok()?;
+                address.is_loopback().then_some(words)
+            })
+            .flatten()
+            .find(|name| !name.contains("localhost") && !name.starts_with("ip6-"))
+            .expect("this test needs /etc/hosts to map a name (e.g. the host name) to loopback")
+            .to_owned();
+        let data = tempfile::tempdir().unwrap();
+        let config =
+            SessionConfig::new(data.path(), data.path().join("gw.sock"), "opencode".into());
+        let url = format!("http://{name}:{port}/x.git");
+        config.repository_egress().check_host(&name, port).unwrap();
+        let err = ensure_checkout(&config, &record(&url, "den/dddd0004"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("den does not fetch from") && err.contains("a loopback address"),
+            "{err}"
+        );
+        assert!(
+            matches!(target.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the repository's address was contacted"
+        );
+    }
+
+    /// No file of the checkout outside the objects mentions `text` (the repository's host path).
+    fn assert_nothing_names(dir: &std::path::Path, text: &str) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.ends_with(".git/objects") {
+                continue;
+            }
+            if path.is_dir() {
+                assert_nothing_names(&path, text);
+            } else if let Ok(contents) = std::fs::read(&path) {
+                assert!(
+                    !String::from_utf8_lossy(&contents).contains(text),
+                    "{} names the repository's source {text}",
+                    path.display()
+                );
+            }
+        }
     }
 }

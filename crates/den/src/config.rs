@@ -66,6 +66,15 @@ pub(crate) enum NetworkSetting {
     None,
 }
 
+impl NetworkSetting {
+    pub(crate) fn policy(self) -> den_sandbox::NetworkPolicy {
+        match self {
+            Self::Internet => den_sandbox::NetworkPolicy::Internet,
+            Self::None => den_sandbox::NetworkPolicy::None,
+        }
+    }
+}
+
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProviderSettings {
@@ -106,6 +115,9 @@ pub(crate) enum LogFormat {
 pub(crate) struct RepositorySettings {
     /// Local directories whose git repositories users may pick.
     pub(crate) local_roots: Vec<PathBuf>,
+    /// Hosts (`host` or `host:port`) repositories may come from although the sandbox network
+    /// rules forbid them (an internal git server on a private address).
+    pub(crate) allowed_hosts: Vec<den_sandbox::egress::AllowedHost>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +205,7 @@ impl Settings {
             .set_default("log_format", "human")?
             .set_default("tools_dir", default_tools_dir().display().to_string())?
             .set_default("repositories.local_roots", Vec::<String>::new())?
+            .set_default("repositories.allowed_hosts", Vec::<String>::new())?
             .set_default("auth.session_ttl_hours", 24 * 30)?
             .set_default("auth.login_link_minutes", 15)?
             .set_default("auth.max_failed_logins_per_user", 5)?
@@ -227,6 +240,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("repositories.local_roots")
+                .with_list_parse_key("repositories.allowed_hosts")
                 .with_list_parse_key("github.scopes")
                 .with_list_parse_key("github.allowed_logins")
                 .try_parsing(true)
@@ -271,6 +285,14 @@ impl Settings {
             .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
+    /// The rules a repository's host must pass: the sandbox network policy and the allow-list.
+    pub(crate) fn repository_egress(&self) -> den_sandbox::egress::EgressPolicy {
+        den_sandbox::egress::EgressPolicy {
+            network: self.sandbox.network.policy(),
+            allowed_hosts: self.repositories.allowed_hosts.clone(),
+        }
+    }
+
     pub(crate) fn master_key_file(&self) -> PathBuf {
         self.data_dir.join("master.key")
     }
@@ -303,4 +325,37 @@ pub(crate) fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
         .with_context(|| format!("setting the mode of {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_file(text: &str) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("den.toml");
+        std::fs::write(&file, text)?;
+        Settings::load(&Overrides {
+            config: Some(file),
+            ..Overrides::default()
+        })
+    }
+
+    #[test]
+    fn repository_allow_list_entries_are_parsed_or_refused() {
+        let settings = load_file(
+            "[repositories]\nlocal_roots = []\nallowed_hosts = [\"Git.Internal:8443\", \"[fd00::1]\"]\n",
+        )
+        .unwrap();
+        let egress = settings.repository_egress();
+        assert!(egress.is_allow_listed("git.internal", 8443));
+        assert!(!egress.is_allow_listed("git.internal", 443));
+        assert!(egress.is_allow_listed("[fd00::1]", 22));
+        let err =
+            load_file("[repositories]\nlocal_roots = []\nallowed_hosts = [\"a b\"]\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not `host` or `host:port`"),
+            "{err:#}"
+        );
+    }
 }

@@ -6,7 +6,8 @@
 //! metadata address. All slirp4netns processes of one den instance run in one cgroup2 directory,
 //! and this table rejects their traffic to those destinations (`socket cgroupv2` matches the
 //! cgroup of the sending socket). DNS to the host's configured resolvers is the one exception:
-//! slirp forwards the sandbox's DNS there, and those are often private addresses.
+//! slirp forwards the sandbox's DNS there, and those are often private addresses. The ranges
+//! are `egress`'s, so host-side work on a user's behalf follows the very same rules.
 
 use std::net::IpAddr;
 
@@ -39,6 +40,16 @@ pub(crate) fn ruleset(table: &str, cgroup: &str, level: usize, resolvers: &[IpAd
             ));
         }
     }
+    let v4_ranges = crate::egress::FORBIDDEN_V4
+        .iter()
+        .map(|(net, len, _)| format!("{net}/{len}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let v6_ranges = crate::egress::FORBIDDEN_V6
+        .iter()
+        .map(|(net, len, _)| format!("{net}/{len}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         "table inet {table} {{
   chain output {{
@@ -47,8 +58,8 @@ pub(crate) fn ruleset(table: &str, cgroup: &str, level: usize, resolvers: &[IpAd
   }}
   chain sandbox {{
 {dns}    fib daddr type local reject
-    ip daddr {{ 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12, 192.168.0.0/16, 224.0.0.0/4, 240.0.0.0/4 }} reject
-    ip6 daddr {{ ::/127, ::ffff:0:0/96, fc00::/7, fe80::/10, ff00::/8 }} reject
+    ip daddr {{ {v4_ranges} }} reject
+    ip6 daddr {{ {v6_ranges} }} reject
   }}
 }}
 "

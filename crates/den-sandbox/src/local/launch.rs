@@ -166,13 +166,14 @@ impl Launch<'_> {
         ]
         .map(String::from)
         .to_vec();
+        // Only what programs need to run and speak TLS; nothing of the host's own setup
+        // (its gitconfig, for one, may name internal hosts or credential helpers).
         for f in [
             "ssl",
             "ca-certificates",
             "nsswitch.conf",
             "ld.so.cache",
             "alternatives",
-            "gitconfig",
             "localtime",
         ] {
             a.extend([
@@ -205,7 +206,21 @@ impl Launch<'_> {
         // The root itself (bwrap's tmpfs holding /etc and the mount points) becomes read-only;
         // /workspace, HOME and /tmp keep their own writable mounts.
         a.extend(["--remount-ro".into(), "/".into()]);
-        a.extend(["--chdir".into(), WORKSPACE_DIR.into(), "--clearenv".into()]);
+        a.extend(["--chdir".into(), WORKSPACE_DIR.into()]);
+        a.extend([
+            "--die-with-parent".into(),
+            "--new-session".into(),
+            "--".into(),
+        ]);
+        a.extend(self.spec.command.iter().cloned());
+        a
+    }
+
+    /// The command's environment. It is bwrap's own (bwrap passes its environment on), never
+    /// `--setenv` arguments: a command line is readable by every user of the host in
+    /// `/proc/<pid>/cmdline`, and the environment holds secrets (OpenCode's server password);
+    /// `/proc/<pid>/environ` is readable only by the sandbox's own uid.
+    fn env(&self) -> Vec<(String, String)> {
         let base = [
             ("HOME", HOME_DIR),
             ("USER", "agent"),
@@ -214,21 +229,13 @@ impl Launch<'_> {
             ("LANG", "C.UTF-8"),
             ("TMPDIR", "/tmp"),
         ];
-        for (k, v) in base {
-            if !self.spec.env.contains_key(k) {
-                a.extend(["--setenv".into(), k.into(), v.into()]);
-            }
-        }
-        for (k, v) in &self.spec.env {
-            a.extend(["--setenv".into(), k.clone(), v.clone()]);
-        }
-        a.extend([
-            "--die-with-parent".into(),
-            "--new-session".into(),
-            "--".into(),
-        ]);
-        a.extend(self.spec.command.iter().cloned());
-        a
+        let mut env: Vec<(String, String)> = base
+            .iter()
+            .filter(|(k, _)| !self.spec.env.contains_key(*k))
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        env.extend(self.spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
     }
 
     /// Starts bwrap. The child is in the sandbox's cgroups before it executes anything.
@@ -262,6 +269,7 @@ impl Launch<'_> {
         let mut cmd = tokio::process::Command::new(self.bwrap);
         cmd.args(self.args())
             .env_clear()
+            .envs(self.env())
             .current_dir("/")
             .stdin(std::process::Stdio::null())
             .stdout(log)

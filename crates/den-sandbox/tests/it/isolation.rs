@@ -250,3 +250,69 @@ async fn network_policy_none_leaves_only_loopback() {
     );
     h.finish().await;
 }
+
+#[tokio::test]
+async fn the_environment_never_appears_on_a_host_command_line() {
+    let h = Harness::new().await;
+    let secret = format!("den-secret-{}", uuid::Uuid::new_v4().simple());
+    let mut spec = h.spec("exec sleep 600");
+    spec.env.insert("DEN_TEST_SECRET".into(), secret.clone());
+    let running = h.rt.create(spec, None).await.unwrap();
+    // Every host user can read every process's command line.
+    let mut saw_bwrap = false;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        saw_bwrap |= cmdline.contains("--unshare-pid") && cmdline.contains("sleep 600");
+        assert!(
+            !cmdline.contains(&secret),
+            "a sandbox's environment is on a host command line: {cmdline}"
+        );
+    }
+    assert!(
+        saw_bwrap,
+        "control: the sandbox's bwrap command line was not found"
+    );
+    h.rt.destroy(&running.id).await.unwrap();
+    // Control: the variable still reaches the command.
+    let mut spec = h.spec("echo \"seen=$DEN_TEST_SECRET\"");
+    spec.env.insert("DEN_TEST_SECRET".into(), secret.clone());
+    let (reason, out) = h.run(spec).await;
+    assert_eq!(reason, ExitReason::Exited { code: 0 }, "{out}");
+    assert!(out.contains(&format!("seen={secret}")), "{out}");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn etc_holds_only_what_programs_need() {
+    // Not the host's gitconfig, in particular, nor anything else of the host's own setup.
+    let h = Harness::new().await;
+    let (reason, out) = h.run(h.spec("ls -A /etc")).await;
+    assert_eq!(reason, ExitReason::Exited { code: 0 }, "{out}");
+    let allowed = [
+        "passwd",
+        "group",
+        "hosts",
+        "resolv.conf",
+        "ssl",
+        "ca-certificates",
+        "nsswitch.conf",
+        "ld.so.cache",
+        "alternatives",
+        "localtime",
+    ];
+    let listed: Vec<&str> = out.lines().collect();
+    assert!(
+        listed.contains(&"passwd"),
+        "control: /etc was not listed: {out}"
+    );
+    for name in &listed {
+        assert!(
+            allowed.contains(name),
+            "/etc/{name} is visible in the sandbox"
+        );
+    }
+    h.finish().await;
+}

@@ -37,8 +37,13 @@ async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<CreateSessionRequest>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
-    let repository = validate::repository(&request.repository, &state.config().local_repo_roots)
-        .map_err(ApiError::BadRequest)?;
+    let config = state.config();
+    let repository = validate::repository(
+        &request.repository,
+        &config.local_repo_roots,
+        &config.repository_egress,
+    )
+    .map_err(ApiError::BadRequest)?;
     let title = match &request.title {
         Some(title) => validate::label("title", title, TITLE_MAX).map_err(ApiError::BadRequest)?,
         None => match request.prompt.as_deref().and_then(title::from_prompt) {

@@ -99,6 +99,32 @@ async fn every_body_taking_route_refuses_bad_input_and_changes_nothing() {
                     "invalid_request",
                 ),
                 (json!({"repository": "/etc"}).to_string(), "invalid_request"),
+                // Nothing git could take for an option, and only well-formed URLs.
+                (
+                    json!({"repository": "https://--upload-pack=touch${IFS}/tmp/x/x"}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://example.invalid/x --upload-pack=touch /tmp/x"})
+                        .to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://example.com/a\nb"}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://-x.example.com/a"}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://[::1/a"}).to_string(),
+                    "invalid_request",
+                ),
+                (
+                    json!({"repository": "https://example.com/a?x=1"}).to_string(),
+                    "invalid_request",
+                ),
                 (json!({}).to_string(), "invalid_request"),
             ],
         ),
@@ -378,4 +404,86 @@ async fn bad_prompts_and_queue_edits_are_refused_and_start_nothing() {
         .await;
     assert_eq!(record["status"], "idle", "a refused prompt started nothing");
     server.stop().await;
+}
+
+/// What a repository URL alone says about its host is checked at creation: an address or name
+/// the sandbox could not reach is refused with a 400 that says why, creates nothing, and sends
+/// nothing to the target. An admin's allow-list lets an internal server through.
+#[tokio::test]
+async fn repository_hosts_a_sandbox_cannot_reach_are_refused_at_creation() {
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    target.set_nonblocking(true).unwrap();
+    let port = target.local_addr().unwrap().port();
+    // An internal server the admin allowed, on another port of the same address.
+    let internal = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let internal_port = internal.local_addr().unwrap().port();
+    let allowed: den_session::AllowedHost = format!("127.0.0.1:{internal_port}").parse().unwrap();
+    let server = TestServer::start_with(|config| {
+        config.repository_egress.allowed_hosts = vec![allowed];
+    })
+    .await;
+    let user = server.user("alice").await;
+    let before = observable(&server, &user).await;
+    let own_address = den_sandbox::egress::this_host_addresses()
+        .into_iter()
+        .find(|a| a.is_ipv4() && !a.is_loopback())
+        .map(|a| format!("http://{a}:{port}/x.git"));
+    let mut refused = vec![
+        format!("http://127.0.0.1:{port}/x.git"),
+        format!("http://127.0.0.2:{port}/x.git"),
+        format!("http://localhost:{port}/x.git"),
+        format!("http://LocalHost.:{port}/x.git"),
+        format!("http://2130706433:{port}/x.git"),
+        format!("http://0x7f.0.0.1:{port}/x.git"),
+        format!("http://0177.0.0.1:{port}/x.git"),
+        format!("http://[::1]:{port}/x.git"),
+        format!("http://[::ffff:127.0.0.1]:{port}/x.git"),
+        "https://10.1.2.3/x.git".to_owned(),
+        "https://172.16.5.4/x.git".to_owned(),
+        "https://192.168.1.1/x.git".to_owned(),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "https://[fd12::1]/x.git".to_owned(),
+        "https://[fe80::1]/x.git".to_owned(),
+    ];
+    refused.extend(own_address);
+    for repository in refused {
+        let (status, body) = server
+            .call(
+                Method::POST,
+                "/api/sessions",
+                Auth::Bearer(&user),
+                Some(json!({ "repository": repository })),
+            )
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("sandboxes cannot reach it") || message.contains("names this machine"),
+            "{repository}: {message}"
+        );
+    }
+    assert_eq!(
+        observable(&server, &user).await,
+        before,
+        "a refusal created something"
+    );
+    assert!(
+        matches!(target.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the target was contacted"
+    );
+    // The allow-listed host:port itself is accepted.
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/sessions",
+            Auth::Bearer(&user),
+            Some(json!({ "repository": format!("http://2130706433:{internal_port}/x.git") })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["repository"],
+        format!("http://127.0.0.1:{internal_port}/x.git"),
+        "the URL is stored as git will get it"
+    );
 }

@@ -59,6 +59,7 @@ pub(crate) fn server_config(settings: &Settings, public_url: String) -> ServerCo
     config
         .local_repo_roots
         .clone_from(&settings.repositories.local_roots);
+    config.repository_egress = settings.repository_egress();
     config.web_session_ttl = Duration::from_secs(settings.auth.session_ttl_hours * 3600);
     config.login_link_ttl = Duration::from_secs(settings.auth.login_link_minutes * 60);
     config.slow_client = Duration::from_millis(settings.live.slow_client_ms.max(1));

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use den_sandbox::{Limits, LocalConfig, LocalRuntime, NetworkPolicy};
+use den_sandbox::{Limits, LocalConfig, LocalRuntime};
 use den_session::{ProviderConfig, ProviderKind, SessionConfig, SessionManager};
 use den_store::Store;
 use tokio::sync::oneshot;
 
-use crate::config::{NetworkSetting, ProviderKindSetting, Settings};
+use crate::config::{ProviderKindSetting, Settings};
 
 /// The running live part; [`Live::stop`] shuts it down in order.
 pub(crate) struct Live {
@@ -65,10 +65,10 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
     config.providers = providers;
     config.idle_timeout = Duration::from_secs(sandbox.idle_timeout_minutes * 60);
     config.lifetime = Duration::from_secs(sandbox.lifetime_minutes * 60);
-    config.network = match sandbox.network {
-        NetworkSetting::Internet => NetworkPolicy::Internet,
-        NetworkSetting::None => NetworkPolicy::None,
-    };
+    config.network = sandbox.network.policy();
+    config
+        .repository_hosts
+        .clone_from(&settings.repositories.allowed_hosts);
     config.limits = Limits {
         millicpus: (sandbox.cpus * 1000.0).round() as u32,
         memory_bytes: sandbox.memory_mb * 1024 * 1024,
