@@ -11,11 +11,13 @@
 //! Layout:
 //! - [`crypto`]: AES-256-GCM sealing with versioned master keys.
 //! - `users`, `auth`, `sessions`, `events`, `secrets`: the tables, one module each.
+//! - `providers`: a person's model provider keys (sealed secrets) and own endpoints.
 
 mod auth;
 pub mod crypto;
 mod error;
 mod events;
+mod providers;
 mod secrets;
 mod sessions;
 mod users;
@@ -32,6 +34,7 @@ pub use auth::{ApiTokenOwner, NewApiToken};
 pub use crypto::{Keyring, KeyringError};
 pub use error::{Result, StoreError};
 pub use events::StoredEvent;
+pub use providers::{KeyInfo, ModelEndpointRecord, NewModelEndpoint, key_fingerprint};
 pub use sessions::{NewSession, SessionCursor, SessionRecord};
 pub use users::{NewUser, UserRecord};
 
