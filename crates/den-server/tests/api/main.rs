@@ -7,5 +7,6 @@
 mod authz;
 mod github;
 mod input;
+mod models;
 mod signin;
 mod support;
