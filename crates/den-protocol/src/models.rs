@@ -31,7 +31,8 @@ pub struct ModelInfo {
     pub locked_reason: Option<String>,
     /// The provider whose key would unlock it, when a personal key would (for "Add key").
     pub key_provider: Option<String>,
-    /// Where the key comes from: `personal`, `shared` (the admin's), `free` or `endpoint`.
+    /// Where the key comes from: `personal`, `shared` (the admin's), `free`, `none` (an admin's
+    /// provider that needs none) or `endpoint`.
     pub key_source: Option<String>,
     /// Context window in tokens, where known.
     pub context: Option<u64>,

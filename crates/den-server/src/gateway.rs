@@ -17,6 +17,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use den_session::catalog::KeySource;
 use den_session::{Catalog, ProviderKind};
 use den_store::{SessionRecord, Store, StoreError};
 use futures::Stream;
@@ -215,7 +216,7 @@ async fn upstream(
         Some(resolved) => Ok(Ok(Upstream {
             kind: config.kind,
             base_url: config.base_url.clone(),
-            key: Some(resolved.key),
+            key: (resolved.source != KeySource::NotNeeded).then_some(resolved.key),
         })),
         None => Ok(Err(format!(
             "den: no key for provider {}. Add your {} key in den's settings (Providers).",

@@ -284,6 +284,8 @@ pub enum KeySource {
     Shared,
     /// No key: Zen's anonymous key for its free models.
     Public,
+    /// An admin's provider that needs no key (a model server on their network).
+    NotNeeded,
 }
 
 /// A key picked for a request. `Debug` never shows it.
@@ -377,6 +379,8 @@ impl Catalog {
             Some(KeySource::Personal)
         } else if provider.api_key.is_some() && (provider.shared || is_admin) {
             Some(KeySource::Shared)
+        } else if !provider.personal_keys && provider.api_key.is_none() {
+            Some(KeySource::NotNeeded)
         } else if provider.kind == ProviderKind::Zen
             && provider.model(model).is_some_and(ModelSpec::is_free)
         {
@@ -405,6 +409,7 @@ impl Catalog {
             (Some(KeySource::Personal), Some(key)) => String::from_utf8_lossy(&key).into_owned(),
             (Some(KeySource::Shared), _) => provider.api_key.clone().unwrap_or_default(),
             (Some(KeySource::Public), _) => "public".to_owned(),
+            (Some(KeySource::NotNeeded), _) => String::new(),
             _ => return Ok(None),
         };
         Ok(source.map(|source| ResolvedKey {

@@ -53,6 +53,8 @@ pub struct RecordedRequest {
     pub kind: RequestKind,
     /// OpenCode's session id, from its `x-session-id` header.
     pub session_id: Option<String>,
+    /// The key the request carried: `x-api-key`, or the `Authorization: Bearer` token.
+    pub credential: Option<String>,
     pub body: Value,
 }
 
@@ -196,6 +198,11 @@ fn take_turn(shared: &Shared, api: Api, headers: &HeaderMap, body: Value) -> Tur
         .get("x-session-id")
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
+    let credential = headers
+        .get("x-api-key")
+        .or_else(|| headers.get("authorization"))
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.strip_prefix("Bearer ").unwrap_or(value).to_owned());
     let turn = match kind {
         RequestKind::Agent => lock(&shared.turns).pop_front().unwrap_or_else(|| {
             tracing::warn!("scripted model has no turn left; answering with a fixed text");
@@ -209,6 +216,7 @@ fn take_turn(shared: &Shared, api: Api, headers: &HeaderMap, body: Value) -> Tur
             api,
             kind,
             session_id,
+            credential,
             body,
         });
         requests.len()

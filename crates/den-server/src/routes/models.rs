@@ -48,6 +48,7 @@ fn source_name(source: KeySource) -> &'static str {
         KeySource::Personal => "personal",
         KeySource::Shared => "shared",
         KeySource::Public => "free",
+        KeySource::NotNeeded => "none",
     }
 }
 
@@ -345,7 +346,7 @@ pub(super) async fn ensure_usable(
     match Catalog::key_source(config, id, personal, user.is_admin) {
         Some(_) => Ok(()),
         None => Err(ApiError::Forbidden(format!(
-            "{} is locked: it {}",
+            "{} is locked: {}",
             spec.name,
             locked_reason(config)
         ))),

@@ -5,6 +5,7 @@
 )]
 
 mod authz;
+mod gateway;
 mod github;
 mod input;
 mod models;
