@@ -1,0 +1,169 @@
+//! People's own model keys with the real OpenCode: den's built-in Anthropic provider pointed
+//! at the scripted model (speaking Anthropic's streaming format), a person's own key reaching
+//! it, another person locked out, a deleted key never used again, a personal OpenAI-compatible
+//! endpoint, and no key anywhere it should not be.
+
+use den_protocol::events::SessionEvent;
+use den_test_support::{Api, Turn};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::harness::{Den, assistant_text};
+
+const ALICE_KEY: &str = "sk-ant-api03-alice-e2e-secret-Q7Zk";
+const ENDPOINT_KEY: &str = "home-endpoint-e2e-secret-P4Lm";
+const SONNET: &str = "anthropic/claude-sonnet-4-5-20250929";
+
+/// Every file under `dir` (den's data: database, checkouts, config), read raw.
+fn files_containing(dir: &std::path::Path, needle: &str, found: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            files_containing(&path, needle, found);
+        } else if kind.is_file()
+            && let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        {
+            found.push(path.display().to_string());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_persons_own_key_reaches_the_provider_and_once_deleted_is_never_used_again() {
+    let den = Den::start_with(
+        "[[providers]]\nname = \"anthropic\"\nbase_url = \"{model_url}\"\n\
+         [models]\nallow_private_endpoints = true\n",
+    )
+    .await;
+    let (status, body) = den
+        .api(
+            Method::PUT,
+            "/api/provider-keys/anthropic",
+            Some(json!({"key": ALICE_KEY})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // alice's turn on Claude Sonnet 4.5 reaches the Anthropic stand-in with her key.
+    den.model
+        .push(Turn::text("Hello from the Anthropic stand-in."));
+    let session = den
+        .create_session_on(&den.token, SONNET, Some("say hello"))
+        .await;
+    let mut socket = den.connect(&session, 0).await;
+    socket.until_turn_finished().await;
+    assert_eq!(
+        assistant_text(&socket.events),
+        "Hello from the Anthropic stand-in."
+    );
+    let requests = den.model.requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        assert_eq!(request.api, Api::Anthropic);
+        assert_eq!(
+            request.credential.as_deref(),
+            Some(ALICE_KEY),
+            "the key den injected"
+        );
+        assert_eq!(request.body["model"], "claude-sonnet-4-5-20250929");
+    }
+
+    // bob has no key: the model is locked for him and a session on it is refused clearly.
+    den.add_user("bob").await;
+    let bob = den.sign_in("bob").await;
+    let (_, catalog) = den.api_as(&bob, Method::GET, "/api/models", None).await;
+    let sonnet = catalog["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == SONNET)
+        .unwrap();
+    assert_eq!(sonnet["available"], false, "{catalog}");
+    let body =
+        json!({"repository": den.repo.display().to_string(), "model": SONNET, "prompt": "hi"});
+    let (status, refused) = den
+        .api_as(&bob, Method::POST, "/api/sessions", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs your Anthropic key")
+    );
+
+    // alice deletes her key mid-session: the next turn is refused at the gateway, with a
+    // message in the transcript, and no request (nor retry) reaches the provider.
+    let (status, _) = den
+        .api(Method::DELETE, "/api/provider-keys/anthropic", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let before = den.model.requests().len();
+    let already = socket.events.len();
+    den.prompt(&session, "again").await;
+    socket.until_turn_finished().await;
+    let second_turn = serde_json::to_string(&socket.events[already..]).unwrap();
+    assert!(
+        second_turn.contains("no key for provider Anthropic"),
+        "the transcript says why: {second_turn}"
+    );
+    assert_eq!(
+        den.model.requests().len(),
+        before,
+        "nothing reached the provider"
+    );
+
+    // A personal OpenAI-compatible endpoint, with its own key.
+    let (status, body) = den
+        .api(
+            Method::PUT,
+            "/api/model-endpoints/home",
+            Some(json!({"baseUrl": den.model.base_url(), "models": ["llama-3"], "key": ENDPOINT_KEY})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    den.model.push(Turn::text("Hello from my own server."));
+    let own = den
+        .create_session_on(&den.token, "my-home/llama-3", Some("say hello"))
+        .await;
+    let mut own_socket = den.connect(&own, 0).await;
+    own_socket.until_turn_finished().await;
+    assert_eq!(
+        assistant_text(&own_socket.events),
+        "Hello from my own server."
+    );
+    let endpoint_requests: Vec<_> = den
+        .model
+        .requests()
+        .into_iter()
+        .filter(|r| r.api == Api::OpenAi)
+        .collect();
+    assert!(!endpoint_requests.is_empty());
+    for request in endpoint_requests {
+        assert_eq!(request.credential.as_deref(), Some(ENDPOINT_KEY));
+        assert_eq!(request.body["model"], "llama-3");
+    }
+
+    // No key in any event, nor in any file of den's data (database, checkouts, config).
+    let events_seen = serde_json::to_string(&socket.events).unwrap()
+        + &serde_json::to_string(&own_socket.events).unwrap();
+    assert!(!events_seen.contains(ALICE_KEY) && !events_seen.contains(ENDPOINT_KEY));
+    let mut found = Vec::new();
+    for key in [ALICE_KEY, ENDPOINT_KEY] {
+        files_containing(den.data_dir.path(), key, &mut found);
+    }
+    assert!(found.is_empty(), "keys in the clear in {found:?}");
+    assert!(
+        socket
+            .events
+            .iter()
+            .any(|e| matches!(e.event, SessionEvent::TurnFinished { .. }))
+    );
+}
