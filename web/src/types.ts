@@ -23,3 +23,7 @@ export type ProgressStep = S["ProgressStep"];
 export type StepState = S["StepState"];
 export type TurnOutcome = S["TurnOutcome"];
 export type PromptAccepted = S["PromptAccepted"];
+export type ModelCatalog = S["ModelCatalog"];
+export type ModelInfo = S["ModelInfo"];
+export type ProviderKeyStatus = S["ProviderKeyStatus"];
+export type ModelEndpoint = S["ModelEndpoint"];
