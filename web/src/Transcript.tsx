@@ -74,6 +74,7 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
       return (
         <div className="msg user" aria-label="Your message">
           {item.text}
+          {item.model && <div className="turn-model muted small" aria-label="Model">{item.model}</div>}
         </div>
       );
     case "assistant":

@@ -22,7 +22,7 @@ export type Part =
   | { kind: "tool"; id: string; call: ToolCall };
 
 export type Item =
-  | { kind: "user"; id: string; text: string }
+  | { kind: "user"; id: string; text: string; model?: string | null }
   | { kind: "assistant"; id: string; parts: Part[] }
   | { kind: "progress"; id: string; steps: { step: ProgressStep; state: StepState; detail?: string | null }[] }
   | { kind: "error"; id: string; code: string; message: string }
@@ -130,8 +130,12 @@ function applyOne(s: Transcript, { seq, event: e }: SequencedEvent): Transcript 
       }
       return { ...t, items: [...t.items, { kind: "assistant", id: e.messageId, parts: [] }] };
     case "turn_started": {
+      // The turn names the model that answers it; the transcript shows it beside the prompt.
+      const model = e.model ?? null;
       const known = t.items.some((i) => i.kind === "user" && i.id === e.turnId);
-      const items = known ? t.items : [...t.items, { kind: "user" as const, id: e.turnId, text: e.prompt }];
+      const items = known
+        ? t.items.map((i) => (i.kind === "user" && i.id === e.turnId ? { ...i, model } : i))
+        : [...t.items, { kind: "user" as const, id: e.turnId, text: e.prompt, model }];
       return { ...t, items, turn: e.turnId };
     }
     case "turn_finished": {

@@ -256,8 +256,8 @@ impl SessionActor {
 
     async fn handle_command(&mut self, command: Command) -> bool {
         match command {
-            Command::Prompt { text, reply } => {
-                let result = self.prompt(text).await;
+            Command::Prompt { text, model, reply } => {
+                let result = self.prompt(text, model).await;
                 let _ = reply.send(result);
             }
             Command::Abort { reply } => {

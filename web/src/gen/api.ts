@@ -677,6 +677,11 @@ export interface components {
         };
         /** @description `POST /api/sessions/{id}/prompt`. */
         PromptRequest: {
+            /**
+             * @description Switches the session to this model (`provider/model`, see `GET /api/models`) from this
+             *     prompt on. Only for `POST …/prompt`; a queued prompt's model cannot be edited.
+             */
+            model?: string | null;
             text: string;
         };
         /** @description One of den's providers and whether the caller has a key for it. */
@@ -704,6 +709,8 @@ export interface components {
         /** @description A prompt waiting its turn. */
         QueuedPrompt: {
             id: string;
+            /** @description The model this prompt switches the session to, when it asked for one. */
+            model?: string | null;
             text: string;
         };
         /** @enum {string} */
@@ -777,6 +784,11 @@ export interface components {
             /** @enum {string} */
             type: "renamed";
         } | {
+            /**
+             * @description The model that answers this turn (`provider/model`); absent in turns recorded
+             *     before den kept it.
+             */
+            model?: string | null;
             prompt: string;
             turnId: string;
             /** @enum {string} */

@@ -11,7 +11,11 @@ use crate::mapping::TurnMapper;
 impl SessionActor {
     /// Accepts a prompt: it runs now if the agent is free, otherwise it waits in the queue. A
     /// session that is not running is started (or resumed) first.
-    pub(super) async fn prompt(&mut self, text: String) -> Result<PromptAccepted> {
+    pub(super) async fn prompt(
+        &mut self,
+        text: String,
+        model: Option<String>,
+    ) -> Result<PromptAccepted> {
         let text = self.checked_prompt(&text)?;
         if self.queue.len() >= self.services.config.max_queue {
             return Err(SessionError::Conflict(
@@ -29,6 +33,7 @@ impl SessionActor {
         let item = QueuedPrompt {
             id: uuid::Uuid::now_v7().to_string(),
             text,
+            model,
         };
         let accepted = PromptAccepted {
             id: item.id.clone(),
@@ -102,6 +107,19 @@ impl SessionActor {
             self.emit_queue().await;
         }
         self.unsnapshotted = true;
+        if let Some(model) = item.model.as_ref().filter(|m| **m != self.record.model) {
+            // Stored before the prompt goes out: the gateway allows the session's model, read
+            // per request.
+            match self
+                .services
+                .store
+                .set_session_model(self.record.owner_id, self.record.id, model)
+                .await
+            {
+                Ok(record) => self.record = record,
+                Err(err) => tracing::warn!(error = %err, "cannot switch the session's model"),
+            }
+        }
         self.turn = Some(Turn {
             id: item.id.clone(),
             mapper: TurnMapper::new(&agent_session_id),
@@ -115,6 +133,7 @@ impl SessionActor {
         self.emit(SessionEvent::TurnStarted {
             turn_id: item.id.clone(),
             prompt: item.text.clone(),
+            model: Some(self.record.model.clone()),
         })
         .await;
         let _ = self.services.store.touch_session(self.session_id()).await;

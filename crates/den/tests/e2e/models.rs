@@ -167,3 +167,67 @@ async fn a_persons_own_key_reaches_the_provider_and_once_deleted_is_never_used_a
             .any(|e| matches!(e.event, SessionEvent::TurnFinished { .. }))
     );
 }
+
+#[tokio::test]
+async fn switching_the_model_between_prompts_is_honoured_and_each_turn_names_its_model() {
+    let den = Den::start_with(
+        "[[providers]]\nname = \"other\"\nkind = \"openai-compatible\"\n\
+         base_url = \"{model_url}\"\nmodels = [\"second-model\"]\n",
+    )
+    .await;
+    den.model.push(Turn::text("First answer."));
+    let session = den.create_session(Some("first")).await;
+    let mut socket = den.connect(&session, 0).await;
+    socket.until_turn_finished().await;
+
+    // A model the person may not use is refused, and the session keeps its model.
+    let path = format!("/api/sessions/{session}/prompt");
+    let (status, refused) = den
+        .api(
+            Method::POST,
+            &path,
+            Some(json!({"text": "x", "model": SONNET})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+
+    den.model.push(Turn::text("Second answer."));
+    let (status, body) = den
+        .api(
+            Method::POST,
+            &path,
+            Some(json!({"text": "second", "model": "other/second-model"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    socket.until_turn_finished().await;
+
+    let agent = den.model.agent_requests();
+    assert_eq!(agent.first().unwrap().body["model"], "scripted-model");
+    assert_eq!(
+        agent.last().unwrap().body["model"],
+        "second-model",
+        "the stand-in saw the new model"
+    );
+    let models: Vec<Option<String>> = socket
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            SessionEvent::TurnStarted { model, .. } => Some(model.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        models,
+        [
+            Some("scripted/scripted-model".to_owned()),
+            Some("other/second-model".to_owned())
+        ],
+        "the transcript names the model of each turn"
+    );
+    assert!(assistant_text(&socket.events).ends_with("Second answer."));
+    let (_, record) = den
+        .api(Method::GET, &format!("/api/sessions/{session}"), None)
+        .await;
+    assert_eq!(record["model"], "other/second-model");
+}
