@@ -8,9 +8,10 @@ import type { ModelCatalog, ModelInfo } from "./types";
 type Props = {
   value: string;
   onChange: (id: string, locked: boolean) => void;
+  label?: string;
 };
 
-export function ModelPicker({ value, onChange }: Props) {
+export function ModelPicker({ value, onChange, label = "Model" }: Props) {
   const [catalog, setCatalog] = useState<ModelCatalog | null>(null);
   const [error, setError] = useState<string | null>(null);
 
@@ -18,7 +19,10 @@ export function ModelPicker({ value, onChange }: Props) {
     api.models().then(
       (c) => {
         setCatalog(c);
-        const initial = c.models.find((m) => m.id === value) ?? c.models.find((m) => m.id === c.defaultModel && m.available);
+        // A value den no longer offers stays as it is (shown by its id), never silently replaced.
+        const initial = value
+          ? c.models.find((m) => m.id === value)
+          : c.models.find((m) => m.id === c.defaultModel && m.available);
         if (initial) onChange(initial.id, !initial.available);
       },
       (e: Error) => setError(e.message),
@@ -33,7 +37,7 @@ export function ModelPicker({ value, onChange }: Props) {
   return (
     <div className="model-picker">
       <label>
-        Model
+        {label}
         <select
           value={value}
           onChange={(e) => {
@@ -41,6 +45,7 @@ export function ModelPicker({ value, onChange }: Props) {
             if (model) onChange(model.id, !model.available);
           }}
         >
+          {value && !selected && <option value={value}>{value}</option>}
           {providers.map((provider) => (
             <optgroup key={provider} label={provider}>
               {catalog.models

@@ -62,8 +62,8 @@ export const api = {
     request<Session>("POST", "/api/sessions", { repository, ...(model ? { model } : {}), ...(prompt ? { prompt } : {}) }),
   rename: (id: string, title: string) => request<Session>("PATCH", `/api/sessions/${id}`, { title }),
   remove: (id: string) => request<void>("DELETE", `/api/sessions/${id}`),
-  prompt: (id: string, text: string) =>
-    request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text }),
+  prompt: (id: string, text: string, model?: string) =>
+    request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text, ...(model ? { model } : {}) }),
   control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),
   dequeue: (id: string, item: string) => request<void>("DELETE", `/api/sessions/${id}/queue/${encodeURIComponent(item)}`),
   editQueued: (id: string, item: string, text: string) =>
