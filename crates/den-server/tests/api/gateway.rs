@@ -274,3 +274,50 @@ async fn an_admins_shared_key_is_used_when_the_person_has_none_and_theirs_wins()
         .collect();
     assert_eq!(keys, ["sk-ant-admin-shared-key-9999", ALICE_KEY]);
 }
+
+#[tokio::test]
+async fn zens_free_model_goes_out_with_the_anonymous_key_and_a_persons_zen_key_wins() {
+    let model = ScriptedModel::start().await.unwrap();
+    let server = TestServer::start().await;
+    server.user("alice").await;
+    let alice = server.store.user_by_name("alice").await.unwrap().id;
+    let catalog = Catalog::new(vec![AdminProvider {
+        name: "opencode".to_owned(),
+        kind: None,
+        base_url: Some(model.base_url()),
+        models: Vec::new(),
+        api_key: None,
+        shared: true,
+    }])
+    .unwrap();
+    session(&server.store, alice, "opencode/big-pickle").await;
+    let gateway = Gateway::start(server.store.clone(), catalog).await;
+    let (status, body) = gateway
+        .send(
+            Method::POST,
+            "/v1/opencode/chat/completions",
+            ask("big-pickle"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(model.requests()[0].credential.as_deref(), Some("public"));
+
+    // With her own Zen key, hers goes out instead.
+    server
+        .store
+        .set_provider_key(alice, "opencode", b"zen-key-of-alice-000000")
+        .await
+        .unwrap();
+    let (status, _) = gateway
+        .send(
+            Method::POST,
+            "/v1/opencode/chat/completions",
+            ask("big-pickle"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        model.requests()[1].credential.as_deref(),
+        Some("zen-key-of-alice-000000")
+    );
+}
