@@ -231,3 +231,40 @@ async fn switching_the_model_between_prompts_is_honoured_and_each_turn_names_its
         .await;
     assert_eq!(record["model"], "other/second-model");
 }
+
+#[tokio::test]
+async fn openai_models_speak_the_responses_api_with_the_persons_key() {
+    let den =
+        Den::start_with("[[providers]]\nname = \"openai\"\nbase_url = \"{model_url}\"\n").await;
+    let key = "sk-proj-alice-openai-e2e-secret-R2d2";
+    let (status, body) = den
+        .api(
+            Method::PUT,
+            "/api/provider-keys/openai",
+            Some(json!({"key": key})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    den.model
+        .push(Turn::new().say_deltas(["Hello from ", "the Responses stand-in."]));
+    let session = den
+        .create_session_on(&den.token, "openai/gpt-5.1-codex-max", Some("say hello"))
+        .await;
+    let mut socket = den.connect(&session, 0).await;
+    socket.until_turn_finished().await;
+    assert_eq!(
+        assistant_text(&socket.events),
+        "Hello from the Responses stand-in."
+    );
+    let requests = den.model.requests();
+    assert!(!requests.is_empty());
+    for request in requests {
+        assert_eq!(
+            request.api,
+            Api::Responses,
+            "OpenCode's openai SDK calls /responses"
+        );
+        assert_eq!(request.credential.as_deref(), Some(key));
+        assert_eq!(request.body["model"], "gpt-5.1-codex-max");
+    }
+}
