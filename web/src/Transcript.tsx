@@ -4,6 +4,7 @@
 // reducer only replaces what changed.
 import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { Markdown } from "./Markdown";
+import { Link } from "./router";
 import type { Item, Part } from "./reducer";
 import { ToolChip } from "./ToolChip";
 
@@ -108,6 +109,12 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
       return (
         <div className="msg error-msg" role="alert">
           <strong>Error</strong> {item.message}
+          {needsKey(item.message) && (
+            <>
+              {" "}
+              <Link href="/settings#providers">Add a key</Link>
+            </>
+          )}
           {retry && (
             <button className="small" onClick={retry}>
               Retry
@@ -123,8 +130,19 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
           {" · "}
           {(t.input + t.cacheRead).toLocaleString()} in / {(t.output + t.reasoning).toLocaleString()} out tokens · ${item.cost.toFixed(4)}
           {item.error ? ` · ${item.error}` : ""}
+          {item.error && needsKey(item.error) && (
+            <>
+              {" · "}
+              <Link href="/settings#providers">Add a key</Link>
+            </>
+          )}
         </div>
       );
     }
   }
 });
+
+/** den's gateway refused a model request for want of a key (its wording, see gateway.rs). */
+function needsKey(message: string): boolean {
+  return /no key for provider/.test(message);
+}
