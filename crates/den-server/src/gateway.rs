@@ -48,13 +48,17 @@ struct Gateway {
     store: Store,
     catalog: Catalog,
     http: reqwest::Client,
+    allow_private_endpoints: bool,
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes.
+/// Serves the gateway on `listener` until `shutdown` completes. Unless
+/// `allow_private_endpoints`, a person's endpoint is re-checked at every request, so a name
+/// that resolves to a private address later is refused then too.
 pub async fn serve_gateway(
     listener: UnixListener,
     store: Store,
     catalog: Catalog,
+    allow_private_endpoints: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let http = reqwest::Client::builder()
@@ -65,6 +69,7 @@ pub async fn serve_gateway(
         store,
         catalog,
         http,
+        allow_private_endpoints,
     };
     let app = Router::new()
         .route("/v1/{provider}/{*rest}", axum::routing::any(forward))
@@ -185,6 +190,13 @@ async fn upstream(
         if !endpoint.models.iter().any(|m| m == model) {
             return Ok(Err(format!(
                 "den: your endpoint {name} does not list the model {model}"
+            )));
+        }
+        if let Err(reason) =
+            crate::validate::endpoint_url(&endpoint.base_url, gateway.allow_private_endpoints).await
+        {
+            return Ok(Err(format!(
+                "den: your endpoint {name} cannot be used: {reason}"
             )));
         }
         let key = store

@@ -23,6 +23,10 @@ struct Gateway {
 
 impl Gateway {
     async fn start(store: Store, catalog: Catalog) -> Self {
+        Self::start_allowing(store, catalog, true).await
+    }
+
+    async fn start_allowing(store: Store, catalog: Catalog, allow_private: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("gateway.sock");
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();
@@ -30,6 +34,7 @@ impl Gateway {
             listener,
             store,
             catalog,
+            allow_private,
             std::future::pending(),
         ));
         let http = reqwest::Client::builder()
@@ -235,6 +240,33 @@ async fn a_personal_endpoint_gets_its_own_key_as_bearer_until_it_is_deleted() {
         .await;
     refused_clearly(status, &body, "no model endpoint named home");
     assert_eq!(model.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_on_a_private_address_is_refused_at_request_time_unless_the_admin_allows_it() {
+    let model = ScriptedModel::start().await.unwrap();
+    let server = TestServer::start().await;
+    server.user("alice").await;
+    let alice = server.store.user_by_name("alice").await.unwrap().id;
+    // Stored directly: the API would have refused it, but a name can resolve elsewhere later.
+    server
+        .store
+        .put_model_endpoint(NewModelEndpoint {
+            owner_id: alice,
+            name: "home",
+            base_url: &model.base_url(),
+            models: &["llama-3".to_owned()],
+            api_key: None,
+        })
+        .await
+        .unwrap();
+    session(&server.store, alice, "my-home/llama-3").await;
+    let gateway = Gateway::start_allowing(server.store.clone(), Catalog::builtin(), false).await;
+    let (status, body) = gateway
+        .send(Method::POST, "/v1/my-home/chat/completions", ask("llama-3"))
+        .await;
+    refused_clearly(status, &body, "cannot be used");
+    assert!(model.requests().is_empty());
 }
 
 #[tokio::test]

@@ -48,6 +48,7 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
         listener,
         store.clone(),
         catalog.clone(),
+        settings.models.allow_private_endpoints,
         async move {
             let _ = stopped.await;
         },
