@@ -96,3 +96,35 @@ pub struct PutModelEndpointRequest {
     /// Sets or replaces the key; absent keeps the endpoint's key (if any).
     pub key: Option<String>,
 }
+
+/// Sums of metered model requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageTotals {
+    pub requests: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    /// US dollars, from den's declared prices (0 where a model has none).
+    pub cost_usd: f64,
+}
+
+/// One session's usage this month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionUsage {
+    pub session_id: uuid::Uuid,
+    pub totals: UsageTotals,
+}
+
+/// `GET /api/usage`: the caller's model usage as den's gateway metered it (title requests
+/// included), for today and this month (UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageReport {
+    pub today: UsageTotals,
+    pub month: UsageTotals,
+    pub sessions: Vec<SessionUsage>,
+}

@@ -18,11 +18,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use den_session::catalog::KeySource;
+use den_session::catalog::Price;
 use den_session::{Catalog, ProviderKind};
+use den_store::NewUsage;
 use den_store::{SessionRecord, Store, StoreError};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::net::UnixListener;
 use zeroize::Zeroizing;
+
+mod meter;
+
+use meter::Meter;
 
 use crate::auth::secret_token;
 use crate::error::ApiError;
@@ -85,6 +91,8 @@ struct Upstream {
     kind: ProviderKind,
     base_url: String,
     key: Option<Zeroizing<String>>,
+    /// The model's declared price, for metering.
+    price: Option<Price>,
 }
 
 /// A refusal OpenCode shows and does not retry: 403, in the provider's envelope.
@@ -166,7 +174,46 @@ async fn forward(
             err.without_url()
         ))
     })?;
-    Ok(relay(response))
+    let metered = MeterContext {
+        store: gateway.store.clone(),
+        owner_id: session.owner_id,
+        session_id: session.id,
+        model: session.model.clone(),
+        price: upstream.price,
+    };
+    Ok(relay(response, metered))
+}
+
+/// Where a metered request's usage is recorded.
+struct MeterContext {
+    store: Store,
+    owner_id: uuid::Uuid,
+    session_id: uuid::Uuid,
+    model: String,
+    price: Option<Price>,
+}
+
+impl MeterContext {
+    /// Records what the stream reported; called when it ends, before the client sees the end,
+    /// so the usage is stored by the time the turn is over.
+    async fn record(&self, meter: &Meter) {
+        let Some(usage) = meter.usage() else { return };
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let row = NewUsage {
+            owner_id: self.owner_id,
+            session_id: self.session_id,
+            model: &self.model,
+            input_tokens: count(usage.input),
+            output_tokens: count(usage.output),
+            reasoning_tokens: count(usage.reasoning),
+            cache_read_tokens: count(usage.cache_read),
+            cache_write_tokens: count(usage.cache_write),
+            cost_usd: usage.cost(self.price),
+        };
+        if let Err(err) = self.store.record_usage(row).await {
+            tracing::warn!(error = %err, session = %self.session_id, "cannot record model usage");
+        }
+    }
 }
 
 /// The provider's upstream and the key to use now, or a refusal message for the transcript.
@@ -207,17 +254,18 @@ async fn upstream(
             kind: ProviderKind::OpenAiCompatible,
             base_url: endpoint.base_url,
             key,
+            price: None,
         }));
     }
     let Some(config) = gateway.catalog.provider(provider) else {
         return Ok(Err(format!("den: there is no provider {provider}")));
     };
-    if config.model(model).is_none() {
+    let Some(spec) = config.model(model) else {
         return Ok(Err(format!(
             "den: the provider {} offers no model {model} here",
             config.display_name
         )));
-    }
+    };
     let owner = store.user_by_id(session.owner_id).await?;
     let resolved = gateway
         .catalog
@@ -229,6 +277,7 @@ async fn upstream(
             kind: config.kind,
             base_url: config.base_url.clone(),
             key: (resolved.source != KeySource::NotNeeded).then_some(resolved.key),
+            price: spec.price,
         })),
         None => Ok(Err(format!(
             "den: no key for provider {}. Add your {} key in den's settings (Providers).",
@@ -238,12 +287,30 @@ async fn upstream(
 }
 
 /// The upstream response, streamed through as it arrives.
-fn relay(upstream: reqwest::Response) -> Response {
+/// Usage is read from the stream as it passes and recorded when it ends (an aborted stream is
+/// not metered).
+fn relay(upstream: reqwest::Response, metered: MeterContext) -> Response {
     let status =
         StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let content_type = upstream.headers().get("content-type").cloned();
-    let body: std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>> =
+    let inner: std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>> =
         Box::pin(upstream.bytes_stream());
+    let state = (inner, Meter::default(), Some(metered));
+    let body = futures::stream::unfold(state, |(mut inner, mut meter, mut metered)| async move {
+        match inner.next().await {
+            Some(Ok(bytes)) => {
+                meter.feed(&bytes);
+                Some((Ok(bytes), (inner, meter, metered)))
+            }
+            Some(Err(err)) => Some((Err(err), (inner, meter, metered))),
+            None => {
+                if let Some(metered) = metered.take() {
+                    metered.record(&meter).await;
+                }
+                None
+            }
+        }
+    });
     let mut response = (status, Body::from_stream(body)).into_response();
     if let Some(content_type) = content_type {
         response

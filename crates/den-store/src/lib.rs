@@ -12,6 +12,7 @@
 //! - [`crypto`]: AES-256-GCM sealing with versioned master keys.
 //! - `users`, `auth`, `sessions`, `events`, `secrets`: the tables, one module each.
 //! - `providers`: a person's model provider keys (sealed secrets) and own endpoints.
+//! - `usage`: metered model requests.
 
 mod auth;
 pub mod crypto;
@@ -20,6 +21,7 @@ mod events;
 mod providers;
 mod secrets;
 mod sessions;
+mod usage;
 mod users;
 
 use std::str::FromStr;
@@ -36,6 +38,7 @@ pub use error::{Result, StoreError};
 pub use events::StoredEvent;
 pub use providers::{KeyInfo, ModelEndpointRecord, NewModelEndpoint, key_fingerprint};
 pub use sessions::{NewSession, SessionCursor, SessionRecord};
+pub use usage::{NewUsage, UsageTotals};
 pub use users::{NewUser, UserRecord};
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds. The body is written once

@@ -571,3 +571,56 @@ async fn model_endpoints_belong_to_their_owner_and_take_their_key_with_them() {
         assert!(keyless.key.is_none());
     }
 }
+
+#[tokio::test]
+async fn model_usage_adds_up_per_owner_per_session_and_since_a_time() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let (one, two) = (Uuid::now_v7(), Uuid::now_v7());
+        let before = now() - Duration::seconds(1);
+        for (owner, session, cost) in [
+            (alice, one, 0.5),
+            (alice, one, 0.25),
+            (alice, two, 1.0),
+            (bob, one, 9.0),
+        ] {
+            store
+                .record_usage(den_store::NewUsage {
+                    owner_id: owner,
+                    session_id: session,
+                    model: "anthropic/claude-sonnet-4-5-20250929",
+                    input_tokens: 10,
+                    output_tokens: 5,
+                    reasoning_tokens: 1,
+                    cache_read_tokens: 2,
+                    cache_write_tokens: 3,
+                    cost_usd: cost,
+                })
+                .await
+                .unwrap();
+        }
+        let totals = store.usage_since(alice, before).await.unwrap();
+        assert_eq!(totals.requests, 3, "{}", store.backend_name());
+        assert_eq!(
+            (
+                totals.input_tokens,
+                totals.output_tokens,
+                totals.cache_write_tokens
+            ),
+            (30, 15, 9)
+        );
+        assert!((totals.cost_usd - 1.75).abs() < 1e-9);
+        let per_session = store.usage_by_session(alice, before).await.unwrap();
+        assert_eq!(per_session.len(), 2);
+        assert_eq!((per_session[0].0, per_session[0].1.requests), (two, 1));
+        assert_eq!((per_session[1].0, per_session[1].1.requests), (one, 2));
+        let later = store
+            .usage_since(alice, now() + Duration::seconds(60))
+            .await
+            .unwrap();
+        assert_eq!(later.requests, 0);
+        assert_eq!(later.cost_usd, 0.0);
+    }
+}

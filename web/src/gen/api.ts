@@ -475,6 +475,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's model usage, metered by den's gateway from the providers' own streams: today,
+         *     this month (UTC), and per session this month.
+         */
+        get: operations["models_get_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -872,6 +892,12 @@ export interface components {
          * @enum {string}
          */
         SessionStatus: "idle" | "starting" | "running" | "paused" | "error";
+        /** @description One session's usage this month. */
+        SessionUsage: {
+            /** Format: uuid */
+            sessionId: string;
+            totals: components["schemas"]["UsageTotals"];
+        };
         /** @description `PUT /api/provider-keys/{provider}`. */
         SetProviderKeyRequest: {
             /** @description The provider's API key; up to 1024 characters, no whitespace. */
@@ -923,6 +949,35 @@ export interface components {
         /** @description `PATCH /api/sessions/{id}`. */
         UpdateSessionRequest: {
             title: string;
+        };
+        /**
+         * @description `GET /api/usage`: the caller's model usage as den's gateway metered it (title requests
+         *     included), for today and this month (UTC).
+         */
+        UsageReport: {
+            month: components["schemas"]["UsageTotals"];
+            sessions: components["schemas"]["SessionUsage"][];
+            today: components["schemas"]["UsageTotals"];
+        };
+        /** @description Sums of metered model requests. */
+        UsageTotals: {
+            /** Format: int64 */
+            cacheReadTokens: number;
+            /** Format: int64 */
+            cacheWriteTokens: number;
+            /**
+             * Format: double
+             * @description US dollars, from den's declared prices (0 where a model has none).
+             */
+            costUsd: number;
+            /** Format: int64 */
+            inputTokens: number;
+            /** Format: int64 */
+            outputTokens: number;
+            /** Format: int64 */
+            reasoningTokens: number;
+            /** Format: int64 */
+            requests: number;
         };
         /** @description A person who can sign in. */
         User: {
@@ -2163,6 +2218,33 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_get_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use den_protocol::error::ErrorBody;
 use den_protocol::models::{
     ModelCatalog, ModelEndpoint, ModelInfo, ModelPrice, ProviderKeyStatus, PutModelEndpointRequest,
-    SetProviderKeyRequest,
+    SessionUsage, SetProviderKeyRequest, UsageReport, UsageTotals,
 };
 use den_protocol::sessions::DEFAULT_MODEL;
 use den_session::catalog::{ENDPOINT_PREFIX, KeySource, Price};
@@ -32,6 +32,52 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_key, delete_key))
         .routes(routes!(list_endpoints))
         .routes(routes!(put_endpoint, delete_endpoint))
+        .routes(routes!(usage))
+}
+
+fn totals(row: den_store::UsageTotals) -> UsageTotals {
+    UsageTotals {
+        requests: row.requests,
+        input_tokens: row.input_tokens,
+        output_tokens: row.output_tokens,
+        reasoning_tokens: row.reasoning_tokens,
+        cache_read_tokens: row.cache_read_tokens,
+        cache_write_tokens: row.cache_write_tokens,
+        cost_usd: row.cost_usd,
+    }
+}
+
+/// The caller's model usage, metered by den's gateway from the providers' own streams: today,
+/// this month (UTC), and per session this month.
+#[utoipa::path(get, path = "/api/usage", operation_id = "get_usage", tag = "models",
+    responses((status = 200, body = UsageReport), (status = 401, body = ErrorBody)),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn usage(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<UsageReport>, ApiError> {
+    use chrono::{Datelike, TimeZone, Utc};
+    let day = Utc::now().date_naive();
+    let start = |date: chrono::NaiveDate| {
+        Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).unwrap_or_default())
+    };
+    let today = start(day);
+    let month = start(day.with_day(1).unwrap_or(day));
+    let store = state.store();
+    let owner = caller.user.id;
+    Ok(Json(UsageReport {
+        today: totals(store.usage_since(owner, today).await?),
+        month: totals(store.usage_since(owner, month).await?),
+        sessions: store
+            .usage_by_session(owner, month)
+            .await?
+            .into_iter()
+            .map(|(session_id, row)| SessionUsage {
+                session_id,
+                totals: totals(row),
+            })
+            .collect(),
+    }))
 }
 
 fn price(price: Option<Price>) -> Option<ModelPrice> {

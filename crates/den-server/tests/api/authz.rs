@@ -79,7 +79,7 @@ fn rule(method: &Method, path: &str) -> Rule {
         ("DELETE" | "PUT", "/api/sessions/{id}/queue/{item}") => Rule::Owned {
             status: S::CONFLICT,
         },
-        ("GET", "/api/models" | "/api/provider-keys" | "/api/model-endpoints") => {
+        ("GET", "/api/models" | "/api/provider-keys" | "/api/model-endpoints" | "/api/usage") => {
             Rule::Own { status: S::OK }
         }
         // Keys and endpoints are named within the caller's own: another user's PUT sets theirs.

@@ -138,6 +138,14 @@ async fn the_owners_key_is_picked_per_request_and_only_the_sessions_model_and_pa
     let seen = model.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].credential.as_deref(), Some(ALICE_KEY));
+    // Metered from the stream (10 in, 5 out) at Sonnet 4.5's price, stored by the stream's end.
+    let since = den_store::now() - chrono::Duration::hours(1);
+    let usage = server.store.usage_since(alice, since).await.unwrap();
+    assert_eq!(
+        (usage.requests, usage.input_tokens, usage.output_tokens),
+        (1, 10, 5)
+    );
+    assert!((usage.cost_usd - (10.0 * 3.0 + 5.0 * 15.0) / 1e6).abs() < 1e-12);
 
     // Another model, another path, another method: refused before the provider.
     let (status, body) = gateway
@@ -193,6 +201,8 @@ async fn the_owners_key_is_picked_per_request_and_only_the_sessions_model_and_pa
     refused_clearly(status, &body, "no key for provider Anthropic");
     assert_eq!(model.requests().len(), 1);
     assert!(!body.contains(ALICE_KEY) && !body.contains(TOKEN));
+    let usage = server.store.usage_since(alice, since).await.unwrap();
+    assert_eq!(usage.requests, 1, "refusals cost nothing");
 }
 
 #[tokio::test]

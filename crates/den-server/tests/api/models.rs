@@ -278,3 +278,44 @@ async fn an_admin_may_allow_endpoints_on_private_addresses() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["keySet"], false);
 }
+
+#[tokio::test]
+async fn usage_is_reported_to_its_owner_only() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let alice_id = server.store.user_by_name("alice").await.unwrap().id;
+    let session = uuid::Uuid::now_v7();
+    for cost in [0.25, 0.5] {
+        server
+            .store
+            .record_usage(den_store::NewUsage {
+                owner_id: alice_id,
+                session_id: session,
+                model: SONNET,
+                input_tokens: 100,
+                output_tokens: 20,
+                reasoning_tokens: 0,
+                cache_read_tokens: 0,
+                cache_write_tokens: 0,
+                cost_usd: cost,
+            })
+            .await
+            .unwrap();
+    }
+    let (status, report) = server
+        .call(Method::GET, "/api/usage", Auth::Bearer(&alice), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    for period in ["today", "month"] {
+        assert_eq!(report[period]["requests"], 2, "{report}");
+        assert_eq!(report[period]["inputTokens"], 200);
+        assert_eq!(report[period]["costUsd"], 0.75);
+    }
+    assert_eq!(report["sessions"][0]["sessionId"], session.to_string());
+    let (_, theirs) = server
+        .call(Method::GET, "/api/usage", Auth::Bearer(&bob), None)
+        .await;
+    assert_eq!(theirs["month"]["requests"], 0);
+    assert_eq!(theirs["sessions"], json!([]));
+}

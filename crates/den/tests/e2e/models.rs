@@ -75,6 +75,18 @@ async fn a_persons_own_key_reaches_the_provider_and_once_deleted_is_never_used_a
         assert_eq!(request.body["model"], "claude-sonnet-4-5-20250929");
     }
 
+    // Every request the stand-in answered (title included) is metered, at Sonnet's price.
+    let (_, usage) = den.api(Method::GET, "/api/usage", None).await;
+    let answered = i64::try_from(requests.len()).unwrap();
+    assert_eq!(usage["month"]["requests"], answered, "{usage}");
+    assert_eq!(
+        usage["month"]["inputTokens"],
+        10 * answered,
+        "the stand-in reports 10 in"
+    );
+    assert_eq!(usage["month"]["outputTokens"], 5 * answered, "and 5 out");
+    assert_eq!(usage["sessions"][0]["sessionId"], session.as_str());
+
     // bob has no key: the model is locked for him and a session on it is refused clearly.
     den.add_user("bob").await;
     let bob = den.sign_in("bob").await;
