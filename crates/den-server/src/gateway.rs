@@ -54,17 +54,26 @@ struct Gateway {
     store: Store,
     catalog: Catalog,
     http: reqwest::Client,
-    allow_private_endpoints: bool,
+    policy: GatewayPolicy,
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes. Unless
-/// `allow_private_endpoints`, a person's endpoint is re-checked at every request, so a name
-/// that resolves to a private address later is refused then too.
+/// What the admin allows through the gateway.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GatewayPolicy {
+    /// Whether people's endpoints may be on loopback, private or link-local addresses.
+    pub allow_private_endpoints: bool,
+    /// Each person's spending cap per calendar month (UTC), in US dollars; `None` for none.
+    pub monthly_budget_usd: Option<f64>,
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes. Unless the policy allows
+/// private endpoints, a person's endpoint is re-checked at every request, so a name that
+/// resolves to a private address later is refused then too.
 pub async fn serve_gateway(
     listener: UnixListener,
     store: Store,
     catalog: Catalog,
-    allow_private_endpoints: bool,
+    policy: GatewayPolicy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let http = reqwest::Client::builder()
@@ -75,7 +84,7 @@ pub async fn serve_gateway(
         store,
         catalog,
         http,
-        allow_private_endpoints,
+        policy,
     };
     let app = Router::new()
         .route("/v1/{provider}/{*rest}", axum::routing::any(forward))
@@ -144,6 +153,21 @@ async fn forward(
             &format!("den: this session may use only the model {}", session.model),
         ));
     }
+    if let Some(cap) = gateway.policy.monthly_budget_usd {
+        let spent = gateway
+            .store
+            .usage_since(session.owner_id, month_start())
+            .await?
+            .cost_usd;
+        if spent >= cap {
+            // Worded without numbers or retry words: OpenCode ends the turn and shows it.
+            return Ok(refuse(
+                kind,
+                &rest,
+                "den: your monthly model budget is used up; an admin can raise it",
+            ));
+        }
+    }
     let upstream = match upstream(&gateway, &session, &provider, &requested).await? {
         Ok(upstream) => upstream,
         Err(message) => return Ok(refuse(kind, &rest, &message)),
@@ -182,6 +206,14 @@ async fn forward(
         price: upstream.price,
     };
     Ok(relay(response, metered))
+}
+
+/// The first instant of this calendar month, UTC.
+fn month_start() -> chrono::DateTime<chrono::Utc> {
+    use chrono::{Datelike, TimeZone, Utc};
+    let day = Utc::now().date_naive();
+    let first = day.with_day(1).unwrap_or(day);
+    Utc.from_utc_datetime(&first.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
 /// Where a metered request's usage is recorded.
@@ -239,8 +271,11 @@ async fn upstream(
                 "den: your endpoint {name} does not list the model {model}"
             )));
         }
-        if let Err(reason) =
-            crate::validate::endpoint_url(&endpoint.base_url, gateway.allow_private_endpoints).await
+        if let Err(reason) = crate::validate::endpoint_url(
+            &endpoint.base_url,
+            gateway.policy.allow_private_endpoints,
+        )
+        .await
         {
             return Ok(Err(format!(
                 "den: your endpoint {name} cannot be used: {reason}"

@@ -46,6 +46,9 @@ pub(crate) struct ModelSettings {
     /// Whether people may add endpoints on loopback, private or link-local addresses (a model
     /// server on the den host or the local network).
     pub(crate) allow_private_endpoints: bool,
+    /// Each person's model spending cap per calendar month (UTC), in US dollars.
+    #[serde(default)]
+    pub(crate) monthly_budget_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

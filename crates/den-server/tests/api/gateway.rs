@@ -27,6 +27,15 @@ impl Gateway {
     }
 
     async fn start_allowing(store: Store, catalog: Catalog, allow_private: bool) -> Self {
+        Self::start_with(store, catalog, allow_private, None).await
+    }
+
+    async fn start_with(
+        store: Store,
+        catalog: Catalog,
+        allow_private: bool,
+        budget: Option<f64>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("gateway.sock");
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();
@@ -34,7 +43,10 @@ impl Gateway {
             listener,
             store,
             catalog,
-            allow_private,
+            den_server::GatewayPolicy {
+                allow_private_endpoints: allow_private,
+                monthly_budget_usd: budget,
+            },
             std::future::pending(),
         ));
         let http = reqwest::Client::builder()
@@ -361,5 +373,40 @@ async fn zens_free_model_goes_out_with_the_anonymous_key_and_a_persons_zen_key_w
     assert_eq!(
         model.requests()[1].credential.as_deref(),
         Some("zen-key-of-alice-000000")
+    );
+}
+
+#[tokio::test]
+async fn a_spent_monthly_budget_stops_the_next_request_before_the_provider() {
+    let model = ScriptedModel::start().await.unwrap();
+    let server = TestServer::start().await;
+    server.user("alice").await;
+    let alice = server.store.user_by_name("alice").await.unwrap().id;
+    let catalog = Catalog::new(vec![AdminProvider {
+        name: "anthropic".to_owned(),
+        kind: None,
+        base_url: Some(model.base_url()),
+        models: Vec::new(),
+        api_key: Some("sk-ant-admin-shared-key-9999".to_owned()),
+        shared: true,
+    }])
+    .unwrap();
+    session(&server.store, alice, &format!("anthropic/{SONNET}")).await;
+    // A cap just above one request's cost (10 in, 5 out at Sonnet's price: $0.000105).
+    let gateway = Gateway::start_with(server.store.clone(), catalog, true, Some(0.0002)).await;
+    for _ in 0..2 {
+        let (status, body) = gateway
+            .send(Method::POST, "/v1/anthropic/messages", ask(SONNET))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = gateway
+        .send(Method::POST, "/v1/anthropic/messages", ask(SONNET))
+        .await;
+    refused_clearly(status, &body, "monthly model budget is used up");
+    assert_eq!(
+        model.requests().len(),
+        2,
+        "the refused request never left den"
     );
 }

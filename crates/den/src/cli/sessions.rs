@@ -48,7 +48,10 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
         listener,
         store.clone(),
         catalog.clone(),
-        settings.models.allow_private_endpoints,
+        den_server::GatewayPolicy {
+            allow_private_endpoints: settings.models.allow_private_endpoints,
+            monthly_budget_usd: settings.models.monthly_budget_usd,
+        },
         async move {
             let _ = stopped.await;
         },

@@ -126,6 +126,10 @@ async fn a_persons_own_key_reaches_the_provider_and_once_deleted_is_never_used_a
         second_turn.contains("no key for provider Anthropic"),
         "the transcript says why: {second_turn}"
     );
+    assert!(
+        !second_turn.contains("provider_retry"),
+        "OpenCode did not retry: {second_turn}"
+    );
     assert_eq!(
         den.model.requests().len(),
         before,
@@ -279,4 +283,49 @@ async fn openai_models_speak_the_responses_api_with_the_persons_key() {
         assert_eq!(request.credential.as_deref(), Some(key));
         assert_eq!(request.body["model"], "gpt-5.1-codex-max");
     }
+}
+
+#[tokio::test]
+async fn a_spent_budget_stops_the_next_turn_with_a_clear_message_and_no_retries() {
+    // Any metered request at Sonnet's price spends more than this cap.
+    let den = Den::start_with(
+        "[[providers]]\nname = \"anthropic\"\nbase_url = \"{model_url}\"\n\
+         [models]\nmonthly_budget_usd = 0.0000001\n",
+    )
+    .await;
+    let (status, _) = den
+        .api(
+            Method::PUT,
+            "/api/provider-keys/anthropic",
+            Some(json!({"key": ALICE_KEY})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    den.model.push(Turn::text("Spent."));
+    let session = den
+        .create_session_on(&den.token, SONNET, Some("first"))
+        .await;
+    let mut socket = den.connect(&session, 0).await;
+    socket.until_turn_finished().await;
+    let spent = den.model.requests().len();
+    assert!(spent >= 1, "the first request ran within the budget");
+
+    let already = socket.events.len();
+    den.prompt(&session, "second").await;
+    socket.until_turn_finished().await;
+    let second_turn = serde_json::to_string(&socket.events[already..]).unwrap();
+    assert!(
+        second_turn.contains("monthly model budget is used up"),
+        "the transcript says why: {second_turn}"
+    );
+    // OpenCode's retries show as `provider_retry` errors in den's transcript.
+    assert!(
+        !second_turn.contains("provider_retry"),
+        "OpenCode did not retry: {second_turn}"
+    );
+    assert_eq!(
+        den.model.requests().len(),
+        spent,
+        "nothing more reached the provider"
+    );
 }
