@@ -122,6 +122,16 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
           )}
         </div>
       );
+    case "usage": {
+      const u = item.usage;
+      return (
+        <div className="turn-footer muted small" aria-label="Metered usage">
+          Metered by den: {u.requests} model {u.requests === 1 ? "request" : "requests"} ·{" "}
+          {(u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens).toLocaleString()} in /{" "}
+          {(u.outputTokens + u.reasoningTokens).toLocaleString()} out tokens · ${u.costUsd.toFixed(4)}
+        </div>
+      );
+    }
     case "turn": {
       const t = item.tokens;
       return (

@@ -132,6 +132,21 @@ describe("event reducer", () => {
     expect(t.items).toEqual([{ kind: "user", id: "t9", text: "go", model: null }]);
   });
 
+  test("a turn's metered usage is shown once, however often it is replayed", () => {
+    const usage = {
+      requests: 2,
+      inputTokens: 20,
+      outputTokens: 10,
+      reasoningTokens: 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      costUsd: 0.0002,
+    };
+    const event = { type: "turn_usage", turnId: "t1", usage } as const;
+    const t = apply(apply(empty(), seqd([event])), seqd([event]));
+    expect(t.items).toEqual([{ kind: "usage", id: "usage-t1", usage }]);
+  });
+
   test("each turn shows the model that answers it", () => {
     const t = apply(
       empty(),

@@ -15,6 +15,7 @@ import type {
   TokenUsage,
   ToolCall,
   TurnOutcome,
+  UsageTotals,
 } from "./types";
 
 export type Part =
@@ -26,6 +27,7 @@ export type Item =
   | { kind: "assistant"; id: string; parts: Part[] }
   | { kind: "progress"; id: string; steps: { step: ProgressStep; state: StepState; detail?: string | null }[] }
   | { kind: "error"; id: string; code: string; message: string }
+  | { kind: "usage"; id: string; usage: UsageTotals }
   | {
       kind: "turn";
       id: string;
@@ -137,6 +139,12 @@ function applyOne(s: Transcript, { seq, event: e }: SequencedEvent): Transcript 
         ? t.items.map((i) => (i.kind === "user" && i.id === e.turnId ? { ...i, model } : i))
         : [...t.items, { kind: "user" as const, id: e.turnId, text: e.prompt, model }];
       return { ...t, items, turn: e.turnId };
+    }
+    case "turn_usage": {
+      // What den's gateway metered for the turn (title requests included).
+      const id = `usage-${e.turnId}`;
+      if (t.items.some((i) => i.id === id)) return t;
+      return { ...t, items: [...t.items, { kind: "usage", id, usage: e.usage }] };
     }
     case "turn_finished": {
       const item: Item = {

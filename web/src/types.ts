@@ -27,3 +27,4 @@ export type ModelCatalog = S["ModelCatalog"];
 export type ModelInfo = S["ModelInfo"];
 export type ProviderKeyStatus = S["ProviderKeyStatus"];
 export type ModelEndpoint = S["ModelEndpoint"];
+export type UsageTotals = S["UsageTotals"];

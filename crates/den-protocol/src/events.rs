@@ -47,6 +47,13 @@ pub enum SessionEvent {
         #[serde(default)]
         model: Option<String>,
     },
+    /// What den's gateway metered for a turn's model requests (title requests included), sent
+    /// just before `turn_finished` when any were metered.
+    TurnUsage {
+        #[serde(rename = "turnId")]
+        turn_id: String,
+        usage: crate::models::UsageTotals,
+    },
     /// A turn ended.
     TurnFinished {
         #[serde(rename = "turnId")]
@@ -114,6 +121,7 @@ impl SessionEvent {
             Self::Progress { .. } => "progress",
             Self::Renamed { .. } => "renamed",
             Self::TurnStarted { .. } => "turn_started",
+            Self::TurnUsage { .. } => "turn_usage",
             Self::TurnFinished { .. } => "turn_finished",
             Self::Message { .. } => "message",
             Self::TextDelta { .. } => "text_delta",

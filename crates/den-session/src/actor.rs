@@ -55,6 +55,8 @@ pub(crate) struct Live {
 pub(crate) struct Turn {
     pub(crate) id: String,
     pub(crate) mapper: TurnMapper,
+    /// When it started: the gateway's metering after this belongs to it.
+    pub(crate) started_at: chrono::DateTime<chrono::Utc>,
 }
 
 pub(crate) struct SessionActor {

@@ -75,6 +75,27 @@ impl Store {
         .await)?)
     }
 
+    /// One session's usage since `since`.
+    pub async fn session_usage_since(
+        &self,
+        owner_id: Uuid,
+        session_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<UsageTotals> {
+        let sql = format!(
+            "SELECT {SUMS} FROM model_usage \
+             WHERE owner_id = $1 AND session_id = $2 AND created_at >= $3"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql.clone())
+        )
+        .bind(owner_id)
+        .bind(session_id)
+        .bind(since)
+        .fetch_one(pool)
+        .await)?)
+    }
+
     /// The owner's usage since `since`, per session (most expensive first).
     pub async fn usage_by_session(
         &self,

@@ -814,6 +814,11 @@ export interface components {
             /** @enum {string} */
             type: "turn_started";
         } | {
+            turnId: string;
+            /** @enum {string} */
+            type: "turn_usage";
+            usage: components["schemas"]["UsageTotals"];
+        } | {
             /** Format: double */
             cost: number;
             error?: string | null;

@@ -2,6 +2,7 @@
 
 use den_opencode::{EventEnvelope, ModelRef, OpencodeError, PromptRequest};
 use den_protocol::events::{PromptAccepted, QueuedPrompt, Role, SessionEvent, TurnOutcome};
+use den_protocol::models::UsageTotals;
 use den_protocol::sessions::SessionStatus;
 
 use super::{AGENT_CALL_TIMEOUT, SessionActor, Turn};
@@ -122,6 +123,7 @@ impl SessionActor {
         }
         self.turn = Some(Turn {
             id: item.id.clone(),
+            started_at: den_store::now(),
             mapper: TurnMapper::new(&agent_session_id),
         });
         self.emit(SessionEvent::Message {
@@ -265,6 +267,32 @@ impl SessionActor {
             return;
         };
         let (tokens, cost) = turn.mapper.usage();
+        // The gateway records each request's usage before its stream ends, so the turn's
+        // requests are all stored by now.
+        match self
+            .services
+            .store
+            .session_usage_since(self.record.owner_id, self.record.id, turn.started_at)
+            .await
+        {
+            Ok(usage) if usage.requests > 0 => {
+                self.emit(SessionEvent::TurnUsage {
+                    turn_id: turn.id.clone(),
+                    usage: UsageTotals {
+                        requests: usage.requests,
+                        input_tokens: usage.input_tokens,
+                        output_tokens: usage.output_tokens,
+                        reasoning_tokens: usage.reasoning_tokens,
+                        cache_read_tokens: usage.cache_read_tokens,
+                        cache_write_tokens: usage.cache_write_tokens,
+                        cost_usd: usage.cost_usd,
+                    },
+                })
+                .await;
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot read the turn's metered usage"),
+        }
         self.emit(SessionEvent::TurnFinished {
             turn_id: turn.id,
             outcome,

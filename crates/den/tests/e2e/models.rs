@@ -86,6 +86,20 @@ async fn a_persons_own_key_reaches_the_provider_and_once_deleted_is_never_used_a
     );
     assert_eq!(usage["month"]["outputTokens"], 5 * answered, "and 5 out");
     assert_eq!(usage["sessions"][0]["sessionId"], session.as_str());
+    // The turn's own usage event: what the gateway metered while it ran.
+    let metered: Vec<_> = socket
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            SessionEvent::TurnUsage { usage, .. } => Some(usage.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(metered.len(), 1, "one usage event for the one turn");
+    assert!((1..=answered).contains(&metered[0].requests));
+    assert_eq!(metered[0].input_tokens, 10 * metered[0].requests);
+    assert_eq!(metered[0].output_tokens, 5 * metered[0].requests);
+    assert!(metered[0].cost_usd > 0.0, "priced at Sonnet 4.5's price");
 
     // bob has no key: the model is locked for him and a session on it is refused clearly.
     den.add_user("bob").await;
