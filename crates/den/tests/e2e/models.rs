@@ -35,6 +35,23 @@ fn files_containing(dir: &std::path::Path, needle: &str, found: &mut Vec<String>
     }
 }
 
+/// Every snapshot archive (`*.tar.zst`) under `dir`.
+fn archives_under(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => archives_under(&path, found),
+            Ok(kind) if kind.is_file() && path.to_string_lossy().ends_with(".tar.zst") => {
+                found.push(path);
+            }
+            _ => {}
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_persons_own_key_reaches_the_provider_and_once_deleted_is_never_used_again() {
     let den = Den::start_with(
@@ -190,6 +207,25 @@ async fn a_persons_own_key_reaches_the_provider_and_once_deleted_is_never_used_a
         files_containing(den.data_dir.path(), key, &mut found);
     }
     assert!(found.is_empty(), "keys in the clear in {found:?}");
+    // Snapshot archives are compressed: look inside them too.
+    let mut archives = Vec::new();
+    archives_under(den.data_dir.path(), &mut archives);
+    assert!(!archives.is_empty(), "the finished turns left snapshots");
+    for archive in archives {
+        let out = std::process::Command::new("zstd")
+            .args(["-dcq"])
+            .arg(&archive)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", archive.display());
+        for key in [ALICE_KEY, ENDPOINT_KEY] {
+            assert!(
+                !out.stdout.windows(key.len()).any(|w| w == key.as_bytes()),
+                "a key inside the snapshot {}",
+                archive.display()
+            );
+        }
+    }
     assert!(
         socket
             .events
