@@ -54,7 +54,7 @@ describe("signing in", () => {
     const sawSignIn = page.getByRole("heading", { name: "Sign in to den" }).waitFor({ timeout: 1500 }).then(() => true, () => false);
     await page.getByRole("heading", { name: "What should we build?" }).waitFor();
     assert.equal(await sawSignIn, false);
-    await page.getByLabel("Model").selectOption("anthropic/claude-sonnet-4-5");
+    await page.getByLabel("Model").selectOption("openai/gpt-5.2");
     await page.screenshot({ path: `${SHOTS}/home.png` });
     // The system's dark preference is followed.
     await page.emulateMedia({ colorScheme: "dark" });
@@ -151,6 +151,39 @@ describe("settings", () => {
     await expect(page.getByText("No tokens yet.")).toBeVisible();
     const after = await fetch(`${den.url}/api/auth/me`, { headers: { Authorization: `Bearer ${token}` } });
     assert.equal(after.status, 401);
+  });
+
+  test("a provider key unlocks its models in the picker; deleting it locks them again", async () => {
+    const { page } = alice;
+    const sonnet = "anthropic/claude-sonnet-4-5-20250929";
+    const option = () => page.getByLabel("Model").locator(`option[value="${sonnet}"]`);
+    await page.goto("/");
+    await page.getByLabel("Model").selectOption(sonnet);
+    assert.equal(await option().textContent(), "🔒 Claude Sonnet 4.5");
+    await expect(page.getByRole("status")).toContainText("Claude Sonnet 4.5 is locked: needs your Anthropic key");
+    await page.getByRole("link", { name: "Add key" }).click();
+    await page.getByRole("heading", { name: "Providers" }).waitFor();
+    const key = "sk-ant-api03-browser-test-key-K9x2";
+    await page.getByLabel("Anthropic key").fill(key);
+    await page.getByLabel("Anthropic key").press("Enter");
+    await expect(page.getByLabel("Provider keys")).toContainText("…K9x2");
+    assert.equal(await page.getByText(key).count(), 0, "the key is never shown back");
+    await page.screenshot({ path: `${SHOTS}/settings-providers.png` });
+
+    await page.goto("/");
+    await page.getByLabel("Model").selectOption(sonnet);
+    assert.equal(await option().textContent(), "Claude Sonnet 4.5");
+    await expect(page.getByText(/per million tokens/)).toBeVisible();
+    assert.equal(await page.getByText(/is locked/).count(), 0);
+
+    await page.goto("/settings#providers");
+    await page.getByRole("button", { name: "Delete Anthropic key" }).click();
+    await expect(page.getByRole("button", { name: "Delete Anthropic key" })).toBeHidden();
+    await page.goto("/");
+    await page.getByLabel("Model").selectOption(sonnet);
+    assert.equal(await option().textContent(), "🔒 Claude Sonnet 4.5");
+    await expect(page.getByRole("status")).toContainText("is locked");
+    await page.goto("/settings");
   });
 
   test("sign out returns to the sign-in screen, in the other tabs at their next request too", async () => {

@@ -1,6 +1,7 @@
 import { useMemo, useState } from "react";
-import { MODELS, api } from "./api";
+import { api } from "./api";
 import { Composer } from "./Composer";
+import { ModelPicker } from "./ModelPicker";
 import { navigate } from "./router";
 import { upsert, useSessions } from "./sessions";
 
@@ -8,7 +9,8 @@ export function Home() {
   const { sessions } = useSessions();
   const recent = useMemo(() => [...new Set(sessions.map((s) => s.repository))].slice(0, 10), [sessions]);
   const [repository, setRepository] = useState("");
-  const [model, setModel] = useState<string>(MODELS[0].id);
+  const [model, setModel] = useState<string>("");
+  const [locked, setLocked] = useState(false);
   const [prompt, setPrompt] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -16,6 +18,10 @@ export function Home() {
   const send = async () => {
     if (!repository.trim()) {
       setError("Choose a repository first: a git URL or a local path.");
+      return;
+    }
+    if (locked) {
+      setError("Choose a model you can use: a locked one needs a key first (Settings → Providers).");
       return;
     }
     setBusy(true);
@@ -59,16 +65,13 @@ export function Home() {
             ))}
           </div>
         )}
-        <label>
-          Model
-          <select value={model} onChange={(e) => setModel(e.target.value)}>
-            {MODELS.map((m) => (
-              <option key={m.id} value={m.id}>
-                {m.name}
-              </option>
-            ))}
-          </select>
-        </label>
+        <ModelPicker
+          value={model}
+          onChange={(id, isLocked) => {
+            setModel(id);
+            setLocked(isLocked);
+          }}
+        />
         {error && (
           <p className="error" role="alert">
             {error}

@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { ApiError, api } from "./api";
 import { Composer } from "./Composer";
 import { ConfirmDialog } from "./ConfirmDialog";
+import { ModelPicker } from "./ModelPicker";
 import { QueuedPrompts } from "./QueuedPrompts";
 import { navigate } from "./router";
 import { removed, upsert, useSessions } from "./sessions";
@@ -23,6 +24,8 @@ export function SessionPage({ id }: { id: string }) {
   const [missing, setMissing] = useState(false);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  // The model the next prompt asks for (the session's own until the person picks another).
+  const [nextModel, setNextModel] = useState<{ id: string; locked: boolean }>({ id: "", locked: false });
   const [draft, setDraft] = useState("");
   const [sending, setSending] = useState(false);
   const [renaming, setRenaming] = useState<string | null>(null);
@@ -72,10 +75,16 @@ export function SessionPage({ id }: { id: string }) {
     }
   };
   const prompt = async (text: string) => {
+    if (nextModel.locked) {
+      setNotice("That model is locked: add its key in Settings → Providers, or pick another.");
+      return;
+    }
     setSending(true);
+    const switching = nextModel.id && nextModel.id !== session.model ? nextModel.id : undefined;
     await act(async () => {
-      await api.prompt(id, text);
+      await api.prompt(id, text, switching);
       setDraft("");
+      if (switching) setSession({ ...session, model: switching });
     });
     setSending(false);
   };
@@ -191,6 +200,13 @@ export function SessionPage({ id }: { id: string }) {
           onClear={() => void act(() => api.clearQueue(id))}
         />
       )}
+      <div className="session-model">
+        <ModelPicker
+          label="Model for the next prompt"
+          value={nextModel.id || session.model}
+          onChange={(model, locked) => setNextModel({ id: model, locked })}
+        />
+      </div>
       <div className="session-composer">
         <Composer
           label="Prompt"

@@ -1,5 +1,6 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { api } from "./api";
+import { ProviderKeys } from "./ProviderKeys";
 import type { ApiToken, CreatedToken, User } from "./types";
 
 export function Settings({ user, onSignOut }: { user: User; onSignOut: () => void }) {
@@ -52,6 +53,7 @@ export function Settings({ user, onSignOut }: { user: User; onSignOut: () => voi
         </dl>
         <button onClick={onSignOut}>Sign out</button>
       </section>
+      <ProviderKeys />
       <section aria-labelledby="tokens-h" className="card">
         <h2 id="tokens-h">API tokens</h2>
         <p className="muted">For scripts and the command line: send as <code>Authorization: Bearer …</code>.</p>

@@ -4,6 +4,7 @@
 // reducer only replaces what changed.
 import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { Markdown } from "./Markdown";
+import { Link } from "./router";
 import type { Item, Part } from "./reducer";
 import { ToolChip } from "./ToolChip";
 
@@ -74,6 +75,7 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
       return (
         <div className="msg user" aria-label="Your message">
           {item.text}
+          {item.model && <div className="turn-model muted small" aria-label="Model">{item.model}</div>}
         </div>
       );
     case "assistant":
@@ -107,6 +109,12 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
       return (
         <div className="msg error-msg" role="alert">
           <strong>Error</strong> {item.message}
+          {needsKey(item.message) && (
+            <>
+              {" "}
+              <Link href="/settings#providers">Add a key</Link>
+            </>
+          )}
           {retry && (
             <button className="small" onClick={retry}>
               Retry
@@ -114,6 +122,16 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
           )}
         </div>
       );
+    case "usage": {
+      const u = item.usage;
+      return (
+        <div className="turn-footer muted small" aria-label="Metered usage">
+          Metered by den: {u.requests} model {u.requests === 1 ? "request" : "requests"} ·{" "}
+          {(u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens).toLocaleString()} in /{" "}
+          {(u.outputTokens + u.reasoningTokens).toLocaleString()} out tokens · ${u.costUsd.toFixed(4)}
+        </div>
+      );
+    }
     case "turn": {
       const t = item.tokens;
       return (
@@ -122,8 +140,19 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
           {" · "}
           {(t.input + t.cacheRead).toLocaleString()} in / {(t.output + t.reasoning).toLocaleString()} out tokens · ${item.cost.toFixed(4)}
           {item.error ? ` · ${item.error}` : ""}
+          {item.error && needsKey(item.error) && (
+            <>
+              {" · "}
+              <Link href="/settings#providers">Add a key</Link>
+            </>
+          )}
         </div>
       );
     }
   }
 });
+
+/** den's gateway refused a model request for want of a key (its wording, see gateway.rs). */
+function needsKey(message: string): boolean {
+  return /no key for provider/.test(message);
+}

@@ -1,6 +1,17 @@
 // Calls to den's API. The browser sends the `den_session` cookie itself; every mutating
 // request carries `X-Den-Csrf` (den refuses cookie-signed mutations without it).
-import type { ApiToken, AuthOptions, CreatedToken, PromptAccepted, Session, SessionPage, User } from "./types";
+import type {
+  ApiToken,
+  AuthOptions,
+  CreatedToken,
+  ModelCatalog,
+  ModelEndpoint,
+  PromptAccepted,
+  ProviderKeyStatus,
+  Session,
+  SessionPage,
+  User,
+} from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -39,14 +50,6 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   return json as T;
 }
 
-export const MODELS = [
-  { id: "opencode/gpt-5-nano", name: "GPT 5 Nano (free)" },
-  { id: "anthropic/claude-sonnet-4-5", name: "Claude Sonnet 4.5" },
-  { id: "anthropic/claude-opus-4-5", name: "Claude Opus 4.5" },
-  { id: "openai/gpt-5.2", name: "GPT 5.2" },
-  { id: "openai/gpt-5.1-codex", name: "GPT 5.1 Codex" },
-] as const;
-
 export const api = {
   me: () => request<User>("GET", "/api/auth/me"),
   options: () => request<AuthOptions>("GET", "/api/auth/options"),
@@ -55,11 +58,12 @@ export const api = {
   sessions: () => request<SessionPage>("GET", "/api/sessions?limit=100"),
   session: (id: string) => request<Session>("GET", `/api/sessions/${encodeURIComponent(id)}`),
   createSession: (repository: string, model: string, prompt: string) =>
-    request<Session>("POST", "/api/sessions", { repository, model, ...(prompt ? { prompt } : {}) }),
+    // No model yet (the catalog still loading) means den's default.
+    request<Session>("POST", "/api/sessions", { repository, ...(model ? { model } : {}), ...(prompt ? { prompt } : {}) }),
   rename: (id: string, title: string) => request<Session>("PATCH", `/api/sessions/${id}`, { title }),
   remove: (id: string) => request<void>("DELETE", `/api/sessions/${id}`),
-  prompt: (id: string, text: string) =>
-    request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text }),
+  prompt: (id: string, text: string, model?: string) =>
+    request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text, ...(model ? { model } : {}) }),
   control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),
   dequeue: (id: string, item: string) => request<void>("DELETE", `/api/sessions/${id}/queue/${encodeURIComponent(item)}`),
   editQueued: (id: string, item: string, text: string) =>
@@ -68,4 +72,14 @@ export const api = {
   tokens: () => request<ApiToken[]>("GET", "/api/tokens"),
   createToken: (name: string) => request<CreatedToken>("POST", "/api/tokens", { name }),
   revokeToken: (id: string) => request<void>("DELETE", `/api/tokens/${id}`),
+  // The catalog comes from den (its own models, the admin's and the person's endpoints).
+  models: () => request<ModelCatalog>("GET", "/api/models"),
+  providerKeys: () => request<ProviderKeyStatus[]>("GET", "/api/provider-keys"),
+  setProviderKey: (provider: string, key: string) =>
+    request<ProviderKeyStatus>("PUT", `/api/provider-keys/${encodeURIComponent(provider)}`, { key }),
+  deleteProviderKey: (provider: string) => request<void>("DELETE", `/api/provider-keys/${encodeURIComponent(provider)}`),
+  endpoints: () => request<ModelEndpoint[]>("GET", "/api/model-endpoints"),
+  putEndpoint: (name: string, baseUrl: string, models: string[], key?: string) =>
+    request<ModelEndpoint>("PUT", `/api/model-endpoints/${encodeURIComponent(name)}`, { baseUrl, models, ...(key ? { key } : {}) }),
+  deleteEndpoint: (name: string) => request<void>("DELETE", `/api/model-endpoints/${encodeURIComponent(name)}`),
 };

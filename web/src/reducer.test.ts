@@ -129,7 +129,37 @@ describe("event reducer", () => {
 
   test("a turn without a user message event still shows the prompt, once", () => {
     const t = apply(empty(), seqd([{ type: "turn_started", turnId: "t9", prompt: "go" }]));
-    expect(t.items).toEqual([{ kind: "user", id: "t9", text: "go" }]);
+    expect(t.items).toEqual([{ kind: "user", id: "t9", text: "go", model: null }]);
+  });
+
+  test("a turn's metered usage is shown once, however often it is replayed", () => {
+    const usage = {
+      requests: 2,
+      inputTokens: 20,
+      outputTokens: 10,
+      reasoningTokens: 0,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+      costUsd: 0.0002,
+    };
+    const event = { type: "turn_usage", turnId: "t1", usage } as const;
+    const t = apply(apply(empty(), seqd([event])), seqd([event]));
+    expect(t.items).toEqual([{ kind: "usage", id: "usage-t1", usage }]);
+  });
+
+  test("each turn shows the model that answers it", () => {
+    const t = apply(
+      empty(),
+      seqd([
+        { type: "message", messageId: "t1", role: "user", text: "one" },
+        { type: "turn_started", turnId: "t1", prompt: "one", model: "opencode/big-pickle" },
+        { type: "turn_started", turnId: "t2", prompt: "two", model: "anthropic/claude-opus-4-5-20251101" },
+      ]),
+    );
+    expect(t.items.map((i) => (i.kind === "user" ? i.model : undefined))).toEqual([
+      "opencode/big-pickle",
+      "anthropic/claude-opus-4-5-20251101",
+    ]);
   });
 
   test("errors, queue and renames", () => {

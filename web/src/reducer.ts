@@ -15,6 +15,7 @@ import type {
   TokenUsage,
   ToolCall,
   TurnOutcome,
+  UsageTotals,
 } from "./types";
 
 export type Part =
@@ -22,10 +23,11 @@ export type Part =
   | { kind: "tool"; id: string; call: ToolCall };
 
 export type Item =
-  | { kind: "user"; id: string; text: string }
+  | { kind: "user"; id: string; text: string; model?: string | null }
   | { kind: "assistant"; id: string; parts: Part[] }
   | { kind: "progress"; id: string; steps: { step: ProgressStep; state: StepState; detail?: string | null }[] }
   | { kind: "error"; id: string; code: string; message: string }
+  | { kind: "usage"; id: string; usage: UsageTotals }
   | {
       kind: "turn";
       id: string;
@@ -130,9 +132,19 @@ function applyOne(s: Transcript, { seq, event: e }: SequencedEvent): Transcript 
       }
       return { ...t, items: [...t.items, { kind: "assistant", id: e.messageId, parts: [] }] };
     case "turn_started": {
+      // The turn names the model that answers it; the transcript shows it beside the prompt.
+      const model = e.model ?? null;
       const known = t.items.some((i) => i.kind === "user" && i.id === e.turnId);
-      const items = known ? t.items : [...t.items, { kind: "user" as const, id: e.turnId, text: e.prompt }];
+      const items = known
+        ? t.items.map((i) => (i.kind === "user" && i.id === e.turnId ? { ...i, model } : i))
+        : [...t.items, { kind: "user" as const, id: e.turnId, text: e.prompt, model }];
       return { ...t, items, turn: e.turnId };
+    }
+    case "turn_usage": {
+      // What den's gateway metered for the turn (title requests included).
+      const id = `usage-${e.turnId}`;
+      if (t.items.some((i) => i.id === id)) return t;
+      return { ...t, items: [...t.items, { kind: "usage", id, usage: e.usage }] };
     }
     case "turn_finished": {
       const item: Item = {

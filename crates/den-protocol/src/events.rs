@@ -42,6 +42,17 @@ pub enum SessionEvent {
         #[serde(rename = "turnId")]
         turn_id: String,
         prompt: String,
+        /// The model that answers this turn (`provider/model`); absent in turns recorded
+        /// before den kept it.
+        #[serde(default)]
+        model: Option<String>,
+    },
+    /// What den's gateway metered for a turn's model requests (title requests included), sent
+    /// just before `turn_finished` when any were metered.
+    TurnUsage {
+        #[serde(rename = "turnId")]
+        turn_id: String,
+        usage: crate::models::UsageTotals,
     },
     /// A turn ended.
     TurnFinished {
@@ -110,6 +121,7 @@ impl SessionEvent {
             Self::Progress { .. } => "progress",
             Self::Renamed { .. } => "renamed",
             Self::TurnStarted { .. } => "turn_started",
+            Self::TurnUsage { .. } => "turn_usage",
             Self::TurnFinished { .. } => "turn_finished",
             Self::Message { .. } => "message",
             Self::TextDelta { .. } => "text_delta",
@@ -221,6 +233,9 @@ pub struct Todo {
 pub struct QueuedPrompt {
     pub id: String,
     pub text: String,
+    /// The model this prompt switches the session to, when it asked for one.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// What a client sends over the session WebSocket.
@@ -272,6 +287,10 @@ pub enum ServerMessage {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PromptRequest {
     pub text: String,
+    /// Switches the session to this model (`provider/model`, see `GET /api/models`) from this
+    /// prompt on. Only for `POST …/prompt`; a queued prompt's model cannot be edited.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// The answer to a prompt: whether it runs now or waits in the queue.

@@ -10,10 +10,12 @@
 //! Layout:
 //! - [`auth`]: users, sign-in, API tokens.
 //! - [`sessions`]: coding sessions and their states.
+//! - [`models`]: the model catalog, provider keys and personal endpoints.
 //! - [`error`]: the one error body every route returns.
 //! - [`events`]: a session's event stream and the WebSocket messages.
 
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod models;
 pub mod sessions;

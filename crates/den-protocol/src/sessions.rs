@@ -96,8 +96,9 @@ pub struct SessionPage {
     pub next_cursor: Option<String>,
 }
 
-/// The default model: free, and needs no API key.
-pub const DEFAULT_MODEL: &str = "opencode/gpt-5-nano";
+/// The default model: OpenCode Zen's free model, which needs no API key (`opencode/gpt-5-nano`,
+/// the original product's default, is paid in OpenCode 1.18.33; see the README).
+pub const DEFAULT_MODEL: &str = "opencode/big-pickle";
 
 #[cfg(test)]
 mod tests {

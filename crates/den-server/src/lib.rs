@@ -26,7 +26,7 @@ pub use auth::github::GithubConfig;
 pub use auth::throttle::ThrottleLimits;
 pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use error::ApiError;
-pub use gateway::serve_gateway;
+pub use gateway::{GatewayPolicy, serve_gateway};
 pub use observability::install_metrics_recorder;
 pub use state::{AppState, ServerConfig};
 

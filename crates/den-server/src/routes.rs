@@ -2,6 +2,7 @@
 
 mod auth;
 mod live;
+mod models;
 mod ops;
 mod sessions;
 mod tokens;
@@ -45,6 +46,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "auth", description = "Signing in and out"),
         (name = "tokens", description = "API tokens for scripts and the CLI"),
         (name = "sessions", description = "Coding sessions"),
+        (name = "models", description = "Models, provider keys and personal model endpoints"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -75,6 +77,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(sessions::router())
         .merge(live::router())
+        .merge(models::router())
 }
 
 /// The OpenAPI document of every route (built once).

@@ -34,6 +34,10 @@ pub struct ServerConfig {
     /// A WebSocket send that takes longer than this means the client cannot keep up: it is
     /// closed with [`crate::CLOSE_RESUMABLE`] instead of holding events back.
     pub slow_client: Duration,
+    /// Every provider and model den knows (its own and the admin's).
+    pub catalog: den_session::Catalog,
+    /// Whether people may add model endpoints on loopback, private or link-local addresses.
+    pub allow_private_endpoints: bool,
 }
 
 impl ServerConfig {
@@ -49,6 +53,8 @@ impl ServerConfig {
             throttle: ThrottleLimits::default(),
             body_limit_bytes: 256 * 1024,
             slow_client: Duration::from_secs(10),
+            catalog: den_session::Catalog::builtin(),
+            allow_private_endpoints: false,
         }
     }
 }

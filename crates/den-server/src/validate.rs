@@ -49,6 +49,122 @@ pub(crate) fn model(model: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest provider key accepted (real keys are far shorter; this bounds what is sealed).
+pub(crate) const MAX_KEY_CHARS: usize = 1024;
+
+/// A provider key: 1 to [`MAX_KEY_CHARS`] printable characters without spaces.
+pub(crate) fn provider_key(key: &str) -> Result<(), String> {
+    let printable = key.chars().all(|c| c.is_ascii_graphic());
+    if key.is_empty() || key.chars().count() > MAX_KEY_CHARS || !printable {
+        return Err(format!(
+            "key must be 1 to {MAX_KEY_CHARS} printable characters without spaces"
+        ));
+    }
+    Ok(())
+}
+
+/// A personal endpoint's name: 1 to 32 lowercase letters, digits or '-', starting with a letter
+/// or digit (it becomes the provider id `my-<name>`).
+pub(crate) fn endpoint_name(name: &str) -> Result<(), String> {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if name.is_empty() || name.len() > 32 || !valid_chars || name.starts_with('-') {
+        return Err(
+            "name must be 1 to 32 lowercase letters, digits or '-', starting with a letter or digit"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// The model ids of a personal endpoint: 1 to 50, each up to 200 characters without spaces.
+pub(crate) fn endpoint_models(models: &[String]) -> Result<(), String> {
+    let valid = |m: &String| {
+        !m.is_empty()
+            && m.len() <= 200
+            && m.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':'))
+    };
+    if models.is_empty() || models.len() > 50 || !models.iter().all(valid) {
+        return Err(
+            "models must be 1 to 50 model ids (letters, digits, '.', '_', '-', '/', ':')"
+                .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// A personal endpoint's base URL: http(s), no credentials in it, and (unless the admin allows
+/// it) no host on loopback, private, link-local or other non-public addresses, checked on every
+/// address the name resolves to.
+pub(crate) async fn endpoint_url(text: &str, allow_private: bool) -> Result<String, String> {
+    let url = reqwest::Url::parse(text.trim())
+        .map_err(|_| "baseUrl must be an http:// or https:// URL".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") || text.len() > 500 {
+        return Err(
+            "baseUrl must be an http:// or https:// URL of at most 500 characters".to_owned(),
+        );
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("baseUrl must not hold credentials: give the key separately".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("baseUrl must not have a query or fragment".to_owned());
+    }
+    let host = url
+        .host_str()
+        .filter(|host| !host.is_empty())
+        .ok_or_else(|| "baseUrl must name a host".to_owned())?;
+    if !allow_private {
+        let port = url.port_or_known_default().unwrap_or(443);
+        let literal = host.trim_start_matches('[').trim_end_matches(']');
+        let addresses: Vec<std::net::IpAddr> = match literal.parse::<std::net::IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|_| format!("baseUrl: cannot resolve {host}"))?
+                .map(|address| address.ip())
+                .collect(),
+        };
+        if addresses.is_empty() || addresses.iter().any(|ip| !is_public(*ip)) {
+            return Err("baseUrl must not point at loopback, private or link-local addresses (an admin can allow them)".to_owned());
+        }
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Whether an address is on the public internet (not this host, a private network,
+/// link-local, shared address space, multicast or reserved).
+pub(crate) fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
 /// A branch name git would accept (a conservative subset of `git check-ref-format`).
 pub(crate) fn branch(name: &str) -> Result<(), String> {
     let valid_chars = name
@@ -237,6 +353,28 @@ mod tests {
         assert!(repository(&escape, &roots, &none).is_err());
         assert!(repository(root.path().join("plain").to_str().unwrap(), &roots, &none).is_err());
         assert!(repository("/nonexistent/x", &roots, &none).is_err());
+    }
+
+    #[test]
+    fn endpoint_addresses_are_public_only() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub(crate) struct Live {
 pub(crate) struct Turn {
     pub(crate) id: String,
     pub(crate) mapper: TurnMapper,
+    /// When it started: the gateway's metering after this belongs to it.
+    pub(crate) started_at: chrono::DateTime<chrono::Utc>,
 }
 
 pub(crate) struct SessionActor {
@@ -256,8 +258,8 @@ impl SessionActor {
 
     async fn handle_command(&mut self, command: Command) -> bool {
         match command {
-            Command::Prompt { text, reply } => {
-                let result = self.prompt(text).await;
+            Command::Prompt { text, model, reply } => {
+                let result = self.prompt(text, model).await;
                 let _ = reply.send(result);
             }
             Command::Abort { reply } => {

@@ -6,48 +6,7 @@ use std::time::Duration;
 use den_sandbox::egress::{AllowedHost, EgressPolicy};
 use den_sandbox::{Limits, NetworkPolicy};
 
-/// The wire format of a model provider den forwards to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    /// OpenAI chat-completions (`@ai-sdk/openai-compatible`).
-    OpenAiCompatible,
-    /// Anthropic messages (`@ai-sdk/anthropic`).
-    Anthropic,
-}
-
-impl ProviderKind {
-    /// The AI SDK package OpenCode uses for this format.
-    pub(crate) fn npm_package(self) -> &'static str {
-        match self {
-            Self::OpenAiCompatible => "@ai-sdk/openai-compatible",
-            Self::Anthropic => "@ai-sdk/anthropic",
-        }
-    }
-}
-
-/// A provider an admin configured: OpenCode inside a sandbox reaches it through den's model
-/// gateway, which forwards to `base_url`.
-#[derive(Clone)]
-pub struct ProviderConfig {
-    pub name: String,
-    pub kind: ProviderKind,
-    /// The upstream base URL, e.g. `https://api.example.com/v1`.
-    pub base_url: String,
-    pub models: Vec<String>,
-    /// A key den adds to forwarded requests; never given to the sandbox.
-    pub api_key: Option<String>,
-}
-
-impl std::fmt::Debug for ProviderConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderConfig")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .field("base_url", &self.base_url)
-            .field("models", &self.models)
-            .finish_non_exhaustive()
-    }
-}
+use crate::catalog::Catalog;
 
 /// The session layer's settings.
 #[derive(Debug, Clone)]
@@ -60,7 +19,8 @@ pub struct SessionConfig {
     pub gateway_socket: PathBuf,
     /// The pinned OpenCode binary on the host.
     pub opencode_bin: PathBuf,
-    pub providers: Vec<ProviderConfig>,
+    /// Every provider and model den knows (its own, and the admin's).
+    pub catalog: Catalog,
     /// A running session with nothing to do is paused after this long.
     pub idle_timeout: Duration,
     /// How long OpenCode may take to answer after its sandbox starts.
@@ -87,7 +47,7 @@ impl SessionConfig {
             snapshots_dir: data_dir.join("snapshots"),
             gateway_socket,
             opencode_bin,
-            providers: Vec::new(),
+            catalog: Catalog::builtin(),
             idle_timeout: Duration::from_secs(600),
             ready_timeout: Duration::from_secs(120),
             clone_timeout: Duration::from_secs(600),

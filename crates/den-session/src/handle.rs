@@ -12,6 +12,7 @@ use crate::eventlog::{EventSubscription, LiveSender};
 pub(crate) enum Command {
     Prompt {
         text: String,
+        model: Option<String>,
         reply: oneshot::Sender<Result<PromptAccepted>>,
     },
     Abort {
@@ -115,7 +116,18 @@ impl SessionHandle {
     /// Runs `text` now, or queues it behind the running turn (starting or resuming the session
     /// first when it is not running).
     pub async fn prompt(&self, text: String) -> Result<PromptAccepted> {
-        self.ask(|reply| Command::Prompt { text, reply }).await
+        self.prompt_with_model(text, None).await
+    }
+
+    /// Like [`Self::prompt`], switching the session to `model` when this prompt's turn starts
+    /// (the caller checked the owner may use it).
+    pub async fn prompt_with_model(
+        &self,
+        text: String,
+        model: Option<String>,
+    ) -> Result<PromptAccepted> {
+        self.ask(|reply| Command::Prompt { text, model, reply })
+            .await
     }
 
     /// Stops the running turn (no-op when none runs).

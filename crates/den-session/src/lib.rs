@@ -17,9 +17,11 @@
 //! - `mapping`: OpenCode events into den events.
 //! - `eventlog`: append (store, then broadcast) and gapless subscriptions.
 //! - `workspace`: the session's checkout, its OpenCode config and its sandbox spec.
+//! - `catalog`: den's providers and models, and which key a request uses.
 //! - `title`: titles from the first prompt, or from the repository.
 
 mod actor;
+pub mod catalog;
 mod config;
 mod error;
 mod eventlog;
@@ -31,7 +33,8 @@ mod workspace;
 
 pub use den_sandbox::egress::{AllowedHost, EgressPolicy};
 
-pub use config::{GATEWAY_PORT, ProviderConfig, ProviderKind, SessionConfig};
+pub use catalog::{AdminProvider, Catalog, ProviderConfig, ProviderKind};
+pub use config::{GATEWAY_PORT, SessionConfig};
 pub use error::{Result, SessionError};
 pub use eventlog::{Delivery, EncodedEvent, EventSubscription};
 pub use handle::SessionHandle;

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use den_sandbox::opencode::{base_config, opencode_spec};
 use den_sandbox::probe::BasicAuth;
 use den_sandbox::{Forward, SandboxSpec};
-use den_store::SessionRecord;
+use den_store::{ModelEndpointRecord, SessionRecord};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::catalog::{ENDPOINT_PREFIX, ModelSpec, ProviderKind};
 use crate::config::{GATEWAY_PORT, SessionConfig};
 use crate::error::{Result, SessionError};
 
@@ -138,42 +139,104 @@ pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// OpenCode's config: den's providers, each reached through the gateway with the session's
-/// gateway token as its "API key" (the real key stays in den), and the session's model.
+/// OpenCode's config: den's providers and the owner's own endpoints, each reached through the
+/// gateway with the session's gateway token as its "API key" (the real keys stay in den), only
+/// those providers enabled, and the session's model.
 pub(crate) fn opencode_config(
     config: &SessionConfig,
     model: &str,
     gateway_token: &str,
+    endpoints: &[ModelEndpointRecord],
 ) -> serde_json::Value {
     let mut value = base_config();
     let mut providers = serde_json::Map::new();
-    for provider in &config.providers {
-        let models: serde_json::Map<String, serde_json::Value> = provider
+    for provider in config.catalog.providers() {
+        let models = provider
             .models
             .iter()
-            .map(|m| (m.clone(), serde_json::json!({"name": m, "tool_call": true})))
+            .map(|m| (m.id.clone(), model_entry(m)))
             .collect();
         providers.insert(
             provider.name.clone(),
-            serde_json::json!({
-                "npm": provider.kind.npm_package(),
-                "name": provider.name,
-                "options": {
-                    "baseURL": format!("http://127.0.0.1:{GATEWAY_PORT}/v1/{}", provider.name),
-                    "apiKey": gateway_token,
-                },
-                "models": models,
-            }),
+            provider_entry(
+                provider.kind,
+                &provider.name,
+                &provider.display_name,
+                gateway_token,
+                models,
+            ),
         );
     }
+    for endpoint in endpoints {
+        let name = format!("{ENDPOINT_PREFIX}{}", endpoint.name);
+        let models = endpoint
+            .models
+            .iter()
+            .map(|m| (m.clone(), model_entry(&ModelSpec::named(m))))
+            .collect();
+        providers.insert(
+            name.clone(),
+            provider_entry(
+                ProviderKind::OpenAiCompatible,
+                &name,
+                &endpoint.name,
+                gateway_token,
+                models,
+            ),
+        );
+    }
+    let enabled: Vec<serde_json::Value> = providers.keys().map(|k| k.clone().into()).collect();
     if let Some(object) = value.as_object_mut() {
         object.insert("provider".to_owned(), serde_json::Value::Object(providers));
+        // Only den's providers: OpenCode's others would bypass the gateway.
+        object.insert("enabled_providers".to_owned(), enabled.into());
         object.insert("model".to_owned(), model.into());
-        // Titles and summaries use the small model; the session's model keeps them on a
-        // provider den knows instead of one the sandbox may not reach.
+        // Titles and summaries use the small model; the session's model keeps them on the one
+        // model the gateway lets this session use.
         object.insert("small_model".to_owned(), model.into());
     }
     value
+}
+
+fn provider_entry(
+    kind: ProviderKind,
+    id: &str,
+    name: &str,
+    gateway_token: &str,
+    models: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let mut entry = serde_json::json!({
+        "name": name,
+        "options": {
+            "baseURL": format!("http://127.0.0.1:{GATEWAY_PORT}/v1/{id}"),
+            "apiKey": gateway_token,
+        },
+        "models": models,
+    });
+    if let (Some(npm), Some(object)) = (kind.npm_package(), entry.as_object_mut()) {
+        object.insert("npm".to_owned(), npm.into());
+    }
+    entry
+}
+
+/// A model as OpenCode's config declares it: den's prices and limits, so OpenCode's bundled
+/// catalog (which lacks or misprices some of them) does not decide.
+fn model_entry(model: &ModelSpec) -> serde_json::Value {
+    let mut entry = serde_json::json!({"name": model.name, "tool_call": true});
+    if let Some(price) = model.price {
+        let mut cost = serde_json::json!({"input": price.input, "output": price.output});
+        if let Some(read) = price.cache_read {
+            cost["cache_read"] = read.into();
+        }
+        if let Some(write) = price.cache_write {
+            cost["cache_write"] = write.into();
+        }
+        entry["cost"] = cost;
+    }
+    if let (Some(context), Some(output)) = (model.context, model.output) {
+        entry["limit"] = serde_json::json!({"context": context, "output": output});
+    }
+    entry
 }
 
 /// The sandbox spec for a session's OpenCode.
@@ -187,6 +250,9 @@ pub(crate) fn sandbox_spec(
     spec.limits = config.limits;
     spec.lifetime = config.lifetime;
     spec.network = config.network;
+    // den declares every model itself: no catalog refresh may change them mid-session.
+    spec.env
+        .insert("OPENCODE_DISABLE_MODELS_FETCH".into(), "1".into());
     spec.forwards.push(Forward {
         sandbox_port: GATEWAY_PORT,
         host_socket: config.gateway_socket.clone(),

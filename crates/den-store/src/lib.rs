@@ -11,13 +11,17 @@
 //! Layout:
 //! - [`crypto`]: AES-256-GCM sealing with versioned master keys.
 //! - `users`, `auth`, `sessions`, `events`, `secrets`: the tables, one module each.
+//! - `providers`: a person's model provider keys (sealed secrets) and own endpoints.
+//! - `usage`: metered model requests.
 
 mod auth;
 pub mod crypto;
 mod error;
 mod events;
+mod providers;
 mod secrets;
 mod sessions;
+mod usage;
 mod users;
 
 use std::str::FromStr;
@@ -32,7 +36,9 @@ pub use auth::{ApiTokenOwner, NewApiToken};
 pub use crypto::{Keyring, KeyringError};
 pub use error::{Result, StoreError};
 pub use events::StoredEvent;
+pub use providers::{KeyInfo, ModelEndpointRecord, NewModelEndpoint, key_fingerprint};
 pub use sessions::{NewSession, SessionCursor, SessionRecord};
+pub use usage::{NewUsage, UsageTotals};
 pub use users::{NewUser, UserRecord};
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds. The body is written once

@@ -204,6 +204,28 @@ impl Store {
     }
 
     /// Renames the owner's session.
+    /// Sets the model the session's next turns use (the model gateway reads it per request).
+    pub async fn set_session_model(
+        &self,
+        owner_id: Uuid,
+        id: Uuid,
+        model: &str,
+    ) -> Result<SessionRecord> {
+        let sql = format!(
+            "UPDATE sessions SET model = $3, updated_at = $4 WHERE id = $1 AND owner_id = $2 \
+             RETURNING {SESSION_COLUMNS}"
+        );
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(sql.clone()))
+                .bind(id)
+                .bind(owner_id)
+                .bind(model)
+                .bind(now())
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
     pub async fn rename_session(
         &self,
         owner_id: Uuid,

@@ -430,3 +430,197 @@ async fn rotation_reseals_every_record_with_the_new_key() {
     let only_old = store.with_keyring(keyring);
     assert!(only_old.secret(alice, "a").await.is_err());
 }
+
+#[tokio::test]
+async fn provider_keys_are_set_replaced_deleted_and_listed_without_the_key() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        assert!(
+            store
+                .provider_key(alice, "anthropic")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store
+            .set_provider_key(alice, "anthropic", b"sk-ant-api03-first-key-1234")
+            .await
+            .unwrap();
+        store
+            .set_provider_key(alice, "anthropic", b"sk-ant-api03-second-key-WXYZ")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .provider_key(alice, "anthropic")
+                .await
+                .unwrap()
+                .unwrap()
+                .as_slice(),
+            b"sk-ant-api03-second-key-WXYZ",
+            "{}",
+            store.backend_name()
+        );
+        assert!(
+            store
+                .provider_key(bob, "anthropic")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let listed = store.provider_keys(alice).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, "anthropic");
+        assert_eq!(listed[0].1.fingerprint.as_deref(), Some("…WXYZ"));
+        let sealed = store
+            .sealed_secret(alice, "provider:anthropic")
+            .await
+            .unwrap();
+        assert!(!sealed.windows(6).any(|w| w == b"second"), "sealed at rest");
+
+        assert!(matches!(
+            store.delete_provider_key(bob, "anthropic").await,
+            Err(StoreError::NotFound)
+        ));
+        store.delete_provider_key(alice, "anthropic").await.unwrap();
+        assert!(
+            store
+                .provider_key(alice, "anthropic")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.provider_keys(alice).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn model_endpoints_belong_to_their_owner_and_take_their_key_with_them() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let models = vec!["llama-3".to_owned(), "qwen".to_owned()];
+        let created = store
+            .put_model_endpoint(den_store::NewModelEndpoint {
+                owner_id: alice,
+                name: "home",
+                base_url: "https://models.example.com/v1",
+                models: &models,
+                api_key: Some(b"home-server-key-abcdefgh"),
+            })
+            .await
+            .unwrap();
+        assert_eq!(created.models, models, "{}", store.backend_name());
+        assert_eq!(
+            created.key.as_ref().unwrap().fingerprint.as_deref(),
+            Some("…efgh")
+        );
+        // Replacing without a key keeps the key; with one replaces it.
+        let replaced = store
+            .put_model_endpoint(den_store::NewModelEndpoint {
+                owner_id: alice,
+                name: "home",
+                base_url: "https://other.example.com/v1",
+                models: &models[..1],
+                api_key: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(replaced.base_url, "https://other.example.com/v1");
+        assert_eq!(replaced.models, models[..1]);
+        assert_eq!(
+            store
+                .endpoint_key(alice, "home")
+                .await
+                .unwrap()
+                .unwrap()
+                .as_slice(),
+            b"home-server-key-abcdefgh"
+        );
+        assert!(store.model_endpoints(bob).await.unwrap().is_empty());
+        assert!(matches!(
+            store.model_endpoint(bob, "home").await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.delete_model_endpoint(bob, "home").await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(store.model_endpoints(alice).await.unwrap().len(), 1);
+
+        store.delete_model_endpoint(alice, "home").await.unwrap();
+        assert!(store.model_endpoints(alice).await.unwrap().is_empty());
+        assert!(
+            store.endpoint_key(alice, "home").await.unwrap().is_none(),
+            "the key goes with its endpoint"
+        );
+        // An endpoint without a key.
+        let keyless = store
+            .put_model_endpoint(den_store::NewModelEndpoint {
+                owner_id: alice,
+                name: "open",
+                base_url: "http://10.0.0.5:8000/v1",
+                models: &models,
+                api_key: None,
+            })
+            .await
+            .unwrap();
+        assert!(keyless.key.is_none());
+    }
+}
+
+#[tokio::test]
+async fn model_usage_adds_up_per_owner_per_session_and_since_a_time() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let (one, two) = (Uuid::now_v7(), Uuid::now_v7());
+        let before = now() - Duration::seconds(1);
+        for (owner, session, cost) in [
+            (alice, one, 0.5),
+            (alice, one, 0.25),
+            (alice, two, 1.0),
+            (bob, one, 9.0),
+        ] {
+            store
+                .record_usage(den_store::NewUsage {
+                    owner_id: owner,
+                    session_id: session,
+                    model: "anthropic/claude-sonnet-4-5-20250929",
+                    input_tokens: 10,
+                    output_tokens: 5,
+                    reasoning_tokens: 1,
+                    cache_read_tokens: 2,
+                    cache_write_tokens: 3,
+                    cost_usd: cost,
+                })
+                .await
+                .unwrap();
+        }
+        let totals = store.usage_since(alice, before).await.unwrap();
+        assert_eq!(totals.requests, 3, "{}", store.backend_name());
+        assert_eq!(
+            (
+                totals.input_tokens,
+                totals.output_tokens,
+                totals.cache_write_tokens
+            ),
+            (30, 15, 9)
+        );
+        assert!((totals.cost_usd - 1.75).abs() < 1e-9);
+        let per_session = store.usage_by_session(alice, before).await.unwrap();
+        assert_eq!(per_session.len(), 2);
+        assert_eq!((per_session[0].0, per_session[0].1.requests), (two, 1));
+        assert_eq!((per_session[1].0, per_session[1].1.requests), (one, 2));
+        let later = store
+            .usage_since(alice, now() + Duration::seconds(60))
+            .await
+            .unwrap();
+        assert_eq!(later.requests, 0);
+        assert_eq!(later.cost_usd, 0.0);
+    }
+}

@@ -1,5 +1,6 @@
-//! A scripted model server: speaks the OpenAI chat-completions and Anthropic messages
-//! streaming formats on `127.0.0.1`, replays queued [`Turn`]s, and records every request.
+//! A scripted model server: speaks the OpenAI chat-completions, OpenAI Responses and Anthropic
+//! messages streaming formats on `127.0.0.1`, replays queued [`Turn`]s, and records every
+//! request with the key it carried.
 //!
 //! Each agent request (one that offers tools) takes the next turn from the queue. OpenCode's
 //! side requests (the session title, summaries) are answered with a fixed short text and do
@@ -32,8 +33,11 @@ pub const SIDE_REPLY: &str = "Scripted session";
 /// Which API a request used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
+    /// OpenAI chat completions (`/v1/chat/completions`).
     OpenAi,
     Anthropic,
+    /// OpenAI's Responses API (`/v1/responses`).
+    Responses,
 }
 
 /// Why OpenCode called the model.
@@ -53,6 +57,8 @@ pub struct RecordedRequest {
     pub kind: RequestKind,
     /// OpenCode's session id, from its `x-session-id` header.
     pub session_id: Option<String>,
+    /// The key the request carried: `x-api-key`, or the `Authorization: Bearer` token.
+    pub credential: Option<String>,
     pub body: Value,
 }
 
@@ -108,6 +114,7 @@ impl ScriptedModel {
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(anthropic))
+            .route("/v1/responses", post(responses))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
@@ -182,6 +189,9 @@ fn classify(body: &Value) -> RequestKind {
     let mut texts = Vec::new();
     collect_strings(&body["system"], &mut texts);
     collect_strings(&body["messages"], &mut texts);
+    // The Responses API's shape.
+    collect_strings(&body["instructions"], &mut texts);
+    collect_strings(&body["input"], &mut texts);
     if texts.iter().any(|text| text.contains("title generator")) {
         RequestKind::Title
     } else {
@@ -196,6 +206,11 @@ fn take_turn(shared: &Shared, api: Api, headers: &HeaderMap, body: Value) -> Tur
         .get("x-session-id")
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
+    let credential = headers
+        .get("x-api-key")
+        .or_else(|| headers.get("authorization"))
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.strip_prefix("Bearer ").unwrap_or(value).to_owned());
     let turn = match kind {
         RequestKind::Agent => lock(&shared.turns).pop_front().unwrap_or_else(|| {
             tracing::warn!("scripted model has no turn left; answering with a fixed text");
@@ -209,6 +224,7 @@ fn take_turn(shared: &Shared, api: Api, headers: &HeaderMap, body: Value) -> Tur
             api,
             kind,
             session_id,
+            credential,
             body,
         });
         requests.len()
@@ -245,6 +261,21 @@ async fn anthropic(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: 
         );
     }
     stream(wire::anthropic_frames(&turn, &model), &turn)
+}
+
+async fn responses(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();
+    };
+    let model = body["model"].as_str().unwrap_or("scripted").to_owned();
+    let turn = take_turn(&shared, Api::Responses, &headers, body);
+    if let Some(failure) = &turn.failure {
+        return error_response(
+            failure,
+            wire::openai_error(&failure.message, failure.status),
+        );
+    }
+    stream(wire::responses_frames(&turn, &model), &turn)
 }
 
 fn error_response(failure: &ProviderError, body: Value) -> Response {

@@ -37,6 +37,18 @@ pub(crate) struct Settings {
     pub(crate) sandbox: SandboxSettings,
     /// Model providers OpenCode reaches through den's gateway.
     pub(crate) providers: Vec<ProviderSettings>,
+    pub(crate) models: ModelSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModelSettings {
+    /// Whether people may add endpoints on loopback, private or link-local addresses (a model
+    /// server on the den host or the local network).
+    pub(crate) allow_private_endpoints: bool,
+    /// Each person's model spending cap per calendar month (UTC), in US dollars.
+    #[serde(default)]
+    pub(crate) monthly_budget_usd: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,12 +91,25 @@ impl NetworkSetting {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProviderSettings {
     pub(crate) name: String,
-    pub(crate) kind: ProviderKindSetting,
-    pub(crate) base_url: String,
+    /// Required for a provider of the admin's own; den's built-in providers (`anthropic`,
+    /// `openai`, `opencode`) keep theirs.
+    #[serde(default)]
+    pub(crate) kind: Option<ProviderKindSetting>,
+    /// Required for a provider of the admin's own; overrides a built-in provider's upstream.
+    #[serde(default)]
+    pub(crate) base_url: Option<String>,
+    #[serde(default)]
     pub(crate) models: Vec<String>,
     /// The name of an environment variable holding the provider's API key.
     #[serde(default)]
     pub(crate) api_key_env: Option<String>,
+    /// Whether everyone may use this key (admins always may); a person's own key wins.
+    #[serde(default = "shared_by_default")]
+    pub(crate) shared: bool,
+}
+
+fn shared_by_default() -> bool {
+    true
 }
 
 impl std::fmt::Debug for ProviderSettings {
@@ -101,6 +126,8 @@ impl std::fmt::Debug for ProviderSettings {
 pub(crate) enum ProviderKindSetting {
     OpenaiCompatible,
     Anthropic,
+    /// OpenAI's Responses API.
+    Openai,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -221,7 +248,8 @@ impl Settings {
             .set_default("sandbox.lifetime_minutes", 60)?
             .set_default("sandbox.idle_timeout_minutes", 10)?
             .set_default("sandbox.network", "internet")?
-            .set_default("providers", Vec::<String>::new())?;
+            .set_default("providers", Vec::<String>::new())?
+            .set_default("models.allow_private_endpoints", false)?;
         if let Some(file) = &overrides.config {
             anyhow::ensure!(
                 file.exists(),

@@ -127,6 +127,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/model-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's own OpenAI-compatible endpoints. */
+        get: operations["models_list_model_endpoints"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/model-endpoints/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Adds or replaces one of the caller's OpenAI-compatible endpoints (chat completions). Its
+         *     models appear as `my-<name>/<model>`; sessions started afterwards can use them.
+         */
+        put: operations["models_put_model_endpoint"];
+        post?: never;
+        /** Deletes one of the caller's endpoints and its key. */
+        delete: operations["models_delete_model_endpoint"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every model the caller may see, available or locked (and why), with context and prices
+         *     where known: den's own, the admin's and the caller's endpoints'.
+         */
+        get: operations["models_list_models"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/openapi.json": {
         parameters: {
             query?: never;
@@ -139,6 +197,47 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/provider-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's keys for den's providers: whether each is set, when, and its fingerprint. */
+        get: operations["models_list_provider_keys"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/provider-keys/{provider}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Sets or replaces the caller's key for a provider. Running sessions use it from their next
+         *     model request.
+         */
+        put: operations["models_set_provider_key"];
+        post?: never;
+        /**
+         * Deletes the caller's key for a provider. Running sessions stop using it at their next model
+         *     request.
+         */
+        delete: operations["models_delete_provider_key"];
         options?: never;
         head?: never;
         patch?: never;
@@ -376,6 +475,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's model usage, metered by den's gateway from the providers' own streams: today,
+         *     this month (UTC), and per session this month.
+         */
+        get: operations["models_get_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -514,6 +633,61 @@ export interface components {
             password: string;
             username: string;
         };
+        /** @description `GET /api/models`. */
+        ModelCatalog: {
+            /** @description The model new sessions use when none is chosen. */
+            defaultModel: string;
+            models: components["schemas"]["ModelInfo"][];
+        };
+        /** @description A person's own OpenAI-compatible endpoint (chat completions). */
+        ModelEndpoint: {
+            baseUrl: string;
+            keyFingerprint?: string | null;
+            keySet: boolean;
+            models: string[];
+            name: string;
+            /** @description The provider id sessions use: `my-<name>`. */
+            provider: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        /** @description A model as `GET /api/models` shows it to the caller. */
+        ModelInfo: {
+            /** @description Whether the caller can use it now. */
+            available: boolean;
+            /**
+             * Format: int64
+             * @description Context window in tokens, where known.
+             */
+            context?: number | null;
+            /** @description `provider/model`, as sessions and prompts name it. */
+            id: string;
+            /** @description The provider whose key would unlock it, when a personal key would (for "Add key"). */
+            keyProvider?: string | null;
+            /**
+             * @description Where the key comes from: `personal`, `shared` (the admin's), `free`, `none` (an admin's
+             *     provider that needs none) or `endpoint`.
+             */
+            keySource?: string | null;
+            /** @description Why it is locked, for people (`None` when available). */
+            lockedReason?: string | null;
+            name: string;
+            price?: components["schemas"]["ModelPrice"] | null;
+            /** @description The provider id, e.g. `anthropic` or `my-home` (a personal endpoint). */
+            provider: string;
+            providerName: string;
+        };
+        /** @description Prices in US dollars per million tokens. */
+        ModelPrice: {
+            /** Format: double */
+            cacheRead?: number | null;
+            /** Format: double */
+            cacheWrite?: number | null;
+            /** Format: double */
+            input: number;
+            /** Format: double */
+            output: number;
+        };
         /** @enum {string} */
         ProgressStep: "sandbox" | "clone" | "restore" | "agent" | "ready";
         /** @description The answer to a prompt: whether it runs now or waits in the queue. */
@@ -523,11 +697,40 @@ export interface components {
         };
         /** @description `POST /api/sessions/{id}/prompt`. */
         PromptRequest: {
+            /**
+             * @description Switches the session to this model (`provider/model`, see `GET /api/models`) from this
+             *     prompt on. Only for `POST …/prompt`; a queued prompt's model cannot be edited.
+             */
+            model?: string | null;
             text: string;
+        };
+        /** @description One of den's providers and whether the caller has a key for it. */
+        ProviderKeyStatus: {
+            /** @description The key's last four characters (`…x9Qz`), for keys long enough to spare them. */
+            fingerprint?: string | null;
+            name: string;
+            /** @description `anthropic`, `openai` or `opencode`. */
+            provider: string;
+            set: boolean;
+            /** @description Whether the admin shares a key for this provider with the caller. */
+            sharedKey: boolean;
+            /** Format: date-time */
+            updatedAt?: string | null;
+        };
+        /** @description `PUT /api/model-endpoints/{name}`. */
+        PutModelEndpointRequest: {
+            /** @description `http(s)://…`, e.g. `https://models.example.com/v1`. */
+            baseUrl: string;
+            /** @description Sets or replaces the key; absent keeps the endpoint's key (if any). */
+            key?: string | null;
+            /** @description 1 to 50 model ids. */
+            models: string[];
         };
         /** @description A prompt waiting its turn. */
         QueuedPrompt: {
             id: string;
+            /** @description The model this prompt switches the session to, when it asked for one. */
+            model?: string | null;
             text: string;
         };
         /** @enum {string} */
@@ -601,10 +804,20 @@ export interface components {
             /** @enum {string} */
             type: "renamed";
         } | {
+            /**
+             * @description The model that answers this turn (`provider/model`); absent in turns recorded
+             *     before den kept it.
+             */
+            model?: string | null;
             prompt: string;
             turnId: string;
             /** @enum {string} */
             type: "turn_started";
+        } | {
+            turnId: string;
+            /** @enum {string} */
+            type: "turn_usage";
+            usage: components["schemas"]["UsageTotals"];
         } | {
             /** Format: double */
             cost: number;
@@ -684,6 +897,17 @@ export interface components {
          * @enum {string}
          */
         SessionStatus: "idle" | "starting" | "running" | "paused" | "error";
+        /** @description One session's usage this month. */
+        SessionUsage: {
+            /** Format: uuid */
+            sessionId: string;
+            totals: components["schemas"]["UsageTotals"];
+        };
+        /** @description `PUT /api/provider-keys/{provider}`. */
+        SetProviderKeyRequest: {
+            /** @description The provider's API key; up to 1024 characters, no whitespace. */
+            key: string;
+        };
         /** @enum {string} */
         StepState: "started" | "done" | "failed";
         /** @enum {string} */
@@ -730,6 +954,35 @@ export interface components {
         /** @description `PATCH /api/sessions/{id}`. */
         UpdateSessionRequest: {
             title: string;
+        };
+        /**
+         * @description `GET /api/usage`: the caller's model usage as den's gateway metered it (title requests
+         *     included), for today and this month (UTC).
+         */
+        UsageReport: {
+            month: components["schemas"]["UsageTotals"];
+            sessions: components["schemas"]["SessionUsage"][];
+            today: components["schemas"]["UsageTotals"];
+        };
+        /** @description Sums of metered model requests. */
+        UsageTotals: {
+            /** Format: int64 */
+            cacheReadTokens: number;
+            /** Format: int64 */
+            cacheWriteTokens: number;
+            /**
+             * Format: double
+             * @description US dollars, from den's declared prices (0 where a model has none).
+             */
+            costUsd: number;
+            /** Format: int64 */
+            inputTokens: number;
+            /** Format: int64 */
+            outputTokens: number;
+            /** Format: int64 */
+            reasoningTokens: number;
+            /** Format: int64 */
+            requests: number;
         };
         /** @description A person who can sign in. */
         User: {
@@ -953,6 +1206,139 @@ export interface operations {
             };
         };
     };
+    models_list_model_endpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelEndpoint"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_put_model_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description 1 to 32 lowercase letters, digits or '-' */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PutModelEndpointRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelEndpoint"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_delete_model_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the endpoint's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_list_models: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelCatalog"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     ops_openapi_json: {
         parameters: {
             query?: never;
@@ -969,6 +1355,120 @@ export interface operations {
                 };
                 content: {
                     "application/json": Record<string, never>;
+                };
+            };
+        };
+    };
+    models_list_provider_keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderKeyStatus"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_set_provider_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `anthropic`, `openai` or `opencode` */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetProviderKeyRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderKeyStatus"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_delete_provider_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `anthropic`, `openai` or `opencode` */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -1723,6 +2223,33 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_get_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageReport"];
+                };
+            };
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

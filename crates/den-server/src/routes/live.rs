@@ -26,6 +26,7 @@ use utoipa_axum::routes;
 use crate::auth::{Caller, check_origin};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::validate;
 use crate::{AppState, CLOSE_RESUMABLE};
 
 /// The socket's read buffer to start with; it grows for a larger message. Clients send little,
@@ -323,10 +324,20 @@ async fn prompt(
     IdPath(id): IdPath,
     ApiJson(request): ApiJson<PromptRequest>,
 ) -> Result<(StatusCode, Json<PromptAccepted>), ApiError> {
+    if let Some(model) = &request.model {
+        validate::model(model).map_err(ApiError::BadRequest)?;
+    }
     let session = session_of(&state, &caller, id).await?;
+    if let Some(model) = &request.model {
+        super::models::ensure_usable(&state, &caller.user, model).await?;
+    }
     Ok((
         StatusCode::ACCEPTED,
-        Json(session.prompt(request.text).await?),
+        Json(
+            session
+                .prompt_with_model(request.text, request.model)
+                .await?,
+        ),
     ))
 }
 
@@ -410,6 +421,11 @@ async fn edit_queued(
     let id = id
         .parse()
         .map_err(|_| ApiError::bad_request("id must be a UUID"))?;
+    if request.model.is_some() {
+        return Err(ApiError::bad_request(
+            "a queued prompt's model cannot be changed: remove it and send it again",
+        ));
+    }
     session_of(&state, &caller, id)
         .await?
         .edit_queued(item, request.text)

@@ -53,6 +53,7 @@ async fn create(
     };
     let model = request.model.as_deref().unwrap_or(DEFAULT_MODEL);
     validate::model(model).map_err(ApiError::BadRequest)?;
+    super::models::ensure_usable(&state, &caller.user, model).await?;
     if let Some(branch) = &request.base_branch {
         validate::branch(branch).map_err(ApiError::BadRequest)?;
     }

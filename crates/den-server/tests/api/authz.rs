@@ -17,6 +17,11 @@ enum Rule {
     Owned { status: StatusCode },
 }
 
+/// The owner's keys: no answer to anyone may contain them.
+const OWNER_KEY: &str = "sk-ant-owner-secret-key-AAAA1111";
+const OWNER_ENDPOINT_KEY: &str = "owner-endpoint-secret-BBBB2222";
+const OWNER_ENDPOINT_URL: &str = "https://93.184.216.35/owner/v1";
+
 /// Ids of resources the owner has; fresh for each call, since some calls delete them.
 struct Fixture {
     session: String,
@@ -74,6 +79,18 @@ fn rule(method: &Method, path: &str) -> Rule {
         ("DELETE" | "PUT", "/api/sessions/{id}/queue/{item}") => Rule::Owned {
             status: S::CONFLICT,
         },
+        ("GET", "/api/models" | "/api/provider-keys" | "/api/model-endpoints" | "/api/usage") => {
+            Rule::Own { status: S::OK }
+        }
+        // Keys and endpoints are named within the caller's own: another user's PUT sets theirs.
+        ("PUT", "/api/provider-keys/{provider}" | "/api/model-endpoints/{name}") => {
+            Rule::Own { status: S::OK }
+        }
+        ("DELETE", "/api/provider-keys/{provider}" | "/api/model-endpoints/{name}") => {
+            Rule::Owned {
+                status: S::NO_CONTENT,
+            }
+        }
         _ => panic!("{method} {path} is missing from the authorization matrix: add its rule"),
     }
 }
@@ -86,6 +103,8 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
             .replace("{id}", &fixture.session)
             .replace("{item}", "not-queued"),
         "/api/auth/link/{token}" => path.replace("{token}", "not-a-real-link"),
+        "/api/provider-keys/{provider}" => path.replace("{provider}", "anthropic"),
+        "/api/model-endpoints/{name}" => path.replace("{name}", "home"),
         other => other.to_owned(),
     };
     let body = match (method.as_str(), path) {
@@ -97,6 +116,12 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
         ("PATCH", "/api/sessions/{id}") => Some(json!({"title": "renamed"})),
         ("POST", "/api/sessions/{id}/prompt") => Some(json!({"text": "hello"})),
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
+        ("PUT", "/api/provider-keys/{provider}") => {
+            Some(json!({"key": "sk-ant-caller-key-0000000000"}))
+        }
+        ("PUT", "/api/model-endpoints/{name}") => Some(
+            json!({"baseUrl": "https://93.184.216.34/v1", "models": ["m"], "key": "endpoint-caller-key-00000000"}),
+        ),
         _ => None,
     };
     (concrete, body)
@@ -119,6 +144,19 @@ async fn fixture(server: &TestServer, owner: &TestUser) -> Fixture {
             Some(json!({"name": "victim"})),
         )
         .await;
+    // A provider key and an endpoint (re-set each time: some calls delete them).
+    for (path, body) in [
+        ("/api/provider-keys/anthropic", json!({"key": OWNER_KEY})),
+        (
+            "/api/model-endpoints/home",
+            json!({"baseUrl": OWNER_ENDPOINT_URL, "models": ["m"], "key": OWNER_ENDPOINT_KEY}),
+        ),
+    ] {
+        let (status, _) = server
+            .call(Method::PUT, path, Auth::Bearer(owner), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
     Fixture {
         session: session["id"].as_str().unwrap().to_owned(),
         token: token["info"]["id"].as_str().unwrap().to_owned(),
@@ -196,6 +234,32 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
                 tokens.to_string().contains(&fixture.token),
                 "after {context}"
             );
+            let (_, keys) = server
+                .call(
+                    Method::GET,
+                    "/api/provider-keys",
+                    Auth::Bearer(&owner),
+                    None,
+                )
+                .await;
+            let anthropic_set = keys
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|key| key["provider"] == "anthropic" && key["set"] == true);
+            assert!(anthropic_set, "after {context}");
+            let (_, endpoints) = server
+                .call(
+                    Method::GET,
+                    "/api/model-endpoints",
+                    Auth::Bearer(&owner),
+                    None,
+                )
+                .await;
+            assert!(
+                endpoints.to_string().contains(OWNER_ENDPOINT_URL),
+                "after {context}"
+            );
         }
         if let Rule::Own { .. } = rule
             && !is_stream(&path)
@@ -216,6 +280,12 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
                 !listing.to_string().contains(&fixture.token),
                 "other user sees owner's token via {context}"
             );
+            for owners in [OWNER_KEY, OWNER_ENDPOINT_KEY, OWNER_ENDPOINT_URL, "…1111"] {
+                assert!(
+                    !listing.to_string().contains(owners),
+                    "other user sees the owner's {owners} via {context}"
+                );
+            }
         }
 
         if let Rule::Own { status: expected } | Rule::Owned { status: expected } = rule {

@@ -296,7 +296,7 @@ async fn sessions_page_newest_activity_first() {
             .await;
         assert_eq!(status, StatusCode::CREATED);
         assert_eq!(created["status"], "idle");
-        assert_eq!(created["model"], "opencode/gpt-5-nano");
+        assert_eq!(created["model"], "opencode/big-pickle");
         assert!(created["workBranch"].as_str().unwrap().starts_with("den/"));
     }
     let (_, first) = server
@@ -485,5 +485,79 @@ async fn repository_hosts_a_sandbox_cannot_reach_are_refused_at_creation() {
         body["repository"],
         format!("http://127.0.0.1:{internal_port}/x.git"),
         "the URL is stored as git will get it"
+    );
+}
+
+/// What a person could observe of their keys, endpoints and sessions.
+async fn models_observable(server: &TestServer, user: &TestUser) -> Value {
+    let mut seen = Vec::new();
+    for path in [
+        "/api/provider-keys",
+        "/api/model-endpoints",
+        "/api/models",
+        "/api/sessions",
+    ] {
+        let (_, body) = server
+            .call(Method::GET, path, Auth::Bearer(user), None)
+            .await;
+        seen.push(body);
+    }
+    Value::Array(seen)
+}
+
+#[tokio::test]
+async fn provider_keys_and_endpoints_refuse_bad_input_and_change_nothing() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    for (path, body) in [
+        (
+            "/api/provider-keys/openai",
+            json!({"key": "sk-original-openai-key-0000"}),
+        ),
+        (
+            "/api/model-endpoints/home",
+            json!({"baseUrl": "https://93.184.216.34/v1", "models": ["m"], "key": "original-endpoint-key"}),
+        ),
+    ] {
+        let (status, answer) = server
+            .call(Method::PUT, path, Auth::Bearer(&user), Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let before = models_observable(&server, &user).await;
+    let oversize = "k".repeat(1025);
+    let endpoint = |base_url: &str| json!({"baseUrl": base_url, "models": ["m"]}).to_string();
+    let cases: Vec<(Method, &str, String, StatusCode, &str)> = vec![
+        (Method::PUT, "/api/provider-keys/mistral", json!({"key": "sk-some-key-000000"}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/provider-keys/openai", json!({"key": oversize}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/provider-keys/openai", json!({"key": ""}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/provider-keys/openai", json!({"key": "two words"}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/provider-keys/openai", json!({"key": "sk-x", "scope": 1}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/provider-keys/openai", "{not json".to_owned(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::DELETE, "/api/provider-keys/mistral", String::new(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", endpoint("ftp://93.184.216.34/v1"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", endpoint("file:///etc/passwd"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", endpoint("not a url"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", endpoint("http://127.0.0.1:8787/v1"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", endpoint("http://localhost:11434/v1"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", endpoint("http://10.0.0.5/v1"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", endpoint("http://192.168.1.20/v1"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", endpoint("http://169.254.169.254/latest"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", endpoint("http://[::1]:8000/v1"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", endpoint("https://user:pw@93.184.216.34/v1"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", json!({"baseUrl": "https://93.184.216.34/v1", "models": []}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", json!({"baseUrl": "https://93.184.216.34/v1", "models": ["has space"]}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/home", json!({"baseUrl": "https://93.184.216.34/v1", "models": ["m"], "key": oversize}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::PUT, "/api/model-endpoints/Bad_Name", endpoint("https://93.184.216.34/v1"), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::POST, "/api/sessions", json!({"repository": "https://example.com/a/b.git", "model": "nosuch/model"}).to_string(), StatusCode::BAD_REQUEST, "invalid_request"),
+        (Method::POST, "/api/sessions", json!({"repository": "https://example.com/a/b.git", "model": "anthropic/claude-opus-4-5-20251101"}).to_string(), StatusCode::FORBIDDEN, "forbidden"),
+    ];
+    for (method, path, body, status, code) in cases {
+        refuse(&server, &user, method, path, &body, status, code).await;
+    }
+    assert_eq!(
+        models_observable(&server, &user).await,
+        before,
+        "a refusal changed something"
     );
 }

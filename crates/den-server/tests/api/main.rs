@@ -5,7 +5,9 @@
 )]
 
 mod authz;
+mod gateway;
 mod github;
 mod input;
+mod models;
 mod signin;
 mod support;

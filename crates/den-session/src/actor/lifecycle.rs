@@ -261,7 +261,10 @@ async fn start(
         user: "opencode".to_owned(),
         password: workspace::random_secret()?,
     };
-    let opencode_config = workspace::opencode_config(config, &record.model, &gateway_token);
+    // The owner's own endpoints as they are now; one added later appears at the next start.
+    let endpoints = services.store.model_endpoints(record.owner_id).await?;
+    let opencode_config =
+        workspace::opencode_config(config, &record.model, &gateway_token, &endpoints);
     let spec = workspace::sandbox_spec(config, &checkout, &auth, &opencode_config);
 
     let step = if snapshot.is_some() {

@@ -2,6 +2,7 @@
 
 use den_opencode::{EventEnvelope, ModelRef, OpencodeError, PromptRequest};
 use den_protocol::events::{PromptAccepted, QueuedPrompt, Role, SessionEvent, TurnOutcome};
+use den_protocol::models::UsageTotals;
 use den_protocol::sessions::SessionStatus;
 
 use super::{AGENT_CALL_TIMEOUT, SessionActor, Turn};
@@ -11,7 +12,11 @@ use crate::mapping::TurnMapper;
 impl SessionActor {
     /// Accepts a prompt: it runs now if the agent is free, otherwise it waits in the queue. A
     /// session that is not running is started (or resumed) first.
-    pub(super) async fn prompt(&mut self, text: String) -> Result<PromptAccepted> {
+    pub(super) async fn prompt(
+        &mut self,
+        text: String,
+        model: Option<String>,
+    ) -> Result<PromptAccepted> {
         let text = self.checked_prompt(&text)?;
         if self.queue.len() >= self.services.config.max_queue {
             return Err(SessionError::Conflict(
@@ -29,6 +34,7 @@ impl SessionActor {
         let item = QueuedPrompt {
             id: uuid::Uuid::now_v7().to_string(),
             text,
+            model,
         };
         let accepted = PromptAccepted {
             id: item.id.clone(),
@@ -102,8 +108,22 @@ impl SessionActor {
             self.emit_queue().await;
         }
         self.unsnapshotted = true;
+        if let Some(model) = item.model.as_ref().filter(|m| **m != self.record.model) {
+            // Stored before the prompt goes out: the gateway allows the session's model, read
+            // per request.
+            match self
+                .services
+                .store
+                .set_session_model(self.record.owner_id, self.record.id, model)
+                .await
+            {
+                Ok(record) => self.record = record,
+                Err(err) => tracing::warn!(error = %err, "cannot switch the session's model"),
+            }
+        }
         self.turn = Some(Turn {
             id: item.id.clone(),
+            started_at: den_store::now(),
             mapper: TurnMapper::new(&agent_session_id),
         });
         self.emit(SessionEvent::Message {
@@ -115,6 +135,7 @@ impl SessionActor {
         self.emit(SessionEvent::TurnStarted {
             turn_id: item.id.clone(),
             prompt: item.text.clone(),
+            model: Some(self.record.model.clone()),
         })
         .await;
         let _ = self.services.store.touch_session(self.session_id()).await;
@@ -246,6 +267,32 @@ impl SessionActor {
             return;
         };
         let (tokens, cost) = turn.mapper.usage();
+        // The gateway records each request's usage before its stream ends, so the turn's
+        // requests are all stored by now.
+        match self
+            .services
+            .store
+            .session_usage_since(self.record.owner_id, self.record.id, turn.started_at)
+            .await
+        {
+            Ok(usage) if usage.requests > 0 => {
+                self.emit(SessionEvent::TurnUsage {
+                    turn_id: turn.id.clone(),
+                    usage: UsageTotals {
+                        requests: usage.requests,
+                        input_tokens: usage.input_tokens,
+                        output_tokens: usage.output_tokens,
+                        reasoning_tokens: usage.reasoning_tokens,
+                        cache_read_tokens: usage.cache_read_tokens,
+                        cache_write_tokens: usage.cache_write_tokens,
+                        cost_usd: usage.cost_usd,
+                    },
+                })
+                .await;
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot read the turn's metered usage"),
+        }
         self.emit(SessionEvent::TurnFinished {
             turn_id: turn.id,
             outcome,

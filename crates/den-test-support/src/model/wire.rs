@@ -168,3 +168,103 @@ pub(crate) fn anthropic_error(message: &str, status: u16) -> Value {
     };
     json!({"type": "error", "error": {"type": kind, "message": message}})
 }
+
+fn responses_event(data: &Value) -> Frame {
+    let name = data["type"].as_str().unwrap_or("message");
+    Frame::Data(format!("event: {name}\ndata: {data}\n\n"))
+}
+
+/// OpenAI's Responses API stream (what `@ai-sdk/openai` reads): `response.created`, then per
+/// text step a message item with `output_text` deltas, per tool call a `function_call` item
+/// with argument deltas, and `response.completed` with the usage.
+pub(crate) fn responses_frames(turn: &Turn, model: &str) -> Vec<Frame> {
+    let response = |status: &str, output: &[Value], usage: Value| {
+        json!({"id": "resp_scripted", "object": "response", "created_at": 0, "status": status,
+            "model": model, "output": output, "incomplete_details": null, "usage": usage})
+    };
+    let mut frames = vec![
+        responses_event(&json!({"type": "response.created", "sequence_number": 0,
+            "response": response("in_progress", &[], Value::Null)})),
+        responses_event(
+            &json!({"type": "response.in_progress", "sequence_number": 1,
+            "response": response("in_progress", &[], Value::Null)}),
+        ),
+    ];
+    let mut output = Vec::new();
+    for step in &turn.steps {
+        let index = output.len();
+        match step {
+            Step::Text(pieces) => {
+                let id = format!("msg_scripted_{index}");
+                let item = json!({"id": id, "type": "message", "status": "in_progress",
+                    "role": "assistant", "content": []});
+                frames.push(responses_event(
+                    &json!({"type": "response.output_item.added",
+                    "output_index": index, "item": item}),
+                ));
+                frames.push(responses_event(
+                    &json!({"type": "response.content_part.added",
+                    "item_id": id, "output_index": index, "content_index": 0,
+                    "part": {"type": "output_text", "text": "", "annotations": []}}),
+                ));
+                for piece in pieces {
+                    frames.push(responses_event(
+                        &json!({"type": "response.output_text.delta",
+                        "item_id": id, "output_index": index, "content_index": 0,
+                        "delta": piece, "logprobs": []}),
+                    ));
+                }
+                let text: String = pieces.concat();
+                let part = json!({"type": "output_text", "text": text, "annotations": []});
+                frames.push(responses_event(
+                    &json!({"type": "response.output_text.done",
+                    "item_id": id, "output_index": index, "content_index": 0, "text": text,
+                    "logprobs": []}),
+                ));
+                frames.push(responses_event(
+                    &json!({"type": "response.content_part.done",
+                    "item_id": id, "output_index": index, "content_index": 0, "part": part}),
+                ));
+                let done = json!({"id": id, "type": "message", "status": "completed",
+                    "role": "assistant", "content": [part]});
+                frames.push(responses_event(
+                    &json!({"type": "response.output_item.done",
+                    "output_index": index, "item": done}),
+                ));
+                output.push(done);
+            }
+            Step::ToolCall { name, arguments } => {
+                let id = format!("fc_scripted_{index}");
+                let call_id = next_call_id("call_");
+                let item = json!({"id": id, "type": "function_call", "status": "in_progress",
+                    "call_id": call_id, "name": name, "arguments": ""});
+                frames.push(responses_event(
+                    &json!({"type": "response.output_item.added",
+                    "output_index": index, "item": item}),
+                ));
+                for part in split_arguments(arguments) {
+                    frames.push(responses_event(&json!({
+                        "type": "response.function_call_arguments.delta",
+                        "item_id": id, "output_index": index, "delta": part})));
+                }
+                let text = arguments.to_string();
+                frames.push(responses_event(&json!({
+                    "type": "response.function_call_arguments.done",
+                    "item_id": id, "output_index": index, "arguments": text})));
+                let done = json!({"id": id, "type": "function_call", "status": "completed",
+                    "call_id": call_id, "name": name, "arguments": text});
+                frames.push(responses_event(
+                    &json!({"type": "response.output_item.done",
+                    "output_index": index, "item": done}),
+                ));
+                output.push(done);
+            }
+            Step::Hold(gate) => frames.push(Frame::Hold(gate.clone())),
+        }
+    }
+    let usage = json!({"input_tokens": 10, "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 15});
+    frames.push(responses_event(&json!({"type": "response.completed",
+        "response": response("completed", &output, usage)})));
+    frames
+}

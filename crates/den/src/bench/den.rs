@@ -97,10 +97,11 @@ impl BenchDen {
         settings.sandbox.uid_base = 2_800_000;
         settings.providers = vec![ProviderSettings {
             name: model::PROVIDER.to_owned(),
-            kind: ProviderKindSetting::OpenaiCompatible,
-            base_url: model.base_url(),
+            kind: Some(ProviderKindSetting::OpenaiCompatible),
+            base_url: Some(model.base_url()),
             models: vec![model::MODEL.to_owned()],
             api_key_env: None,
+            shared: true,
         }];
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();

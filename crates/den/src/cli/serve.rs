@@ -12,7 +12,8 @@ use crate::config::Settings;
 pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let store = super::open_migrated_store(&settings).await?;
     let public_url = settings.public_url();
-    let config = server_config(&settings, public_url.clone());
+    let mut config = server_config(&settings, public_url.clone());
+    config.catalog = super::sessions::catalog(&settings)?;
     if let Some(link) =
         den_server::accounts::bootstrap_admin(&store, &public_url, config.login_link_ttl).await?
     {
@@ -63,6 +64,7 @@ pub(crate) fn server_config(settings: &Settings, public_url: String) -> ServerCo
     config.web_session_ttl = Duration::from_secs(settings.auth.session_ttl_hours * 3600);
     config.login_link_ttl = Duration::from_secs(settings.auth.login_link_minutes * 60);
     config.slow_client = Duration::from_millis(settings.live.slow_client_ms.max(1));
+    config.allow_private_endpoints = settings.models.allow_private_endpoints;
     config.throttle = ThrottleLimits {
         per_username: settings.auth.max_failed_logins_per_user,
         per_address: settings.auth.max_failed_logins_per_address,

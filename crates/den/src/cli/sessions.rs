@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use den_sandbox::{Limits, LocalConfig, LocalRuntime};
-use den_session::{ProviderConfig, ProviderKind, SessionConfig, SessionManager};
+use den_session::{AdminProvider, Catalog, ProviderKind, SessionConfig, SessionManager};
 use den_store::Store;
 use tokio::sync::oneshot;
 
@@ -42,12 +42,16 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
     let _ = std::fs::remove_file(&gateway_socket);
     let listener = tokio::net::UnixListener::bind(&gateway_socket)
         .context("binding the model gateway socket")?;
-    let providers = providers(settings)?;
+    let catalog = catalog(settings)?;
     let (gateway_stop, stopped) = oneshot::channel::<()>();
     let gateway = tokio::spawn(den_server::serve_gateway(
         listener,
         store.clone(),
-        providers.clone(),
+        catalog.clone(),
+        den_server::GatewayPolicy {
+            allow_private_endpoints: settings.models.allow_private_endpoints,
+            monthly_budget_usd: settings.models.monthly_budget_usd,
+        },
         async move {
             let _ = stopped.await;
         },
@@ -62,7 +66,7 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
         opencode_bin.display()
     );
     let mut config = SessionConfig::new(&settings.data_dir, gateway_socket, opencode_bin);
-    config.providers = providers;
+    config.catalog = catalog;
     config.idle_timeout = Duration::from_secs(sandbox.idle_timeout_minutes * 60);
     config.lifetime = Duration::from_secs(sandbox.lifetime_minutes * 60);
     config.network = sandbox.network.policy();
@@ -107,8 +111,9 @@ impl Live {
     }
 }
 
-fn providers(settings: &Settings) -> anyhow::Result<Vec<ProviderConfig>> {
-    settings
+/// den's model catalog: its own providers with the admin's `[[providers]]` merged in.
+pub(crate) fn catalog(settings: &Settings) -> anyhow::Result<Catalog> {
+    let admin = settings
         .providers
         .iter()
         .map(|provider| {
@@ -119,16 +124,19 @@ fn providers(settings: &Settings) -> anyhow::Result<Vec<ProviderConfig>> {
                     })?),
                     None => None,
                 };
-            Ok(ProviderConfig {
+            Ok(AdminProvider {
                 name: provider.name.clone(),
-                kind: match provider.kind {
+                kind: provider.kind.map(|kind| match kind {
                     ProviderKindSetting::OpenaiCompatible => ProviderKind::OpenAiCompatible,
                     ProviderKindSetting::Anthropic => ProviderKind::Anthropic,
-                },
+                    ProviderKindSetting::Openai => ProviderKind::OpenAi,
+                }),
                 base_url: provider.base_url.clone(),
                 models: provider.models.clone(),
                 api_key,
+                shared: provider.shared,
             })
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Catalog::new(admin).map_err(|message| anyhow::anyhow!("[[providers]]: {message}"))
 }

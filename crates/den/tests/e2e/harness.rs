@@ -24,7 +24,7 @@ pub(crate) struct Den {
     pub(crate) token: String,
     pub(crate) repo: PathBuf,
     http: reqwest::Client,
-    data_dir: tempfile::TempDir,
+    pub(crate) data_dir: tempfile::TempDir,
     _repos: tempfile::TempDir,
     config: PathBuf,
     port: u16,
@@ -118,7 +118,8 @@ impl Den {
         Self::start_with("").await
     }
 
-    /// A den with `extra` appended to its configuration file (TOML).
+    /// A den with `extra` appended to its configuration file (TOML); `{model_url}` in it names
+    /// the scripted model's base URL.
     pub(crate) async fn start_with(extra: &str) -> Self {
         let model = ScriptedModel::start().await.unwrap();
         let data_dir = tempfile::tempdir().unwrap();
@@ -143,7 +144,7 @@ impl Den {
             uid_base =
                 3_000_000 + (u32::from_str_radix(&uuid_hex()[..4], 16).unwrap() % 1000) * 10_000,
             model_url = model.base_url(),
-        ) + extra;
+        ) + &extra.replace("{model_url}", &model.base_url());
         std::fs::write(&config, toml).unwrap();
 
         add_user(data_dir.path(), &config, "alice").await;
@@ -282,9 +283,19 @@ impl Den {
     /// Creates a session on the test repository, optionally with a first prompt.
     pub(crate) async fn create_session(&self, prompt: Option<&str>) -> String {
         let model = format!("{OPENAI_PROVIDER}/{OPENAI_MODEL}");
+        self.create_session_on(&self.token, &model, prompt).await
+    }
+
+    /// Creates a session of the token's user on `model`.
+    pub(crate) async fn create_session_on(
+        &self,
+        token: &str,
+        model: &str,
+        prompt: Option<&str>,
+    ) -> String {
         let body = json!({"repository": self.repo.display().to_string(), "model": model, "prompt": prompt});
         let (status, session) = self
-            .api(reqwest::Method::POST, "/api/sessions", Some(body))
+            .api_as(token, reqwest::Method::POST, "/api/sessions", Some(body))
             .await;
         assert_eq!(status, reqwest::StatusCode::CREATED, "{session}");
         session["id"].as_str().unwrap().to_owned()

@@ -10,5 +10,6 @@
 
 mod harness;
 mod lifecycle;
+mod models;
 mod slow_client;
 mod turns;
