@@ -23,3 +23,6 @@ export type ProgressStep = S["ProgressStep"];
 export type StepState = S["StepState"];
 export type TurnOutcome = S["TurnOutcome"];
 export type PromptAccepted = S["PromptAccepted"];
+export type SessionDiff = S["SessionDiff"];
+export type FileChange = S["FileChange"];
+export type DiffSummary = S["DiffSummary"];

@@ -10,10 +10,12 @@
 //! Layout:
 //! - [`auth`]: users, sign-in, API tokens.
 //! - [`sessions`]: coding sessions and their states.
+//! - [`changes`]: what a session changed in its repository (the diff).
 //! - [`error`]: the one error body every route returns.
 //! - [`events`]: a session's event stream and the WebSocket messages.
 
 pub mod auth;
+pub mod changes;
 pub mod error;
 pub mod events;
 pub mod sessions;

@@ -152,6 +152,16 @@ pub async fn switch_to_new_branch(
     Ok(())
 }
 
+/// The commit `HEAD` of the repository at `dir` points at (a checkout den made; never a tree
+/// the agent can write).
+pub async fn head_commit(dir: &Path, timeout: Duration) -> Result<String, GitError> {
+    let mut head = git();
+    head.arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "HEAD"]);
+    run(head, "rev-parse", timeout).await
+}
+
 /// Makes `dir` a repository on branch `main` with everything in it as one commit (for
 /// benchmarks and demos that need a local repository).
 pub async fn init_with_commit(dir: &Path, message: &str) -> Result<(), GitError> {

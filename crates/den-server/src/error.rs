@@ -142,6 +142,7 @@ impl From<SessionError> for ApiError {
             SessionError::Sandbox(_)
             | SessionError::Agent(_)
             | SessionError::Git(_)
+            | SessionError::Diff(_)
             | SessionError::Io(_)
             | SessionError::Encode(_) => Self::internal(err),
         }

@@ -1,6 +1,7 @@
 //! The router: every route, its OpenAPI description, and the layers around them.
 
 mod auth;
+mod changes;
 mod live;
 mod ops;
 mod sessions;
@@ -74,6 +75,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(tokens::router())
         .merge(sessions::router())
+        .merge(changes::router())
         .merge(live::router())
 }
 

@@ -43,6 +43,10 @@ pub(crate) enum Command {
     Delete {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// What the session changed against its base commit.
+    Diff {
+        reply: oneshot::Sender<Result<den_protocol::changes::SessionDiff>>,
+    },
     /// A client of the running agent (for `den bench`), if the sandbox is live.
     AgentClient {
         reply: oneshot::Sender<Result<Option<den_opencode::OpencodeClient>>>,
@@ -149,6 +153,12 @@ impl SessionHandle {
 
     pub async fn rename(&self, title: String) -> Result<()> {
         self.ask(|reply| Command::Rename { title, reply }).await
+    }
+
+    /// Every file the session changed against its base commit: computed in the running
+    /// sandbox, or (without one) the diff saved when the last turn ended.
+    pub async fn diff(&self) -> Result<den_protocol::changes::SessionDiff> {
+        self.ask(|reply| Command::Diff { reply }).await
     }
 
     /// A client of the agent inside the running sandbox (`None` when not running). Only for

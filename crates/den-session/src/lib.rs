@@ -14,12 +14,14 @@
 //! - `handle`: the handle and the actor's command set.
 //! - `actor`: the actor's loop; `actor/lifecycle` (start, resume, pause, exit), `actor/turn`
 //!   (prompts, the queue, turns).
+//! - `changes`: the session's diff, computed by git inside its sandbox.
 //! - `mapping`: OpenCode events into den events.
 //! - `eventlog`: append (store, then broadcast) and gapless subscriptions.
 //! - `workspace`: the session's checkout, its OpenCode config and its sandbox spec.
 //! - `title`: titles from the first prompt, or from the repository.
 
 mod actor;
+mod changes;
 mod config;
 mod error;
 mod eventlog;

@@ -215,6 +215,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every file the session changed against its base commit, committed or not, with its patch.
+         *     Computed by git inside the running sandbox; a session without one (paused, stopped) answers
+         *     with the diff saved when its last turn ended (`source: last_turn`), and a session that never
+         *     ran with an empty one (`source: unchanged`).
+         */
+        get: operations["sessions_session_diff"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/events": {
         parameters: {
             query?: never;
@@ -498,6 +520,17 @@ export interface components {
             /** @description Send as `Authorization: Bearer <token>`. Shown once; den keeps only its SHA-256. */
             token: string;
         };
+        /** @enum {string} */
+        DiffSource: "live" | "last_turn" | "unchanged";
+        /** @description Totals of a diff (also sent in the `diff_changed` event). */
+        DiffSummary: {
+            /** Format: int64 */
+            additions: number;
+            /** Format: int64 */
+            deletions: number;
+            /** Format: int64 */
+            files: number;
+        };
         /** @description `{"error": {"code": "...", "message": "..."}}`: the body of every 4xx and 5xx response. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -509,6 +542,34 @@ export interface components {
             /** @description A sentence for people; never contains secrets. */
             message: string;
         };
+        /** @description One changed file. */
+        FileChange: {
+            /**
+             * Format: int64
+             * @description Lines added (0 for a binary file).
+             */
+            additions: number;
+            binary: boolean;
+            /**
+             * Format: int64
+             * @description Lines removed (0 for a binary file).
+             */
+            deletions: number;
+            /** @description The path before, for a renamed or copied file. */
+            oldPath?: string | null;
+            /**
+             * @description The unified diff of this file (git's format, 3 lines of context); empty for a binary
+             *     file or one whose patch did not fit.
+             */
+            patch: string;
+            /** @description The patch was cut (at a line boundary) because it was too large. */
+            patchTruncated: boolean;
+            /** @description The path now (for a deleted file, the path it had). */
+            path: string;
+            status: components["schemas"]["FileStatus"];
+        };
+        /** @enum {string} */
+        FileStatus: "added" | "modified" | "deleted" | "renamed" | "copied" | "type_changed";
         /** @description `POST /api/auth/login`. */
         LoginRequest: {
             password: string;
@@ -584,6 +645,25 @@ export interface components {
             /** @description The branch the agent works on (`den/<short id>`). */
             workBranch: string;
         };
+        /**
+         * @description Every file the session changed against its base commit, committed or not (untracked files
+         *     included, ignored ones not).
+         */
+        SessionDiff: {
+            /** @description The commit the session's branch started from (`None` before the session's first start). */
+            baseCommit?: string | null;
+            /** Format: date-time */
+            computedAt: string;
+            files: components["schemas"]["FileChange"][];
+            /**
+             * @description Where the diff was computed: from the running sandbox, or (for a session without one)
+             *     the one computed when its last turn ended.
+             */
+            source: components["schemas"]["DiffSource"];
+            summary: components["schemas"]["DiffSummary"];
+            /** @description The whole diff was too large: files past the limit are listed without their patch. */
+            truncated: boolean;
+        };
         /** @description What happened in a session. */
         SessionEvent: {
             error?: string | null;
@@ -656,6 +736,10 @@ export interface components {
             message: string;
             /** @enum {string} */
             type: "error";
+        } | {
+            summary: components["schemas"]["DiffSummary"];
+            /** @enum {string} */
+            type: "diff_changed";
         } | {
             kind: string;
             properties: Record<string, never>;
@@ -1241,6 +1325,44 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_session_diff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionDiff"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -54,7 +54,9 @@ fn rule(method: &Method, path: &str) -> Rule {
             status: S::NO_CONTENT,
         },
         ("GET", "/api/sessions/stream") => Rule::Own { status: S::OK },
-        ("GET", "/api/sessions/{id}/events") => Rule::Owned { status: S::OK },
+        ("GET", "/api/sessions/{id}/events" | "/api/sessions/{id}/diff") => {
+            Rule::Owned { status: S::OK }
+        }
         ("GET", "/api/sessions/{id}/ws") => Rule::Owned {
             status: S::SWITCHING_PROTOCOLS,
         },

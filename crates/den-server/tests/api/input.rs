@@ -379,3 +379,43 @@ async fn bad_prompts_and_queue_edits_are_refused_and_start_nothing() {
     assert_eq!(record["status"], "idle", "a refused prompt started nothing");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_session_that_never_ran_has_no_changes_and_bad_diff_ids_are_refused() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    let (_, session) = server
+        .call(
+            Method::POST,
+            "/api/sessions",
+            Auth::Bearer(&user),
+            Some(serde_json::json!({"repository": "https://example.com/o/r.git"})),
+        )
+        .await;
+    let path = format!("/api/sessions/{}/diff", session["id"].as_str().unwrap());
+    let (status, diff) = server
+        .call(Method::GET, &path, Auth::Bearer(&user), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    assert_eq!(diff["source"], "unchanged");
+    assert_eq!(diff["files"], serde_json::json!([]));
+    assert_eq!(diff["summary"]["files"], 0);
+    let (status, body) = server
+        .call(
+            Method::GET,
+            "/api/sessions/not-a-uuid/diff",
+            Auth::Bearer(&user),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    let (status, body) = server
+        .call(
+            Method::GET,
+            "/api/sessions/0190c7a1-0000-7000-8000-000000000000/diff",
+            Auth::Bearer(&user),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}

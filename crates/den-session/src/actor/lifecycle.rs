@@ -252,6 +252,9 @@ async fn start(
         }
     }
 
+    // The host checkout is den's and the sandbox never writes it: its HEAD is the base.
+    let base_commit = den_sandbox::git::head_commit(&checkout, config.clone_timeout).await?;
+
     let gateway_token = workspace::random_secret()?;
     services
         .store
@@ -292,6 +295,7 @@ async fn start(
                 client,
                 events,
                 agent_session_id,
+                base_commit,
             })
         }
         Err(err) => {

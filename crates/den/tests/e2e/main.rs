@@ -8,6 +8,7 @@
     reason = "these tests run den and git as processes"
 )]
 
+mod changes;
 mod harness;
 mod lifecycle;
 mod slow_client;
