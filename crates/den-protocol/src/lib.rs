@@ -11,11 +11,13 @@
 //! - [`auth`]: users, sign-in, API tokens.
 //! - [`sessions`]: coding sessions and their states.
 //! - [`changes`]: what a session changed in its repository (the diff).
+//! - [`credentials`]: a person's credentials for git hosts (never returned).
 //! - [`error`]: the one error body every route returns.
 //! - [`events`]: a session's event stream and the WebSocket messages.
 
 pub mod auth;
 pub mod changes;
+pub mod credentials;
 pub mod error;
 pub mod events;
 pub mod sessions;

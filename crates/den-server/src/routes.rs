@@ -2,6 +2,7 @@
 
 mod auth;
 mod changes;
+pub(crate) mod credentials;
 mod live;
 mod ops;
 mod sessions;
@@ -46,6 +47,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "auth", description = "Signing in and out"),
         (name = "tokens", description = "API tokens for scripts and the CLI"),
         (name = "sessions", description = "Coding sessions"),
+        (name = "git", description = "Credentials for git hosts"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -76,6 +78,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(sessions::router())
         .merge(changes::router())
+        .merge(credentials::router())
         .merge(live::router())
 }
 

@@ -127,6 +127,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/git-credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's git host credentials, without their tokens. */
+        get: operations["git_list_git_credentials"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/git-credentials/{host}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Stores (or replaces) the caller's credential for an https git host. */
+        put: operations["git_put_git_credential"];
+        post?: never;
+        /** Removes the caller's credential for a host. */
+        delete: operations["git_delete_git_credential"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/openapi.json": {
         parameters: {
             query?: never;
@@ -570,6 +605,21 @@ export interface components {
         };
         /** @enum {string} */
         FileStatus: "added" | "modified" | "deleted" | "renamed" | "copied" | "type_changed";
+        /** @description A stored credential, without its token. */
+        GitCredential: {
+            /** @description The host name, lowercase, with `:port` when not 443 (e.g. `git.example.com`). */
+            host: string;
+            /** Format: date-time */
+            updatedAt: string;
+            username: string;
+        };
+        /** @description `PUT /api/git-credentials/{host}`: stores (or replaces) the caller's credential for `host`. */
+        GitCredentialRequest: {
+            /** @description A personal access token (or password) for the host. */
+            token: string;
+            /** @description The username the host expects with the token (GitHub accepts any, e.g. `x-access-token`). */
+            username: string;
+        };
         /** @description `POST /api/auth/login`. */
         LoginRequest: {
             password: string;
@@ -1033,6 +1083,119 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuthOptions"];
+                };
+            };
+        };
+    };
+    git_list_git_credentials: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitCredential"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_put_git_credential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the git host, e.g. git.example.com */
+                host: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GitCredentialRequest"];
+            };
+        };
+        responses: {
+            /** @description stored */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_delete_git_credential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the git host */
+                host: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -46,7 +46,11 @@ fn rule(method: &Method, path: &str) -> Rule {
         },
         ("GET", "/api/auth/me" | "/api/tokens" | "/api/sessions") => Rule::Own { status: S::OK },
         ("POST", "/api/tokens" | "/api/sessions") => Rule::Own { status: S::CREATED },
-        ("DELETE", "/api/tokens/{id}") => Rule::Owned {
+        ("DELETE", "/api/tokens/{id}" | "/api/git-credentials/{host}") => Rule::Owned {
+            status: S::NO_CONTENT,
+        },
+        ("GET", "/api/git-credentials") => Rule::Own { status: S::OK },
+        ("PUT", "/api/git-credentials/{host}") => Rule::Own {
             status: S::NO_CONTENT,
         },
         ("GET" | "PATCH", "/api/sessions/{id}") => Rule::Owned { status: S::OK },
@@ -88,6 +92,7 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
             .replace("{id}", &fixture.session)
             .replace("{item}", "not-queued"),
         "/api/auth/link/{token}" => path.replace("{token}", "not-a-real-link"),
+        "/api/git-credentials/{host}" => path.replace("{host}", "git.example.com"),
         other => other.to_owned(),
     };
     let body = match (method.as_str(), path) {
@@ -97,6 +102,9 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
         ("POST", "/api/tokens") => Some(json!({"name": "matrix"})),
         ("POST", "/api/sessions") => Some(json!({"repository": "https://example.com/a/b.git"})),
         ("PATCH", "/api/sessions/{id}") => Some(json!({"title": "renamed"})),
+        ("PUT", "/api/git-credentials/{host}") => {
+            Some(json!({"username": "x-access-token", "token": "ghp_new"}))
+        }
         ("POST", "/api/sessions/{id}/prompt") => Some(json!({"text": "hello"})),
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
         _ => None,
@@ -121,6 +129,15 @@ async fn fixture(server: &TestServer, owner: &TestUser) -> Fixture {
             Some(json!({"name": "victim"})),
         )
         .await;
+    let (status, _) = server
+        .call(
+            Method::PUT,
+            "/api/git-credentials/git.example.com",
+            Auth::Bearer(owner),
+            Some(json!({"username": "x-access-token", "token": "ghp_fixture"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     Fixture {
         session: session["id"].as_str().unwrap().to_owned(),
         token: token["info"]["id"].as_str().unwrap().to_owned(),

@@ -5,6 +5,7 @@
 )]
 
 mod authz;
+mod credentials;
 mod github;
 mod input;
 mod signin;
