@@ -152,6 +152,22 @@ pub async fn switch_to_new_branch(
     Ok(())
 }
 
+/// Points remote `name` of the repository at `dir` (a checkout den made) at `url`.
+pub async fn set_remote_url(
+    dir: &Path,
+    name: &str,
+    url: &str,
+    timeout: Duration,
+) -> Result<(), GitError> {
+    let mut set_url = git();
+    set_url
+        .arg("-C")
+        .arg(dir)
+        .args(["remote", "set-url", "--", name, url]);
+    run(set_url, "remote set-url", timeout).await?;
+    Ok(())
+}
+
 /// The commit `HEAD` of the repository at `dir` points at (a checkout den made; never a tree
 /// the agent can write).
 pub async fn head_commit(dir: &Path, timeout: Duration) -> Result<String, GitError> {

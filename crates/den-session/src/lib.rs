@@ -31,7 +31,7 @@ mod mapping;
 pub mod title;
 mod workspace;
 
-pub use config::{GATEWAY_PORT, ProviderConfig, ProviderKind, SessionConfig};
+pub use config::{GATEWAY_PORT, GIT_GATEWAY_PORT, ProviderConfig, ProviderKind, SessionConfig};
 pub use error::{Result, SessionError};
 pub use eventlog::{Delivery, EncodedEvent, EventSubscription};
 pub use handle::SessionHandle;

@@ -9,7 +9,7 @@ use den_store::SessionRecord;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::config::{GATEWAY_PORT, SessionConfig};
+use crate::config::{GATEWAY_PORT, GIT_GATEWAY_PORT, SessionConfig};
 use crate::error::{Result, SessionError};
 
 /// The session's base checkout: the read-only lower layer of each of its sandboxes.
@@ -55,8 +55,41 @@ pub(crate) async fn ensure_checkout(
         .map_err(|err| SessionError::Io(std::io::Error::other(err.to_string())))??;
     den_sandbox::git::switch_to_new_branch(&partial, &record.work_branch, config.clone_timeout)
         .await?;
+    if uses_git_gateway(config, record) {
+        // The sandbox fetches and pushes through den, which holds the person's credential.
+        den_sandbox::git::set_remote_url(
+            &partial,
+            "origin",
+            &git_gateway_url(),
+            config.clone_timeout,
+        )
+        .await?;
+    }
     tokio::fs::rename(&partial, &checkout).await?;
     Ok(checkout)
+}
+
+/// Whether the session's sandbox reaches its remote through den's git gateway: when den runs
+/// one and the repository is on an http(s) host.
+pub(crate) fn uses_git_gateway(config: &SessionConfig, record: &SessionRecord) -> bool {
+    config.git_gateway_socket.is_some()
+        && (record.repository.starts_with("https://") || record.repository.starts_with("http://"))
+}
+
+/// `origin` inside the sandbox.
+pub(crate) fn git_gateway_url() -> String {
+    format!("http://127.0.0.1:{GIT_GATEWAY_PORT}/repository.git")
+}
+
+/// `~/.gitconfig` of a sandbox using the git gateway: git sends the session's token to it (and
+/// only to it). This is den's session token, never the person's credential.
+fn git_gateway_config(gateway_token: &str) -> Vec<u8> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("den:{gateway_token}"));
+    format!(
+        "[http \"http://127.0.0.1:{GIT_GATEWAY_PORT}/\"]\n\textraHeader = Authorization: Basic {basic}\n"
+    )
+    .into_bytes()
 }
 
 /// The cached clone of the session's repository at its base commit, cloned if missing.
@@ -171,14 +204,27 @@ pub(crate) fn opencode_config(
     value
 }
 
-/// The sandbox spec for a session's OpenCode.
+/// The sandbox spec for a session's OpenCode; with `git_gateway_token`, the git gateway is
+/// forwarded in and git is set up to authenticate to it.
 pub(crate) fn sandbox_spec(
     config: &SessionConfig,
     checkout: &Path,
     auth: &BasicAuth,
     opencode_config: &serde_json::Value,
+    git_gateway_token: Option<&str>,
 ) -> SandboxSpec {
     let mut spec = opencode_spec(checkout, &config.opencode_bin, auth, opencode_config);
+    if let (Some(socket), Some(token)) = (&config.git_gateway_socket, git_gateway_token) {
+        spec.forwards.push(Forward {
+            sandbox_port: GIT_GATEWAY_PORT,
+            host_socket: socket.clone(),
+        });
+        spec.home_files.push(den_sandbox::HomeFile {
+            path: ".gitconfig".into(),
+            contents: git_gateway_config(token),
+            mode: 0o600,
+        });
+    }
     spec.limits = config.limits;
     spec.lifetime = config.lifetime;
     spec.network = config.network;

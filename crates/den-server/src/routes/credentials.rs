@@ -37,12 +37,12 @@ pub(crate) struct StoredCredential {
 
 /// The caller's credential for `host`, if any (for the git gateway).
 pub(crate) async fn credential_for(
-    state: &AppState,
+    store: &den_store::Store,
     owner: uuid::Uuid,
     host: &str,
 ) -> Result<Option<StoredCredential>, ApiError> {
     let purpose = format!("{PURPOSE_PREFIX}{host}");
-    match state.store().secret(owner, &purpose).await {
+    match store.secret(owner, &purpose).await {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(ApiError::internal),
@@ -108,7 +108,7 @@ async fn list(
         let Some(host) = purpose.strip_prefix(PURPOSE_PREFIX) else {
             continue;
         };
-        if let Some(stored) = credential_for(&state, caller.user.id, host).await? {
+        if let Some(stored) = credential_for(state.store(), caller.user.id, host).await? {
             out.push(GitCredential {
                 host: host.to_owned(),
                 username: stored.username,

@@ -265,7 +265,8 @@ async fn start(
         password: workspace::random_secret()?,
     };
     let opencode_config = workspace::opencode_config(config, &record.model, &gateway_token);
-    let spec = workspace::sandbox_spec(config, &checkout, &auth, &opencode_config);
+    let git_token = workspace::uses_git_gateway(config, &record).then_some(gateway_token.as_str());
+    let spec = workspace::sandbox_spec(config, &checkout, &auth, &opencode_config, git_token);
 
     let step = if snapshot.is_some() {
         ProgressStep::Restore

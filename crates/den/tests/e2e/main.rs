@@ -9,6 +9,7 @@
 )]
 
 mod changes;
+mod git_gateway;
 mod harness;
 mod lifecycle;
 mod slow_client;

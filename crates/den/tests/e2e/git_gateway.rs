@@ -1,0 +1,129 @@
+//! The git gateway: the agent fetches and pushes through den, which adds the person's
+//! credential on the host; only the session's branch may be pushed, and a refusal is readable.
+
+use base64::Engine;
+use den_protocol::events::{SessionEvent, ToolState};
+use den_test_support::{GitServer, OPENAI_MODEL, OPENAI_PROVIDER, Turn};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::harness::Den;
+
+const TOKEN: &str = "ghp_gatewayTestToken0123456789abcdef";
+
+#[tokio::test]
+async fn the_agent_pushes_its_branch_through_den_and_never_sees_the_token() {
+    let git = GitServer::start(TOKEN).await.unwrap();
+    git.create_repo("acme/widgets", &[("README.md", "# widgets\n")])
+        .await
+        .unwrap();
+    git.set_public_read(true);
+    let main_before = git.commit_of("acme/widgets", "refs/heads/main").await;
+    let den = Den::start().await;
+    let host = git.base_url().trim_start_matches("http://").to_owned();
+    let (status, body) = den
+        .api(
+            Method::PUT,
+            &format!("/api/git-credentials/{host}"),
+            Some(json!({"username": "x-access-token", "token": TOKEN})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // The token as the agent would search for it, without writing it in its command line;
+    // the environment, git's config and the process list are saved to a file before.
+    let needle = base64::engine::general_purpose::STANDARD.encode(TOKEN);
+    let script = format!(
+        "echo change > agent.txt && git add -A \
+         && git -c user.name=agent -c user.email=agent@example.com commit -qm 'agent work'; \
+         git push origin HEAD 2>&1; echo push-own=$?; \
+         git push origin HEAD:main 2>&1; echo push-main=$?; \
+         git push --force origin HEAD:refs/heads/other 2>&1; echo push-force=$?; \
+         git fetch -q origin 2>&1; echo fetch=$?; \
+         git remote get-url origin; \
+         (env; cat .git/config ~/.gitconfig; ps -eo args) > /tmp/seen; \
+         t=$(printf %s {needle} | base64 -d); \
+         grep -rlF \"$t\" /workspace /home/agent /tmp; echo grep=$?"
+    );
+    den.model
+        .push(Turn::new().bash(&script, "push through den"));
+    den.model.push(Turn::text("Pushed."));
+    let model = format!("{OPENAI_PROVIDER}/{OPENAI_MODEL}");
+    let (status, session) = den
+        .api(
+            Method::POST,
+            "/api/sessions",
+            Some(json!({"repository": git.url("acme/widgets"), "model": model, "prompt": "push"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let id = session["id"].as_str().unwrap();
+    let branch = session["workBranch"].as_str().unwrap().to_owned();
+    let mut socket = den.connect(id, 0).await;
+    socket.until_turn_finished().await;
+
+    let output = socket
+        .events
+        .iter()
+        .find_map(|e| match &e.event {
+            SessionEvent::Tool(call)
+                if call.tool == "bash" && call.state == ToolState::Completed =>
+            {
+                call.output.clone()
+            }
+            _ => None,
+        })
+        .expect("the bash call finished");
+    assert!(output.contains("push-own=0"), "{output}");
+    assert!(output.contains("push-main=1"), "{output}");
+    assert!(output.contains("push-force=1"), "{output}");
+    assert!(output.contains("fetch=0"), "{output}");
+    assert!(
+        output.contains("[remote rejected]")
+            && output.contains(&format!("den allows pushes only to refs/heads/{branch}")),
+        "the refusal is readable: {output}"
+    );
+    assert!(output.contains("http://127.0.0.1:4142/"), "{output}");
+    assert!(
+        output.contains("grep=1"),
+        "the token is nowhere in the sandbox: {output}"
+    );
+
+    // Only the session's branch reached the remote, pushed with the person's credential.
+    let pushed = git
+        .commit_of("acme/widgets", &format!("refs/heads/{branch}"))
+        .await;
+    assert!(pushed.is_some(), "the branch was pushed");
+    assert_eq!(
+        git.commit_of("acme/widgets", "refs/heads/main").await,
+        main_before
+    );
+    assert_eq!(
+        git.commit_of("acme/widgets", "refs/heads/other").await,
+        None
+    );
+    let pushes = git.pushes();
+    assert_eq!(
+        pushes.len(),
+        1,
+        "refused pushes never reach the remote: {pushes:?}"
+    );
+    assert_eq!(pushes[0].username, "x-access-token");
+    assert_eq!(pushes[0].updates[0].name, format!("refs/heads/{branch}"));
+    let log = git
+        .git_in("acme/widgets", &["log", "-1", "--format=%s", &branch])
+        .await
+        .unwrap();
+    assert_eq!(log, "agent work");
+
+    // Nor is the token in any event or response.
+    let events =
+        serde_json::to_string(&socket.events.iter().map(|e| &e.event).collect::<Vec<_>>()).unwrap();
+    assert!(!events.contains(TOKEN));
+    let (_, listing) = den.api(Method::GET, "/api/git-credentials", None).await;
+    assert!(!listing.to_string().contains(TOKEN));
+    let (_, diff) = den
+        .api(Method::GET, &format!("/api/sessions/{id}/diff"), None)
+        .await;
+    assert!(!diff.to_string().contains(TOKEN));
+}
