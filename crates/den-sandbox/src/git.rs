@@ -62,6 +62,38 @@ fn git() -> Command {
     command
 }
 
+/// HTTP Basic credentials for a remote, given to git through its environment
+/// (`GIT_CONFIG_*` setting `http.extraHeader`): never in the URL, the command line (other users
+/// can read `/proc/*/cmdline`) or any config file. `Debug` never shows the password.
+#[derive(Clone)]
+pub struct HttpAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for HttpAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+fn with_auth(command: &mut Command, auth: Option<&HttpAuth>) {
+    use base64::Engine;
+    if let Some(auth) = auth {
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", auth.username, auth.password));
+        command
+            .env("GIT_CONFIG_COUNT", "2")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"))
+            // Empty resets any helper: git never asks one, nor prompts.
+            .env("GIT_CONFIG_KEY_1", "credential.helper")
+            .env("GIT_CONFIG_VALUE_1", "");
+    }
+}
+
 async fn run(
     mut command: Command,
     operation: &'static str,
@@ -90,7 +122,7 @@ pub async fn clone_onto_branch(
     work_branch: &str,
     timeout: Duration,
 ) -> Result<String, GitError> {
-    let commit = clone_at(source, dest, base_branch, timeout).await?;
+    let commit = clone_at(source, None, dest, base_branch, timeout).await?;
     switch_to_new_branch(dest, work_branch, timeout).await?;
     Ok(commit)
 }
@@ -99,11 +131,13 @@ pub async fn clone_onto_branch(
 /// asked without cloning.
 pub async fn remote_commit(
     source: &str,
+    auth: Option<&HttpAuth>,
     branch: Option<&str>,
     timeout: Duration,
 ) -> Result<String, GitError> {
     let pattern = branch.map_or_else(|| "HEAD".to_owned(), |b| format!("refs/heads/{b}"));
     let mut ls_remote = git();
+    with_auth(&mut ls_remote, auth);
     ls_remote.args(["ls-remote", "--", source, &pattern]);
     let listing = run(ls_remote, "ls-remote", timeout).await?;
     let commit = listing.split_whitespace().next().unwrap_or_default();
@@ -117,14 +151,17 @@ pub async fn remote_commit(
     Ok(commit.to_owned())
 }
 
-/// Clones `source` into `dest` at `base_branch` (or the default branch); returns the commit.
+/// Clones `source` into `dest` at `base_branch` (or the default branch), authenticating with
+/// `auth` if given; returns the commit.
 pub async fn clone_at(
     source: &str,
+    auth: Option<&HttpAuth>,
     dest: &Path,
     base_branch: Option<&str>,
     timeout: Duration,
 ) -> Result<String, GitError> {
     let mut clone = git();
+    with_auth(&mut clone, auth);
     clone.args(["clone", "--quiet", "--no-recurse-submodules"]);
     if let Some(branch) = base_branch {
         clone.args(["--branch", branch]);

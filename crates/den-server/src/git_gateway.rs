@@ -23,7 +23,6 @@ use futures::Stream;
 use tokio::net::UnixListener;
 
 use crate::auth::secret_token;
-use crate::routes::credentials::credential_for;
 
 /// The largest push or fetch negotiation forwarded.
 const MAX_BODY: usize = 512 * 1024 * 1024;
@@ -184,9 +183,9 @@ async fn forward(
             upstream = upstream.header(*name, value);
         }
     }
-    match credential_for(&gateway.store, session.owner_id, &host).await {
+    match gateway.store.git_credential(session.owner_id, &host).await {
         Ok(Some(credential)) => {
-            upstream = upstream.basic_auth(&credential.username, Some(&credential.token));
+            upstream = upstream.basic_auth(&credential.username, Some(credential.token.as_str()));
         }
         Ok(None) => {}
         Err(err) => {

@@ -2,7 +2,7 @@
 
 mod auth;
 mod changes;
-pub(crate) mod credentials;
+mod credentials;
 mod live;
 mod ops;
 mod sessions;

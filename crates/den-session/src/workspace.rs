@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use den_sandbox::git::HttpAuth;
 use den_sandbox::opencode::{base_config, opencode_spec};
 use den_sandbox::probe::BasicAuth;
 use den_sandbox::{Forward, SandboxSpec};
@@ -35,6 +36,7 @@ pub(crate) fn snapshots_dir(config: &SessionConfig, session_id: Uuid) -> PathBuf
 pub(crate) async fn ensure_checkout(
     config: &SessionConfig,
     record: &SessionRecord,
+    auth: Option<&HttpAuth>,
 ) -> Result<PathBuf> {
     let checkout = checkout_dir(config, record.id);
     if checkout.join(".git").exists() {
@@ -45,7 +47,7 @@ pub(crate) async fn ensure_checkout(
         .unwrap_or(&config.workspaces_dir)
         .to_path_buf();
     tokio::fs::create_dir_all(&parent).await?;
-    let pristine = pristine_checkout(config, record).await?;
+    let pristine = pristine_checkout(config, record, auth).await?;
     // Built under a temporary name and renamed, so a failure never looks like a checkout.
     let partial = parent.join("checkout.partial");
     let _ = tokio::fs::remove_dir_all(&partial).await;
@@ -76,6 +78,15 @@ pub(crate) fn uses_git_gateway(config: &SessionConfig, record: &SessionRecord) -
         && (record.repository.starts_with("https://") || record.repository.starts_with("http://"))
 }
 
+/// The host (lowercase `name[:port]`) of an http(s) repository URL, as credentials are keyed.
+pub(crate) fn http_host(repository: &str) -> Option<String> {
+    let rest = repository
+        .strip_prefix("https://")
+        .or_else(|| repository.strip_prefix("http://"))?;
+    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+    Some(authority.to_ascii_lowercase())
+}
+
 /// `origin` inside the sandbox.
 pub(crate) fn git_gateway_url() -> String {
     format!("http://127.0.0.1:{GIT_GATEWAY_PORT}/repository.git")
@@ -93,10 +104,16 @@ fn git_gateway_config(gateway_token: &str) -> Vec<u8> {
 }
 
 /// The cached clone of the session's repository at its base commit, cloned if missing.
-async fn pristine_checkout(config: &SessionConfig, record: &SessionRecord) -> Result<PathBuf> {
+async fn pristine_checkout(
+    config: &SessionConfig,
+    record: &SessionRecord,
+    auth: Option<&HttpAuth>,
+) -> Result<PathBuf> {
     let source = &record.repository;
     let base = record.base_branch.as_deref();
-    let commit = den_sandbox::git::remote_commit(source, base, config.clone_timeout).await?;
+    // Asked with the person's credential: a clone cached for someone else is used only by
+    // those the remote lets see the commit.
+    let commit = den_sandbox::git::remote_commit(source, auth, base, config.clone_timeout).await?;
     let cache = config.workspaces_dir.join("cache");
     let source_key = &token_hash(source)[..16];
     let cached = cache.join(format!("{source_key}-{commit}"));
@@ -106,7 +123,8 @@ async fn pristine_checkout(config: &SessionConfig, record: &SessionRecord) -> Re
     tokio::fs::create_dir_all(&cache).await?;
     // A name of its own, so two sessions cloning the same commit at once do not collide.
     let partial = cache.join(format!("{source_key}-{}.partial", random_secret()?));
-    let cloned = den_sandbox::git::clone_at(source, &partial, base, config.clone_timeout).await;
+    let cloned =
+        den_sandbox::git::clone_at(source, auth, &partial, base, config.clone_timeout).await;
     let commit = match cloned {
         Ok(commit) => commit,
         Err(err) => {
@@ -273,10 +291,10 @@ mod tests {
             SessionConfig::new(data.path(), data.path().join("gw.sock"), "opencode".into());
         let source = repo.path().display().to_string();
 
-        let first = ensure_checkout(&config, &record(&source, "den/aaaa0001"))
+        let first = ensure_checkout(&config, &record(&source, "den/aaaa0001"), None)
             .await
             .unwrap();
-        let second = ensure_checkout(&config, &record(&source, "den/bbbb0002"))
+        let second = ensure_checkout(&config, &record(&source, "den/bbbb0002"), None)
             .await
             .unwrap();
         let head = |dir: &std::path::Path| std::fs::read_to_string(dir.join(".git/HEAD")).unwrap();
@@ -304,7 +322,7 @@ mod tests {
         den_sandbox::git::init_with_commit(repo.path(), "second")
             .await
             .ok();
-        let third = ensure_checkout(&config, &record(&source, "den/cccc0003"))
+        let third = ensure_checkout(&config, &record(&source, "den/cccc0003"), None)
             .await
             .unwrap();
         assert_eq!(

@@ -16,6 +16,7 @@ mod auth;
 pub mod crypto;
 mod error;
 mod events;
+mod git_credentials;
 mod secrets;
 mod sessions;
 mod users;
@@ -32,6 +33,7 @@ pub use auth::{ApiTokenOwner, NewApiToken};
 pub use crypto::{Keyring, KeyringError};
 pub use error::{Result, StoreError};
 pub use events::StoredEvent;
+pub use git_credentials::GitCredential;
 pub use sessions::{NewSession, SessionCursor, SessionRecord};
 pub use users::{NewUser, UserRecord};
 

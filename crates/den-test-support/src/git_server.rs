@@ -42,8 +42,6 @@ pub struct RecordedPush {
 struct Shared {
     root: PathBuf,
     token: String,
-    /// Fetches need no credential (a public repository); pushes always do.
-    public_read: std::sync::atomic::AtomicBool,
     pushes: Mutex<Vec<RecordedPush>>,
     /// Every `Authorization` header value received (to check what a client sent).
     authorizations: Mutex<Vec<String>>,
@@ -103,7 +101,6 @@ impl GitServer {
         let shared = Arc::new(Shared {
             root: root.path().to_path_buf(),
             token: token.to_owned(),
-            public_read: std::sync::atomic::AtomicBool::new(false),
             pushes: Mutex::new(Vec::new()),
             authorizations: Mutex::new(Vec::new()),
         });
@@ -196,13 +193,6 @@ impl GitServer {
         run(command).await
     }
 
-    /// Lets anyone fetch (as from a public repository); pushes still need the token.
-    pub fn set_public_read(&self, public: bool) {
-        self.shared
-            .public_read
-            .store(public, std::sync::atomic::Ordering::SeqCst);
-    }
-
     /// Every push received so far, in order.
     pub fn pushes(&self) -> Vec<RecordedPush> {
         lock(&self.shared.pushes).clone()
@@ -244,14 +234,8 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     {
         lock(&shared.authorizations).push(value.to_owned());
     }
-    let fetch = parts.uri.path().ends_with("/git-upload-pack")
-        || parts.uri.query() == Some("service=git-upload-pack");
-    let username = match authorized(&parts.headers, &shared.token) {
-        Some(username) => username,
-        None if fetch && shared.public_read.load(std::sync::atomic::Ordering::SeqCst) => {
-            "anonymous".to_owned()
-        }
-        None => return unauthorized(),
+    let Some(username) = authorized(&parts.headers, &shared.token) else {
+        return unauthorized();
     };
     let Ok(body) = axum::body::to_bytes(Body::new(body), MAX_BODY).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "too large\n").into_response();

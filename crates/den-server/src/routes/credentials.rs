@@ -1,5 +1,5 @@
-//! A person's credentials for https git hosts (username + token), sealed in the store under
-//! the purpose `git:<host>`. The token is accepted, never returned; den adds it to the git
+//! A person's credentials for https git hosts (username + token), sealed in the store
+//! (`Store::put_git_credential`). The token is accepted, never returned; den adds it to the git
 //! traffic it forwards for the person's sessions on the host, so it never enters a sandbox.
 
 use axum::Json;
@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use den_protocol::credentials::{GitCredential, GitCredentialRequest};
 use den_protocol::error::ErrorBody;
-use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -17,8 +16,6 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::validate;
 
-/// The store purpose of a host's credential.
-const PURPOSE_PREFIX: &str = "git:";
 /// A token longer than this is not a token (GitHub's longest formats are far shorter).
 const MAX_TOKEN: usize = 4096;
 
@@ -26,29 +23,6 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(put, delete))
-}
-
-/// What is sealed: the pair, as JSON.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct StoredCredential {
-    pub(crate) username: String,
-    pub(crate) token: String,
-}
-
-/// The caller's credential for `host`, if any (for the git gateway).
-pub(crate) async fn credential_for(
-    store: &den_store::Store,
-    owner: uuid::Uuid,
-    host: &str,
-) -> Result<Option<StoredCredential>, ApiError> {
-    let purpose = format!("{PURPOSE_PREFIX}{host}");
-    match store.secret(owner, &purpose).await {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(ApiError::internal),
-        Err(den_store::StoreError::NotFound) => Ok(None),
-        Err(err) => Err(err.into()),
-    }
 }
 
 fn host_path(host: &str) -> Result<String, ApiError> {
@@ -79,18 +53,9 @@ async fn put(
             "token must be 1 to {MAX_TOKEN} printable characters without spaces"
         )));
     }
-    let stored = StoredCredential {
-        username,
-        token: token.to_owned(),
-    };
-    let plaintext = serde_json::to_vec(&stored).map_err(ApiError::internal)?;
     state
         .store()
-        .put_secret(
-            caller.user.id,
-            &format!("{PURPOSE_PREFIX}{host}"),
-            &plaintext,
-        )
+        .put_git_credential(caller.user.id, &host, &username, token)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -103,20 +68,17 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<GitCredential>>, ApiError> {
-    let mut out = Vec::new();
-    for (purpose, updated_at) in state.store().secret_purposes(caller.user.id).await? {
-        let Some(host) = purpose.strip_prefix(PURPOSE_PREFIX) else {
-            continue;
-        };
-        if let Some(stored) = credential_for(state.store(), caller.user.id, host).await? {
-            out.push(GitCredential {
-                host: host.to_owned(),
-                username: stored.username,
+    let credentials = state.store().git_credentials(caller.user.id).await?;
+    Ok(Json(
+        credentials
+            .into_iter()
+            .map(|(host, username, updated_at)| GitCredential {
+                host,
+                username,
                 updated_at,
-            });
-        }
-    }
-    Ok(Json(out))
+            })
+            .collect(),
+    ))
 }
 
 /// Removes the caller's credential for a host.
@@ -132,7 +94,7 @@ async fn delete(
     let host = host_path(&host)?;
     state
         .store()
-        .delete_secret(caller.user.id, &format!("{PURPOSE_PREFIX}{host}"))
+        .delete_git_credential(caller.user.id, &host)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

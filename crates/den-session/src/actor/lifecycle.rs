@@ -239,7 +239,8 @@ async fn start(
             StepState::Started,
             Some(record.repository.clone()),
         );
-        match workspace::ensure_checkout(config, &record).await {
+        let auth = clone_credential(&services, &record).await?;
+        match workspace::ensure_checkout(config, &record, auth.as_ref()).await {
             Ok(_) => note(ProgressStep::Clone, StepState::Done, None),
             Err(err) => {
                 note(
@@ -309,6 +310,24 @@ async fn start(
             Err(err)
         }
     }
+}
+
+/// The person's credential for the repository's host, for den's clone on the host.
+async fn clone_credential(
+    services: &Services,
+    record: &SessionRecord,
+) -> Result<Option<den_sandbox::git::HttpAuth>> {
+    let Some(host) = workspace::http_host(&record.repository) else {
+        return Ok(None);
+    };
+    let credential = services
+        .store
+        .git_credential(record.owner_id, &host)
+        .await?;
+    Ok(credential.map(|c| den_sandbox::git::HttpAuth {
+        username: c.username,
+        password: c.token.to_string(),
+    }))
 }
 
 /// Waits for OpenCode, subscribes to its events (before any prompt, so none is missed), and

@@ -1,5 +1,6 @@
-//! The git gateway: the agent fetches and pushes through den, which adds the person's
-//! credential on the host; only the session's branch may be pushed, and a refusal is readable.
+//! A private repository: den clones it with the person's credential, and the agent fetches and
+//! pushes through den's git gateway, which adds the credential on the host; only the session's
+//! branch may be pushed, and a refusal is readable.
 
 use base64::Engine;
 use den_protocol::events::{SessionEvent, ToolState};
@@ -17,7 +18,6 @@ async fn the_agent_pushes_its_branch_through_den_and_never_sees_the_token() {
     git.create_repo("acme/widgets", &[("README.md", "# widgets\n")])
         .await
         .unwrap();
-    git.set_public_read(true);
     let main_before = git.commit_of("acme/widgets", "refs/heads/main").await;
     let den = Den::start().await;
     let host = git.base_url().trim_start_matches("http://").to_owned();
