@@ -87,3 +87,24 @@ pub enum FileStatus {
     /// Became a symlink, or stopped being one.
     TypeChanged,
 }
+
+/// `POST /api/sessions/{id}/push`: commits what is uncommitted, then pushes the session's
+/// branch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PushRequest {
+    /// The commit message for uncommitted work (default: the session's title).
+    pub message: Option<String>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushResult {
+    /// The branch pushed (the session's `workBranch`).
+    pub branch: String,
+    /// The commit the branch now points at on the remote.
+    pub commit: String,
+    /// Whether uncommitted work was committed first.
+    pub committed: bool,
+}

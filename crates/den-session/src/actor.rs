@@ -306,6 +306,13 @@ impl SessionActor {
                 return false;
             }
             Command::Diff { reply } => self.diff(reply),
+            Command::Push {
+                author,
+                message,
+                reply,
+            } => {
+                let _ = reply.send(self.push(&author, message).await);
+            }
             Command::AgentClient { reply } => {
                 let _ = reply.send(Ok(self.live.as_ref().map(|live| live.client.clone())));
             }

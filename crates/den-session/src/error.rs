@@ -23,6 +23,9 @@ pub enum SessionError {
     Agent(#[from] OpencodeError),
     #[error("{0}")]
     Git(#[from] GitError),
+    /// A push was refused or failed; git's explanation.
+    #[error("the push failed: {0}")]
+    Push(String),
     /// The session's diff could not be computed.
     #[error("{0}")]
     Diff(String),

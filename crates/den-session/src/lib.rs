@@ -15,6 +15,7 @@
 //! - `actor`: the actor's loop; `actor/lifecycle` (start, resume, pause, exit), `actor/turn`
 //!   (prompts, the queue, turns).
 //! - `changes`: the session's diff, computed by git inside its sandbox.
+//! - `push`: commit and push the session's branch, inside its sandbox.
 //! - `mapping`: OpenCode events into den events.
 //! - `eventlog`: append (store, then broadcast) and gapless subscriptions.
 //! - `workspace`: the session's checkout, its OpenCode config and its sandbox spec.
@@ -28,6 +29,7 @@ mod eventlog;
 mod handle;
 mod manager;
 mod mapping;
+mod push;
 pub mod title;
 mod workspace;
 
@@ -36,3 +38,4 @@ pub use error::{Result, SessionError};
 pub use eventlog::{Delivery, EncodedEvent, EventSubscription};
 pub use handle::SessionHandle;
 pub use manager::{ListChange, SessionManager};
+pub use push::Author;

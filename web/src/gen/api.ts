@@ -329,6 +329,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/push": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Commits the session's uncommitted work (author: the caller; message: the one given, or the
+         *     session's title) and pushes its branch through den's git gateway with the caller's
+         *     credential for the host. Runs inside the session's sandbox: a paused session must be
+         *     resumed first (409), and a running turn must finish (409). A push the remote refuses is a
+         *     409 carrying git's explanation.
+         */
+        post: operations["sessions_push_session"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/queue": {
         parameters: {
             query?: never;
@@ -635,6 +658,23 @@ export interface components {
         /** @description `POST /api/sessions/{id}/prompt`. */
         PromptRequest: {
             text: string;
+        };
+        /**
+         * @description `POST /api/sessions/{id}/push`: commits what is uncommitted, then pushes the session's
+         *     branch.
+         */
+        PushRequest: {
+            /** @description The commit message for uncommitted work (default: the session's title). */
+            message?: string | null;
+        };
+        /** @description What a push did. */
+        PushResult: {
+            /** @description The branch pushed (the session's `workBranch`). */
+            branch: string;
+            /** @description The commit the branch now points at on the remote. */
+            commit: string;
+            /** @description Whether uncommitted work was committed first. */
+            committed: boolean;
         };
         /** @description A prompt waiting its turn. */
         QueuedPrompt: {
@@ -1643,6 +1683,64 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PromptAccepted"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_push_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PushRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushResult"];
                 };
             };
             400: {

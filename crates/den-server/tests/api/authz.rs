@@ -73,6 +73,10 @@ fn rule(method: &Method, path: &str) -> Rule {
         ) => Rule::Owned {
             status: S::NO_CONTENT,
         },
+        // The fixture's session never ran: there is no sandbox to push from.
+        ("POST", "/api/sessions/{id}/push") => Rule::Owned {
+            status: S::CONFLICT,
+        },
         ("DELETE", "/api/sessions/{id}/queue") => Rule::Owned {
             status: S::NO_CONTENT,
         },
@@ -106,6 +110,7 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
             Some(json!({"username": "x-access-token", "token": "ghp_new"}))
         }
         ("POST", "/api/sessions/{id}/prompt") => Some(json!({"text": "hello"})),
+        ("POST", "/api/sessions/{id}/push") => Some(json!({"message": "work"})),
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
         _ => None,
     };

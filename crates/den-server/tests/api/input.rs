@@ -419,3 +419,39 @@ async fn a_session_that_never_ran_has_no_changes_and_bad_diff_ids_are_refused() 
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn bad_push_requests_are_refused_clearly() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    let (_, session) = server
+        .call(
+            Method::POST,
+            "/api/sessions",
+            Auth::Bearer(&user),
+            Some(serde_json::json!({"repository": "https://example.com/o/r.git"})),
+        )
+        .await;
+    let path = format!("/api/sessions/{}/push", session["id"].as_str().unwrap());
+    let long = "m".repeat(10_001);
+    for body in [
+        serde_json::json!({"message": "   "}),
+        serde_json::json!({"message": long}),
+        serde_json::json!({"message": 42}),
+        serde_json::json!({"branch": "main"}),
+    ] {
+        let (status, reply) = server
+            .call(Method::POST, &path, Auth::Bearer(&user), Some(body))
+            .await;
+        assert_error(status, &reply, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let (status, reply) = server
+        .call(
+            Method::POST,
+            "/api/sessions/0190c7a1-0000-7000-8000-000000000000/push",
+            Auth::Bearer(&user),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_error(status, &reply, StatusCode::NOT_FOUND, "not_found");
+}

@@ -38,6 +38,38 @@ impl SessionActor {
         });
     }
 
+    /// Commits and pushes the session's branch, between turns.
+    pub(super) async fn push(
+        &mut self,
+        author: &crate::push::Author,
+        message: Option<String>,
+    ) -> Result<den_protocol::changes::PushResult> {
+        if self.turn.is_some() {
+            return Err(crate::SessionError::Conflict(
+                "a turn is running: push once it finished".to_owned(),
+            ));
+        }
+        let Some(sandbox) = self.live.as_ref().map(|live| live.sandbox.id.clone()) else {
+            return Err(crate::SessionError::Conflict(
+                "the session has no running sandbox: resume it to push".to_owned(),
+            ));
+        };
+        if !workspace::uses_git_gateway(&self.services.config, &self.record) {
+            return Err(crate::SessionError::Conflict(
+                "this session's repository is not on a git host den pushes to".to_owned(),
+            ));
+        }
+        let message = message.unwrap_or_else(|| self.record.title.clone());
+        crate::push::commit_and_push(
+            self.services.runtime.as_ref(),
+            &sandbox,
+            &self.record.work_branch,
+            author,
+            &message,
+        )
+        .await
+    }
+
     /// After a turn: computes the diff, saves it for when the sandbox is gone, and tells
     /// clients its summary. A failure is logged; the turn's outcome does not depend on it.
     pub(super) async fn refresh_diff(&mut self) {

@@ -43,7 +43,8 @@ async fn the_agent_pushes_its_branch_through_den_and_never_sees_the_token() {
          git remote get-url origin; \
          (env; cat .git/config ~/.gitconfig; ps -eo args) > /tmp/seen; \
          t=$(printf %s {needle} | base64 -d); \
-         grep -rlF \"$t\" /workspace /home/agent /tmp; echo grep=$?"
+         grep -rlF \"$t\" /workspace /home/agent /tmp; echo grep=$?; \
+         echo later > uncommitted.txt"
     );
     den.model
         .push(Turn::new().bash(&script, "push through den"));
@@ -115,6 +116,73 @@ async fn the_agent_pushes_its_branch_through_den_and_never_sees_the_token() {
         .await
         .unwrap();
     assert_eq!(log, "agent work");
+
+    // den's Push commits the uncommitted file as the person and pushes the branch.
+    let push = format!("/api/sessions/{id}/push");
+    let (status, pushed) = den
+        .api(
+            Method::POST,
+            &push,
+            Some(json!({"message": "den: the rest"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{pushed}");
+    assert_eq!(pushed["committed"], true);
+    assert_eq!(pushed["branch"], branch.as_str());
+    let head = git
+        .git_in(
+            "acme/widgets",
+            &["log", "-1", "--format=%an <%ae>|%s|%H", &branch],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        head,
+        format!(
+            "alice <alice@users.noreply.den.invalid>|den: the rest|{}",
+            pushed["commit"].as_str().unwrap()
+        )
+    );
+    let (status, again) = den.api(Method::POST, &push, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["committed"], false, "nothing left to commit");
+    // An up-to-date branch sends nothing: git.pushes() holds the agent's push and den's.
+    assert_eq!(git.pushes().len(), 2);
+
+    // The diff is what the pushed branch holds against the base.
+    let (_, diff) = den
+        .api(Method::GET, &format!("/api/sessions/{id}/diff"), None)
+        .await;
+    let mut listed: Vec<String> = diff["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{}\t{}", f["additions"], f["path"].as_str().unwrap()))
+        .collect();
+    listed.sort();
+    let numstat = git
+        .git_in(
+            "acme/widgets",
+            &[
+                "diff",
+                "--numstat",
+                diff["baseCommit"].as_str().unwrap(),
+                &branch,
+            ],
+        )
+        .await
+        .unwrap();
+    let mut expected: Vec<String> = numstat
+        .lines()
+        .map(|l| {
+            let mut fields = l.split('\t');
+            let added = fields.next().unwrap();
+            let path = fields.nth(1).unwrap();
+            format!("{added}\t{path}")
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
 
     // Nor is the token in any event or response.
     let events =
