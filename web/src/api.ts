@@ -1,6 +1,16 @@
 // Calls to den's API. The browser sends the `den_session` cookie itself; every mutating
 // request carries `X-Den-Csrf` (den refuses cookie-signed mutations without it).
-import type { ApiToken, AuthOptions, CreatedToken, PromptAccepted, Session, SessionPage, User } from "./types";
+import type {
+  ApiToken,
+  AuthOptions,
+  CreatedToken,
+  PromptAccepted,
+  PushResult,
+  Session,
+  SessionDiff,
+  SessionPage,
+  User,
+} from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -58,6 +68,8 @@ export const api = {
     request<Session>("POST", "/api/sessions", { repository, model, ...(prompt ? { prompt } : {}) }),
   rename: (id: string, title: string) => request<Session>("PATCH", `/api/sessions/${id}`, { title }),
   remove: (id: string) => request<void>("DELETE", `/api/sessions/${id}`),
+  diff: (id: string) => request<SessionDiff>("GET", `/api/sessions/${id}/diff`),
+  push: (id: string, message?: string) => request<PushResult>("POST", `/api/sessions/${id}/push`, message ? { message } : {}),
   prompt: (id: string, text: string) =>
     request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text }),
   control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),

@@ -26,3 +26,4 @@ export type PromptAccepted = S["PromptAccepted"];
 export type SessionDiff = S["SessionDiff"];
 export type FileChange = S["FileChange"];
 export type DiffSummary = S["DiffSummary"];
+export type PushResult = S["PushResult"];
