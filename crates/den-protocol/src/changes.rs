@@ -108,3 +108,36 @@ pub struct PushResult {
     /// Whether uncommitted work was committed first.
     pub committed: bool,
 }
+
+/// `POST /api/sessions/{id}/pull-request`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PullRequestRequest {
+    /// Default: the session's title.
+    pub title: Option<String>,
+    pub body: Option<String>,
+    /// Open it as a draft.
+    #[serde(default)]
+    pub draft: bool,
+}
+
+/// The session's pull request, as GitHub has it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequest {
+    pub number: u64,
+    /// The page on GitHub.
+    pub url: String,
+    pub state: PullRequestState,
+    pub draft: bool,
+    /// Whether this call opened it (false: it existed already).
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PullRequestState {
+    Open,
+    Closed,
+    Merged,
+}

@@ -18,6 +18,7 @@ mod error;
 mod extract;
 mod gateway;
 mod git_gateway;
+mod github_api;
 mod observability;
 pub mod routes;
 mod state;

@@ -5,6 +5,7 @@ mod changes;
 mod credentials;
 mod live;
 mod ops;
+mod pull_request;
 mod sessions;
 mod tokens;
 
@@ -79,6 +80,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(sessions::router())
         .merge(changes::router())
         .merge(credentials::router())
+        .merge(pull_request::router())
         .merge(live::router())
 }
 

@@ -2,6 +2,7 @@
 //! small axum server on `127.0.0.1`. Like GitHub it wants HTTP Basic auth whose password is
 //! the token (any username), answers `401` with `WWW-Authenticate: Basic realm="GitHub"`
 //! otherwise, and serves fetches and pushes of bare repositories. Every push is recorded.
+//! The same host answers the GitHub REST calls den makes (`github_rest`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,9 +40,12 @@ pub struct RecordedPush {
     pub updates: Vec<RefUpdate>,
 }
 
-struct Shared {
-    root: PathBuf,
-    token: String,
+pub(crate) struct Shared {
+    pub(crate) root: PathBuf,
+    pub(crate) token: String,
+    /// `http://127.0.0.1:<port>`, once bound (for URLs in REST payloads).
+    pub(crate) base_url: Mutex<String>,
+    pub(crate) pulls: Mutex<Vec<crate::github_rest::RecordedPull>>,
     pushes: Mutex<Vec<RecordedPush>>,
     /// Every `Authorization` header value received (to check what a client sent).
     authorizations: Mutex<Vec<String>>,
@@ -88,7 +92,7 @@ async fn run(mut command: Command) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -101,12 +105,26 @@ impl GitServer {
         let shared = Arc::new(Shared {
             root: root.path().to_path_buf(),
             token: token.to_owned(),
+            base_url: Mutex::new(String::new()),
+            pulls: Mutex::new(Vec::new()),
             pushes: Mutex::new(Vec::new()),
             authorizations: Mutex::new(Vec::new()),
         });
-        let app = Router::new().fallback(serve).with_state(shared.clone());
+        use crate::github_rest;
+        let app = Router::new()
+            .route(
+                "/api/v3/repos/{owner}/{name}",
+                axum::routing::get(github_rest::repository),
+            )
+            .route(
+                "/api/v3/repos/{owner}/{name}/pulls",
+                axum::routing::get(github_rest::list_pulls).post(github_rest::create_pull),
+            )
+            .fallback(serve)
+            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
+        *lock(&shared.base_url) = format!("http://{addr}");
         let server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, app).await {
                 tracing::error!(%error, "git server stopped");
@@ -191,6 +209,16 @@ impl GitServer {
         let mut command = git();
         command.arg("--git-dir").arg(self.path(name)).args(args);
         run(command).await
+    }
+
+    /// The GitHub REST API base of this host (as GitHub Enterprise: `<base>/api/v3`).
+    pub fn api_url(&self) -> String {
+        format!("{}/api/v3", self.base_url())
+    }
+
+    /// Every pull request created so far.
+    pub fn pulls(&self) -> Vec<crate::github_rest::RecordedPull> {
+        lock(&self.shared.pulls).clone()
     }
 
     /// Every push received so far, in order.

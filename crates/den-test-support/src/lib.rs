@@ -10,10 +10,12 @@
 //!   throwaway [`OpencodeServer`].
 
 mod git_server;
+mod github_rest;
 mod model;
 mod opencode;
 
 pub use git_server::{GitServer, RecordedPush, RefUpdate, ref_updates};
+pub use github_rest::RecordedPull;
 pub use model::{
     Api, Gate, ProviderError, RecordedRequest, RequestKind, SIDE_REPLY, ScriptedModel, Turn,
 };

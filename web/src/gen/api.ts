@@ -329,6 +329,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/pull-request": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The session's pull request as GitHub has it now (404 while there is none). */
+        get: operations["sessions_get_pull_request"];
+        put?: never;
+        /**
+         * Opens a pull request from the session's branch (push it first) into its base branch (or
+         *     the repository's default branch); answers the open one if it exists (`created: false`).
+         */
+        post: operations["sessions_open_pull_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/push": {
         parameters: {
             query?: never;
@@ -659,6 +680,27 @@ export interface components {
         PromptRequest: {
             text: string;
         };
+        /** @description The session's pull request, as GitHub has it now. */
+        PullRequest: {
+            /** @description Whether this call opened it (false: it existed already). */
+            created: boolean;
+            draft: boolean;
+            /** Format: int64 */
+            number: number;
+            state: components["schemas"]["PullRequestState"];
+            /** @description The page on GitHub. */
+            url: string;
+        };
+        /** @description `POST /api/sessions/{id}/pull-request`. */
+        PullRequestRequest: {
+            body?: string | null;
+            /** @description Open it as a draft. */
+            draft?: boolean;
+            /** @description Default: the session's title. */
+            title?: string | null;
+        };
+        /** @enum {string} */
+        PullRequestState: "open" | "closed" | "merged";
         /**
          * @description `POST /api/sessions/{id}/push`: commits what is uncommitted, then pushes the session's
          *     branch.
@@ -1683,6 +1725,118 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PromptAccepted"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_get_pull_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullRequest"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_open_pull_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PullRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullRequest"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullRequest"];
                 };
             };
             400: {

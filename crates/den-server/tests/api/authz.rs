@@ -73,6 +73,10 @@ fn rule(method: &Method, path: &str) -> Rule {
         ) => Rule::Owned {
             status: S::NO_CONTENT,
         },
+        // This server has no GitHub settings: the owner hears so.
+        ("GET" | "POST", "/api/sessions/{id}/pull-request") => Rule::Owned {
+            status: S::CONFLICT,
+        },
         // The fixture's session never ran: there is no sandbox to push from.
         ("POST", "/api/sessions/{id}/push") => Rule::Owned {
             status: S::CONFLICT,
@@ -111,6 +115,7 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
         }
         ("POST", "/api/sessions/{id}/prompt") => Some(json!({"text": "hello"})),
         ("POST", "/api/sessions/{id}/push") => Some(json!({"message": "work"})),
+        ("POST", "/api/sessions/{id}/pull-request") => Some(json!({"title": "work"})),
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
         _ => None,
     };

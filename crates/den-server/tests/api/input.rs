@@ -455,3 +455,47 @@ async fn bad_push_requests_are_refused_clearly() {
         .await;
     assert_error(status, &reply, StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn bad_pull_request_bodies_are_refused_clearly() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    let (_, session) = server
+        .call(
+            Method::POST,
+            "/api/sessions",
+            Auth::Bearer(&user),
+            Some(serde_json::json!({"repository": "https://github.com/o/r.git"})),
+        )
+        .await;
+    let path = format!(
+        "/api/sessions/{}/pull-request",
+        session["id"].as_str().unwrap()
+    );
+    for body in [
+        serde_json::json!({"title": "  "}),
+        serde_json::json!({"title": "t".repeat(300)}),
+        serde_json::json!({"body": "b".repeat(70_000)}),
+        serde_json::json!({"draft": "yes"}),
+        serde_json::json!({"head": "main"}),
+    ] {
+        let (status, reply) = server
+            .call(Method::POST, &path, Auth::Bearer(&user), Some(body))
+            .await;
+        assert_error(status, &reply, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    // Without GitHub settings, den says so instead of failing obscurely.
+    let (status, reply) = server
+        .call(
+            Method::POST,
+            &path,
+            Auth::Bearer(&user),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_error(status, &reply, StatusCode::CONFLICT, "conflict");
+    assert!(
+        reply.to_string().contains("not connected to GitHub"),
+        "{reply}"
+    );
+}

@@ -19,7 +19,11 @@ async fn the_agent_pushes_its_branch_through_den_and_never_sees_the_token() {
         .await
         .unwrap();
     let main_before = git.commit_of("acme/widgets", "refs/heads/main").await;
-    let den = Den::start().await;
+    let den = Den::start_with(&format!(
+        "[github]\nclient_id = \"test\"\nclient_secret = \"test\"\napi_url = \"{}\"\n",
+        git.api_url()
+    ))
+    .await;
     let host = git.base_url().trim_start_matches("http://").to_owned();
     let (status, body) = den
         .api(
@@ -183,6 +187,44 @@ async fn the_agent_pushes_its_branch_through_den_and_never_sees_the_token() {
         .collect();
     expected.sort();
     assert_eq!(listed, expected);
+
+    // The pull request is opened once, then found again; its state is GitHub's.
+    let pr = format!("/api/sessions/{id}/pull-request");
+    let (status, opened) = den
+        .api(
+            Method::POST,
+            &pr,
+            Some(json!({"title": "Agent work", "draft": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{opened}");
+    assert_eq!(opened["created"], true);
+    assert_eq!(opened["state"], "open");
+    assert!(
+        opened["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/acme/widgets/pull/1"),
+        "{opened}"
+    );
+    let (status, again) = den.api(Method::POST, &pr, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(
+        (again["created"].as_bool(), again["number"].as_u64()),
+        (Some(false), Some(1))
+    );
+    let (status, current) = den.api(Method::GET, &pr, None).await;
+    assert_eq!(status, StatusCode::OK, "{current}");
+    assert_eq!(current["number"], 1);
+    let pulls = git.pulls();
+    assert_eq!(pulls.len(), 1, "opened once");
+    assert_eq!(
+        (pulls[0].head.as_str(), pulls[0].base.as_str()),
+        (branch.as_str(), "main")
+    );
+    assert!(pulls[0].draft);
+    assert_eq!(pulls[0].title, "Agent work");
+    assert!(!opened.to_string().contains(TOKEN) && !current.to_string().contains(TOKEN));
 
     // Nor is the token in any event or response.
     let events =
