@@ -73,6 +73,25 @@ describe("a turn", () => {
     await page.screenshot({ path: `${SHOTS}/session-turn.png` });
   });
 
+  test("the Changes panel lists what the turn changed, with its diff; Push says why it cannot", async () => {
+    const { page } = alice;
+    model.push([{ tool: "write", args: { filePath: "notes.txt", content: "one\ntwo\n" } }]);
+    model.push([{ text: ["Noted."] }]);
+    await scriptedSession(page, "take notes");
+    await expect(transcript(page).getByText("Noted.")).toBeVisible();
+    // The summary arrives with the turn's end (`diff_changed`).
+    await page.getByRole("button", { name: "Changes (1)" }).click();
+    const changes = page.getByRole("region", { name: "Changes" });
+    const file = changes.getByRole("button", { name: /notes\.txt/ });
+    await expect(file).toContainText("+2");
+    await file.click();
+    await expect(changes.getByLabel("Diff")).toContainText("+two");
+    // This den's test repository is a local path: there is no remote to push to.
+    await changes.getByRole("button", { name: "Push" }).click();
+    await expect(changes.getByRole("alert")).toContainText("not on a git host den pushes to");
+    await page.screenshot({ path: `${SHOTS}/session-changes.png` });
+  });
+
   test("a reload in the middle of a reply ends with the same transcript, no duplicates", async () => {
     const { page } = alice;
     const held = gate();

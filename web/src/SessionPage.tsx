@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { ApiError, api } from "./api";
+import { ChangesPanel } from "./ChangesPanel";
 import { Composer } from "./Composer";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { ModelPicker } from "./ModelPicker";
@@ -30,6 +31,7 @@ export function SessionPage({ id }: { id: string }) {
   const [sending, setSending] = useState(false);
   const [renaming, setRenaming] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const [showChanges, setShowChanges] = useState(false);
   const { sessions } = useSessions();
   const { transcript: t, connection } = useSessionStream(id, setNotice);
 
@@ -150,6 +152,9 @@ export function SessionPage({ id }: { id: string }) {
           {(status === "paused" || status === "error") && (
             <button onClick={() => void act(() => api.control(id, "resume"))}>Resume</button>
           )}
+          <button onClick={() => setShowChanges(!showChanges)} aria-pressed={showChanges}>
+            Changes{t.diff ? ` (${t.diff.files})` : ""}
+          </button>
           <button onClick={() => setRenaming(title)}>Rename</button>
           <button onClick={() => setConfirmDelete(true)} className="danger-outline">
             Delete
@@ -169,6 +174,7 @@ export function SessionPage({ id }: { id: string }) {
           </button>
         </p>
       )}
+      {showChanges && <ChangesPanel id={id} summary={t.diff} onClose={() => setShowChanges(false)} />}
       <Transcript
         items={t.items}
         onRetry={() => lastPrompt?.kind === "user" && void prompt(lastPrompt.text)}

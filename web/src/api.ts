@@ -8,7 +8,9 @@ import type {
   ModelEndpoint,
   PromptAccepted,
   ProviderKeyStatus,
+  PushResult,
   Session,
+  SessionDiff,
   SessionPage,
   User,
 } from "./types";
@@ -62,6 +64,8 @@ export const api = {
     request<Session>("POST", "/api/sessions", { repository, ...(model ? { model } : {}), ...(prompt ? { prompt } : {}) }),
   rename: (id: string, title: string) => request<Session>("PATCH", `/api/sessions/${id}`, { title }),
   remove: (id: string) => request<void>("DELETE", `/api/sessions/${id}`),
+  diff: (id: string) => request<SessionDiff>("GET", `/api/sessions/${id}/diff`),
+  push: (id: string, message?: string) => request<PushResult>("POST", `/api/sessions/${id}/push`, message ? { message } : {}),
   prompt: (id: string, text: string, model?: string) =>
     request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text, ...(model ? { model } : {}) }),
   control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),

@@ -207,6 +207,18 @@ describe("event reducer", () => {
     expect(t.items.filter((i) => i.kind === "progress")).toHaveLength(2);
   });
 
+  test("the latest diff summary is kept, and adds nothing to the transcript", () => {
+    const t = apply(
+      empty(),
+      seqd([
+        { type: "diff_changed", summary: { files: 1, additions: 2, deletions: 0 } },
+        { type: "diff_changed", summary: { files: 3, additions: 5, deletions: 1 } },
+      ]),
+    );
+    expect(t.diff).toEqual({ files: 3, additions: 5, deletions: 1 });
+    expect(t.items).toHaveLength(0);
+  });
+
   test("5,000 events apply quickly", () => {
     const many: SessionEvent[] = [{ type: "message", messageId: "a1", role: "assistant", text: null }];
     for (let i = 0; i < 4999; i++) {

@@ -6,6 +6,7 @@
 // dropped; anything beyond the next one is held until the gap fills, so the transcript is the
 // same whatever order or how many times the events arrive.
 import type {
+  DiffSummary,
   ProgressStep,
   QueuedPrompt,
   SequencedEvent,
@@ -50,6 +51,8 @@ export interface Transcript {
   queue: QueuedPrompt[];
   /** The id of the running turn, if one runs. */
   turn: string | null;
+  /** Totals of the session's changes as of the last turn (`diff_changed`). */
+  diff: DiffSummary | null;
 }
 
 export const empty = (): Transcript => ({
@@ -62,6 +65,7 @@ export const empty = (): Transcript => ({
   todos: [],
   queue: [],
   turn: null,
+  diff: null,
 });
 
 /** Applies a batch of events (replayed or live, in any order, possibly repeated). */
@@ -173,6 +177,8 @@ function applyOne(s: Transcript, { seq, event: e }: SequencedEvent): Transcript 
     }
     case "error":
       return { ...t, items: [...t.items, { kind: "error", id: `error-${seq}`, code: e.code, message: e.message }] };
+    case "diff_changed":
+      return { ...t, diff: e.summary };
     case "agent":
       return t;
   }

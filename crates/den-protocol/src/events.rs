@@ -105,6 +105,11 @@ pub enum SessionEvent {
     Queue { items: Vec<QueuedPrompt> },
     /// Something went wrong that the user should see.
     Error { code: String, message: String },
+    /// The session's changes were computed again (after each turn): a client showing the diff
+    /// fetches `GET /api/sessions/{id}/diff`.
+    DiffChanged {
+        summary: crate::changes::DiffSummary,
+    },
     /// An OpenCode event den does not map, kept as it came.
     Agent {
         kind: String,
@@ -131,6 +136,7 @@ impl SessionEvent {
             Self::Todos { .. } => "todos",
             Self::Queue { .. } => "queue",
             Self::Error { .. } => "error",
+            Self::DiffChanged { .. } => "diff_changed",
             Self::Agent { .. } => "agent",
         }
     }

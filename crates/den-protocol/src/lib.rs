@@ -11,10 +11,14 @@
 //! - [`auth`]: users, sign-in, API tokens.
 //! - [`sessions`]: coding sessions and their states.
 //! - [`models`]: the model catalog, provider keys and personal endpoints.
+//! - [`changes`]: what a session changed in its repository (the diff).
+//! - [`credentials`]: a person's credentials for git hosts (never returned).
 //! - [`error`]: the one error body every route returns.
 //! - [`events`]: a session's event stream and the WebSocket messages.
 
 pub mod auth;
+pub mod changes;
+pub mod credentials;
 pub mod error;
 pub mod events;
 pub mod models;

@@ -82,6 +82,38 @@ fn git() -> Command {
     command
 }
 
+/// HTTP Basic credentials for a remote, given to git through its environment
+/// (`GIT_CONFIG_*` setting `http.extraHeader`): never in the URL, the command line (other users
+/// can read `/proc/*/cmdline`) or any config file. `Debug` never shows the password.
+#[derive(Clone)]
+pub struct HttpAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for HttpAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpAuth")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+fn with_auth(command: &mut Command, auth: Option<&HttpAuth>) {
+    use base64::Engine;
+    if let Some(auth) = auth {
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", auth.username, auth.password));
+        command
+            .env("GIT_CONFIG_COUNT", "2")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"))
+            // Empty resets any helper: git never asks one, nor prompts.
+            .env("GIT_CONFIG_KEY_1", "credential.helper")
+            .env("GIT_CONFIG_VALUE_1", "");
+    }
+}
+
 async fn run(
     mut command: Command,
     operation: &'static str,
@@ -173,7 +205,7 @@ pub async fn clone_onto_branch(
     egress: &EgressPolicy,
     timeout: Duration,
 ) -> Result<String, GitError> {
-    let commit = clone_at(source, dest, base_branch, egress, timeout).await?;
+    let commit = clone_at(source, None, dest, base_branch, egress, timeout).await?;
     switch_to_new_branch(dest, work_branch, timeout).await?;
     Ok(commit)
 }
@@ -182,12 +214,14 @@ pub async fn clone_onto_branch(
 /// asked without cloning.
 pub async fn remote_commit(
     source: &str,
+    auth: Option<&HttpAuth>,
     branch: Option<&str>,
     egress: &EgressPolicy,
     timeout: Duration,
 ) -> Result<String, GitError> {
     let pattern = branch.map_or_else(|| "HEAD".to_owned(), |b| format!("refs/heads/{b}"));
     let mut ls_remote = git();
+    with_auth(&mut ls_remote, auth);
     ls_remote
         .args(confinement(source, egress).await?)
         .args(["ls-remote", "--", source, &pattern]);
@@ -203,15 +237,18 @@ pub async fn remote_commit(
     Ok(commit.to_owned())
 }
 
-/// Clones `source` into `dest` at `base_branch` (or the default branch); returns the commit.
+/// Clones `source` into `dest` at `base_branch` (or the default branch), authenticating with
+/// `auth` if given; returns the commit.
 pub async fn clone_at(
     source: &str,
+    auth: Option<&HttpAuth>,
     dest: &Path,
     base_branch: Option<&str>,
     egress: &EgressPolicy,
     timeout: Duration,
 ) -> Result<String, GitError> {
     let mut clone = git();
+    with_auth(&mut clone, auth);
     clone.args(confinement(source, egress).await?).args([
         "clone",
         "--quiet",
@@ -260,6 +297,33 @@ pub async fn forget_source(dest: &Path, timeout: Duration) -> Result<(), GitErro
         }),
         _ => Ok(()),
     }
+}
+
+/// Adds remote `name` pointing at `url` to the repository at `dir` (a checkout den made, whose
+/// own remote [`forget_source`] removed).
+pub async fn add_remote(
+    dir: &Path,
+    name: &str,
+    url: &str,
+    timeout: Duration,
+) -> Result<(), GitError> {
+    let mut set_url = git();
+    set_url
+        .arg("-C")
+        .arg(dir)
+        .args(["remote", "add", "--", name, url]);
+    run(set_url, "remote add", timeout).await?;
+    Ok(())
+}
+
+/// The commit `HEAD` of the repository at `dir` points at (a checkout den made; never a tree
+/// the agent can write).
+pub async fn head_commit(dir: &Path, timeout: Duration) -> Result<String, GitError> {
+    let mut head = git();
+    head.arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "HEAD"]);
+    run(head, "rev-parse", timeout).await
 }
 
 /// Makes `dir` a repository on branch `main` with everything in it as one commit (for
@@ -443,7 +507,7 @@ mod tests {
         urls.extend(own);
         let policy = EgressPolicy::default();
         for url in urls {
-            let err = remote_commit(&url, None, &policy, Duration::from_secs(30))
+            let err = remote_commit(&url, None, None, &policy, Duration::from_secs(30))
                 .await
                 .unwrap_err();
             assert!(matches!(err, GitError::Refused { .. }), "{url}: {err}");
@@ -451,6 +515,7 @@ mod tests {
             let dest = tempfile::tempdir().unwrap();
             let err = clone_at(
                 &url,
+                None,
                 &dest.path().join("c"),
                 None,
                 &policy,
@@ -500,13 +565,14 @@ mod tests {
             ..EgressPolicy::default()
         };
         let url = format!("http://127.0.0.1:{allowed_port}/x.git");
-        let err = remote_commit(&url, None, &policy, Duration::from_secs(30))
+        let err = remote_commit(&url, None, None, &policy, Duration::from_secs(30))
             .await
             .unwrap_err();
         assert!(matches!(err, GitError::Failed { .. }), "{err}");
         let dest = tempfile::tempdir().unwrap();
         clone_at(
             &url,
+            None,
             &dest.path().join("c"),
             None,
             &policy,
@@ -526,6 +592,7 @@ mod tests {
         for source in ["ext::sh -c touch% /tmp/x", "file:///etc", "relative/repo"] {
             let err = remote_commit(
                 source,
+                None,
                 None,
                 &EgressPolicy::default(),
                 Duration::from_secs(30),

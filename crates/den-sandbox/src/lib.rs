@@ -13,6 +13,7 @@ pub mod bench;
 mod doctor;
 pub mod egress;
 mod error;
+mod exec;
 pub mod git;
 pub mod local;
 pub mod opencode;
@@ -23,6 +24,7 @@ mod spec;
 pub use artifact::{ArtifactStore, LocalArtifactStore};
 pub use doctor::{DoctorCheck, doctor_checks, home_template_in, opencode_bin_in, opencode_version};
 pub use error::{Result, SandboxError};
+pub use exec::{ExecOutput, ExecRequest};
 pub use local::{LocalConfig, LocalRuntime, ReapReport, SandboxStats};
 pub use runtime::{
     ArtifactInfo, BoxFuture, BoxStream, ProgressSender, SandboxHandle, SandboxRuntime,

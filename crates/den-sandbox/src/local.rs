@@ -6,6 +6,7 @@
 //! and an nftables table named `densbx-<instance>`, so the reaper can find what a crashed den left.
 
 mod cgroup;
+mod exec;
 mod firewall;
 mod instance;
 mod launch;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::error::{IoContext, Result, SandboxError};
+use crate::exec::{ExecOutput, ExecRequest};
 use crate::runtime::{
     ArtifactInfo, BoxFuture, BoxStream, ProgressSender, SandboxHandle, SandboxRuntime, StartSlot,
 };
@@ -686,6 +688,20 @@ impl SandboxRuntime for LocalRuntime {
 
     fn destroy<'a>(&'a self, id: &'a SandboxId) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.destroy_inner(id))
+    }
+
+    fn exec<'a>(
+        &'a self,
+        id: &'a SandboxId,
+        request: ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecOutput>> {
+        Box::pin(async move {
+            let live = self.get(id)?;
+            if *live.status.borrow() != SandboxStatus::Running {
+                return Err(SandboxError::NotRunning { id: id.clone() });
+            }
+            exec::exec(&live, request).await
+        })
     }
 
     fn logs<'a>(&'a self, id: &'a SandboxId, max_bytes: usize) -> BoxFuture<'a, Result<Vec<u8>>> {

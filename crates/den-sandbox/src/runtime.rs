@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::Result;
+use crate::exec::{ExecOutput, ExecRequest};
 use crate::spec::{CreateProgress, SandboxId, SandboxSpec, SandboxStatus};
 
 /// Boxed futures keep the trait object safe (`Arc<dyn SandboxRuntime>`).
@@ -120,6 +121,15 @@ pub trait SandboxRuntime: Send + Sync {
 
     /// Stops the sandbox and removes all it left on the host.
     fn destroy<'a>(&'a self, id: &'a SandboxId) -> BoxFuture<'a, Result<()>>;
+
+    /// Runs a command inside the running sandbox, as its user, in its files, network and
+    /// limits (for den's own steps such as the diff; never on the host). A frozen or exited
+    /// sandbox is `NotRunning`.
+    fn exec<'a>(
+        &'a self,
+        id: &'a SandboxId,
+        request: ExecRequest,
+    ) -> BoxFuture<'a, Result<ExecOutput>>;
 
     /// The last `max_bytes` of the command's stdout and stderr.
     fn logs<'a>(&'a self, id: &'a SandboxId, max_bytes: usize) -> BoxFuture<'a, Result<Vec<u8>>>;

@@ -135,6 +135,7 @@ impl From<SessionError> for ApiError {
             SessionError::NotFound => Self::NotFound,
             SessionError::InvalidPrompt(message) => Self::BadRequest(message),
             SessionError::Conflict(message) => Self::Conflict(message),
+            SessionError::Push(_) => Self::Conflict(err.to_string()),
             SessionError::ActorGone => {
                 Self::Unavailable("the session is shutting down; try again".to_owned())
             }
@@ -142,6 +143,7 @@ impl From<SessionError> for ApiError {
             SessionError::Sandbox(_)
             | SessionError::Agent(_)
             | SessionError::Git(_)
+            | SessionError::Diff(_)
             | SessionError::Io(_)
             | SessionError::Encode(_) => Self::internal(err),
         }

@@ -17,6 +17,8 @@ mod auth;
 mod error;
 mod extract;
 mod gateway;
+mod git_gateway;
+mod github_api;
 mod observability;
 pub mod routes;
 mod state;
@@ -27,6 +29,7 @@ pub use auth::throttle::ThrottleLimits;
 pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use error::ApiError;
 pub use gateway::{GatewayPolicy, serve_gateway};
+pub use git_gateway::serve_git_gateway;
 pub use observability::install_metrics_recorder;
 pub use state::{AppState, ServerConfig};
 

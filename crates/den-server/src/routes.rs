@@ -1,9 +1,12 @@
 //! The router: every route, its OpenAPI description, and the layers around them.
 
 mod auth;
+mod changes;
+mod credentials;
 mod live;
 mod models;
 mod ops;
+mod pull_request;
 mod sessions;
 mod tokens;
 
@@ -47,6 +50,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "tokens", description = "API tokens for scripts and the CLI"),
         (name = "sessions", description = "Coding sessions"),
         (name = "models", description = "Models, provider keys and personal model endpoints"),
+        (name = "git", description = "Credentials for git hosts"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -76,6 +80,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(tokens::router())
         .merge(sessions::router())
+        .merge(changes::router())
+        .merge(credentials::router())
+        .merge(pull_request::router())
         .merge(live::router())
         .merge(models::router())
 }

@@ -165,6 +165,37 @@ pub(crate) fn is_public(ip: std::net::IpAddr) -> bool {
     }
 }
 
+/// A git host as credentials are keyed: a lowercase DNS name (letters, digits, `-`, dots
+/// between labels), optionally `:port`. Returns it lowercased.
+pub(crate) fn git_host(text: &str) -> Result<String, String> {
+    let refuse = || {
+        format!(
+            "host must be a host name such as git.example.com (optionally with :port), not {text:?}"
+        )
+    };
+    let host = text.to_ascii_lowercase();
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host.as_str(), None),
+    };
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p > 0)
+    {
+        return Err(refuse());
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(refuse());
+    }
+    Ok(host)
+}
+
 /// A branch name git would accept (a conservative subset of `git check-ref-format`).
 pub(crate) fn branch(name: &str) -> Result<(), String> {
     let valid_chars = name

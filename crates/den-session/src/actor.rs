@@ -2,6 +2,7 @@
 //! of its event log. It reacts to a closed set of inputs: commands from handles, progress of a
 //! start in the background, OpenCode's events, the sandbox's status, and the idle timer.
 
+mod changes;
 mod lifecycle;
 mod turn;
 
@@ -49,6 +50,8 @@ pub(crate) struct Live {
     pub(crate) client: OpencodeClient,
     pub(crate) events: EventStream,
     pub(crate) agent_session_id: String,
+    /// The commit the session's branch started from.
+    pub(crate) base_commit: String,
 }
 
 /// The turn in progress.
@@ -303,6 +306,14 @@ impl SessionActor {
                 let result = self.delete().await;
                 let _ = reply.send(result);
                 return false;
+            }
+            Command::Diff { reply } => self.diff(reply),
+            Command::Push {
+                author,
+                message,
+                reply,
+            } => {
+                let _ = reply.send(self.push(&author, message).await);
             }
             Command::AgentClient { reply } => {
                 let _ = reply.send(Ok(self.live.as_ref().map(|live| live.client.clone())));

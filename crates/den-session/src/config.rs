@@ -17,6 +17,9 @@ pub struct SessionConfig {
     pub snapshots_dir: PathBuf,
     /// The host unix socket of den's model gateway, forwarded into every sandbox.
     pub gateway_socket: PathBuf,
+    /// The host unix socket of den's git gateway, forwarded into the sandboxes of sessions on
+    /// an http(s) repository, whose `origin` it becomes. `None`: origin stays the real URL.
+    pub git_gateway_socket: Option<PathBuf>,
     /// The pinned OpenCode binary on the host.
     pub opencode_bin: PathBuf,
     /// Every provider and model den knows (its own, and the admin's).
@@ -46,6 +49,7 @@ impl SessionConfig {
             workspaces_dir: data_dir.join("workspaces"),
             snapshots_dir: data_dir.join("snapshots"),
             gateway_socket,
+            git_gateway_socket: None,
             opencode_bin,
             catalog: Catalog::builtin(),
             idle_timeout: Duration::from_secs(600),
@@ -73,3 +77,5 @@ impl SessionConfig {
 
 /// The port on a sandbox's loopback where den's model gateway answers.
 pub const GATEWAY_PORT: u16 = 4141;
+/// The port on a sandbox's loopback where den's git gateway answers (`origin`).
+pub const GIT_GATEWAY_PORT: u16 = 4142;

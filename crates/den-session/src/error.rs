@@ -23,6 +23,12 @@ pub enum SessionError {
     Agent(#[from] OpencodeError),
     #[error("{0}")]
     Git(#[from] GitError),
+    /// A push was refused or failed; git's explanation.
+    #[error("the push failed: {0}")]
+    Push(String),
+    /// The session's diff could not be computed.
+    #[error("{0}")]
+    Diff(String),
     #[error("file system error: {0}")]
     Io(#[from] std::io::Error),
     /// An event could not be encoded as JSON (a bug, not bad input).

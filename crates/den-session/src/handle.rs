@@ -44,6 +44,16 @@ pub(crate) enum Command {
     Delete {
         reply: oneshot::Sender<Result<()>>,
     },
+    /// What the session changed against its base commit.
+    Diff {
+        reply: oneshot::Sender<Result<den_protocol::changes::SessionDiff>>,
+    },
+    /// Commit uncommitted work as `author`, then push the session's branch.
+    Push {
+        author: crate::push::Author,
+        message: Option<String>,
+        reply: oneshot::Sender<Result<den_protocol::changes::PushResult>>,
+    },
     /// A client of the running agent (for `den bench`), if the sandbox is live.
     AgentClient {
         reply: oneshot::Sender<Result<Option<den_opencode::OpencodeClient>>>,
@@ -161,6 +171,28 @@ impl SessionHandle {
 
     pub async fn rename(&self, title: String) -> Result<()> {
         self.ask(|reply| Command::Rename { title, reply }).await
+    }
+
+    /// Every file the session changed against its base commit: computed in the running
+    /// sandbox, or (without one) the diff saved when the last turn ended.
+    pub async fn diff(&self) -> Result<den_protocol::changes::SessionDiff> {
+        self.ask(|reply| Command::Diff { reply }).await
+    }
+
+    /// Commits any uncommitted work as `author` (message: `message`, or the session's title)
+    /// and pushes the session's branch through den's git gateway. Needs a running sandbox and
+    /// no running turn.
+    pub async fn push(
+        &self,
+        author: crate::push::Author,
+        message: Option<String>,
+    ) -> Result<den_protocol::changes::PushResult> {
+        self.ask(|reply| Command::Push {
+            author,
+            message,
+            reply,
+        })
+        .await
     }
 
     /// A client of the agent inside the running sandbox (`None` when not running). Only for

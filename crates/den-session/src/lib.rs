@@ -14,6 +14,8 @@
 //! - `handle`: the handle and the actor's command set.
 //! - `actor`: the actor's loop; `actor/lifecycle` (start, resume, pause, exit), `actor/turn`
 //!   (prompts, the queue, turns).
+//! - `changes`: the session's diff, computed by git inside its sandbox.
+//! - `push`: commit and push the session's branch, inside its sandbox.
 //! - `mapping`: OpenCode events into den events.
 //! - `eventlog`: append (store, then broadcast) and gapless subscriptions.
 //! - `workspace`: the session's checkout, its OpenCode config and its sandbox spec.
@@ -22,20 +24,23 @@
 
 mod actor;
 pub mod catalog;
+mod changes;
 mod config;
 mod error;
 mod eventlog;
 mod handle;
 mod manager;
 mod mapping;
+mod push;
 pub mod title;
 mod workspace;
 
 pub use den_sandbox::egress::{AllowedHost, EgressPolicy};
 
 pub use catalog::{AdminProvider, Catalog, ProviderConfig, ProviderKind};
-pub use config::{GATEWAY_PORT, SessionConfig};
+pub use config::{GATEWAY_PORT, GIT_GATEWAY_PORT, SessionConfig};
 pub use error::{Result, SessionError};
 pub use eventlog::{Delivery, EncodedEvent, EventSubscription};
 pub use handle::SessionHandle;
 pub use manager::{ListChange, SessionManager};
+pub use push::Author;

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use den_sandbox::git::HttpAuth;
 use den_sandbox::opencode::{base_config, opencode_spec};
 use den_sandbox::probe::BasicAuth;
 use den_sandbox::{Forward, SandboxSpec};
@@ -10,7 +11,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::catalog::{ENDPOINT_PREFIX, ModelSpec, ProviderKind};
-use crate::config::{GATEWAY_PORT, SessionConfig};
+use crate::config::{GATEWAY_PORT, GIT_GATEWAY_PORT, SessionConfig};
 use crate::error::{Result, SessionError};
 
 /// The session's base checkout: the read-only lower layer of each of its sandboxes.
@@ -36,6 +37,7 @@ pub(crate) fn snapshots_dir(config: &SessionConfig, session_id: Uuid) -> PathBuf
 pub(crate) async fn ensure_checkout(
     config: &SessionConfig,
     record: &SessionRecord,
+    auth: Option<&HttpAuth>,
 ) -> Result<PathBuf> {
     let checkout = checkout_dir(config, record.id);
     if checkout.join(".git").exists() {
@@ -46,7 +48,7 @@ pub(crate) async fn ensure_checkout(
         .unwrap_or(&config.workspaces_dir)
         .to_path_buf();
     tokio::fs::create_dir_all(&parent).await?;
-    let pristine = pristine_checkout(config, record).await?;
+    let pristine = pristine_checkout(config, record, auth).await?;
     // Built under a temporary name and renamed, so a failure never looks like a checkout.
     let partial = parent.join("checkout.partial");
     let _ = tokio::fs::remove_dir_all(&partial).await;
@@ -58,17 +60,60 @@ pub(crate) async fn ensure_checkout(
         .await?;
     // The sandbox sees this checkout: nothing in it may tell where the repository lives.
     den_sandbox::git::forget_source(&partial, config.clone_timeout).await?;
+    if uses_git_gateway(config, record) {
+        // The sandbox fetches and pushes through den, which holds the person's credential.
+        den_sandbox::git::add_remote(&partial, "origin", &git_gateway_url(), config.clone_timeout)
+            .await?;
+    }
     tokio::fs::rename(&partial, &checkout).await?;
     Ok(checkout)
 }
 
+/// Whether the session's sandbox reaches its remote through den's git gateway: when den runs
+/// one and the repository is on an http(s) host.
+pub(crate) fn uses_git_gateway(config: &SessionConfig, record: &SessionRecord) -> bool {
+    config.git_gateway_socket.is_some()
+        && (record.repository.starts_with("https://") || record.repository.starts_with("http://"))
+}
+
+/// The host (lowercase `name[:port]`) of an http(s) repository URL, as credentials are keyed.
+pub(crate) fn http_host(repository: &str) -> Option<String> {
+    let rest = repository
+        .strip_prefix("https://")
+        .or_else(|| repository.strip_prefix("http://"))?;
+    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+    Some(authority.to_ascii_lowercase())
+}
+
+/// `origin` inside the sandbox.
+pub(crate) fn git_gateway_url() -> String {
+    format!("http://127.0.0.1:{GIT_GATEWAY_PORT}/repository.git")
+}
+
+/// `~/.gitconfig` of a sandbox using the git gateway: git sends the session's token to it (and
+/// only to it). This is den's session token, never the person's credential.
+fn git_gateway_config(gateway_token: &str) -> Vec<u8> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("den:{gateway_token}"));
+    format!(
+        "[http \"http://127.0.0.1:{GIT_GATEWAY_PORT}/\"]\n\textraHeader = Authorization: Basic {basic}\n"
+    )
+    .into_bytes()
+}
+
 /// The cached clone of the session's repository at its base commit, cloned if missing.
-async fn pristine_checkout(config: &SessionConfig, record: &SessionRecord) -> Result<PathBuf> {
+async fn pristine_checkout(
+    config: &SessionConfig,
+    record: &SessionRecord,
+    auth: Option<&HttpAuth>,
+) -> Result<PathBuf> {
     let source = &record.repository;
     let base = record.base_branch.as_deref();
     let egress = config.repository_egress();
+    // Asked with the person's credential: a clone cached for someone else is used only by
+    // those the remote lets see the commit.
     let commit =
-        den_sandbox::git::remote_commit(source, base, &egress, config.clone_timeout).await?;
+        den_sandbox::git::remote_commit(source, auth, base, &egress, config.clone_timeout).await?;
     let cache = config.workspaces_dir.join("cache");
     let source_key = &token_hash(source)[..16];
     let cached = cache.join(format!("{source_key}-{commit}"));
@@ -79,7 +124,8 @@ async fn pristine_checkout(config: &SessionConfig, record: &SessionRecord) -> Re
     // A name of its own, so two sessions cloning the same commit at once do not collide.
     let partial = cache.join(format!("{source_key}-{}.partial", random_secret()?));
     let cloned =
-        den_sandbox::git::clone_at(source, &partial, base, &egress, config.clone_timeout).await;
+        den_sandbox::git::clone_at(source, auth, &partial, base, &egress, config.clone_timeout)
+            .await;
     let commit = match cloned {
         Ok(commit) => commit,
         Err(err) => {
@@ -239,14 +285,27 @@ fn model_entry(model: &ModelSpec) -> serde_json::Value {
     entry
 }
 
-/// The sandbox spec for a session's OpenCode.
+/// The sandbox spec for a session's OpenCode; with `git_gateway_token`, the git gateway is
+/// forwarded in and git is set up to authenticate to it.
 pub(crate) fn sandbox_spec(
     config: &SessionConfig,
     checkout: &Path,
     auth: &BasicAuth,
     opencode_config: &serde_json::Value,
+    git_gateway_token: Option<&str>,
 ) -> SandboxSpec {
     let mut spec = opencode_spec(checkout, &config.opencode_bin, auth, opencode_config);
+    if let (Some(socket), Some(token)) = (&config.git_gateway_socket, git_gateway_token) {
+        spec.forwards.push(Forward {
+            sandbox_port: GIT_GATEWAY_PORT,
+            host_socket: socket.clone(),
+        });
+        spec.home_files.push(den_sandbox::HomeFile {
+            path: ".gitconfig".into(),
+            contents: git_gateway_config(token),
+            mode: 0o600,
+        });
+    }
     spec.limits = config.limits;
     spec.lifetime = config.lifetime;
     spec.network = config.network;
@@ -298,10 +357,10 @@ mod tests {
             SessionConfig::new(data.path(), data.path().join("gw.sock"), "opencode".into());
         let source = repo.path().display().to_string();
 
-        let first = ensure_checkout(&config, &record(&source, "den/aaaa0001"))
+        let first = ensure_checkout(&config, &record(&source, "den/aaaa0001"), None)
             .await
             .unwrap();
-        let second = ensure_checkout(&config, &record(&source, "den/bbbb0002"))
+        let second = ensure_checkout(&config, &record(&source, "den/bbbb0002"), None)
             .await
             .unwrap();
         let head = |dir: &std::path::Path| std::fs::read_to_string(dir.join(".git/HEAD")).unwrap();
@@ -330,7 +389,7 @@ mod tests {
         den_sandbox::git::init_with_commit(repo.path(), "second")
             .await
             .ok();
-        let third = ensure_checkout(&config, &record(&source, "den/cccc0003"))
+        let third = ensure_checkout(&config, &record(&source, "den/cccc0003"), None)
             .await
             .unwrap();
         assert_eq!(
@@ -368,7 +427,7 @@ mod tests {
             SessionConfig::new(data.path(), data.path().join("gw.sock"), "opencode".into());
         let url = format!("http://{name}:{port}/x.git");
         config.repository_egress().check_host(&name, port).unwrap();
-        let err = ensure_checkout(&config, &record(&url, "den/dddd0004"))
+        let err = ensure_checkout(&config, &record(&url, "den/dddd0004"), None)
             .await
             .unwrap_err()
             .to_string();

@@ -1,15 +1,21 @@
-//! Test support for den (dev-only): a scripted model server and helpers to run the real
-//! OpenCode binary against it.
+//! Test support for den (dev-only): a scripted model server, a git smart-HTTP server standing
+//! in for GitHub's, and helpers to run the real OpenCode binary against them.
 //!
 //! Layout:
 //! - `model`: [`ScriptedModel`], an OpenAI chat-completions and Anthropic messages streaming
 //!   server replaying [`Turn`]s and recording every request.
+//! - `git_server`: [`GitServer`], `git http-backend` behind Basic auth (password = token),
+//!   recording every push.
 //! - `opencode`: locating the pinned OpenCode binary, writing its config, and running it as a
 //!   throwaway [`OpencodeServer`].
 
+mod git_server;
+mod github_rest;
 mod model;
 mod opencode;
 
+pub use git_server::{GitServer, RecordedPush, RefUpdate, ref_updates};
+pub use github_rest::RecordedPull;
 pub use model::{
     Api, Gate, ProviderError, RecordedRequest, RequestKind, SIDE_REPLY, ScriptedModel, Turn,
 };

@@ -127,6 +127,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/git-credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's git host credentials, without their tokens. */
+        get: operations["git_list_git_credentials"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/git-credentials/{host}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Stores (or replaces) the caller's credential for an https git host. */
+        put: operations["git_put_git_credential"];
+        post?: never;
+        /** Removes the caller's credential for a host. */
+        delete: operations["git_delete_git_credential"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/model-endpoints": {
         parameters: {
             query?: never;
@@ -314,6 +349,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every file the session changed against its base commit, committed or not, with its patch.
+         *     Computed by git inside the running sandbox; a session without one (paused, stopped) answers
+         *     with the diff saved when its last turn ended (`source: last_turn`), and a session that never
+         *     ran with an empty one (`source: unchanged`).
+         */
+        get: operations["sessions_session_diff"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/events": {
         parameters: {
             query?: never;
@@ -365,6 +422,50 @@ export interface paths {
          *     session is resumed first.
          */
         post: operations["sessions_prompt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/pull-request": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The session's pull request as GitHub has it now (404 while there is none). */
+        get: operations["sessions_get_pull_request"];
+        put?: never;
+        /**
+         * Opens a pull request from the session's branch (push it first) into its base branch (or
+         *     the repository's default branch); answers the open one if it exists (`created: false`).
+         */
+        post: operations["sessions_open_pull_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/push": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Commits the session's uncommitted work (author: the caller; message: the one given, or the
+         *     session's title) and pushes its branch through den's git gateway with the caller's
+         *     credential for the host. Runs inside the session's sandbox: a paused session must be
+         *     resumed first (409), and a running turn must finish (409). A push the remote refuses is a
+         *     409 carrying git's explanation.
+         */
+        post: operations["sessions_push_session"];
         delete?: never;
         options?: never;
         head?: never;
@@ -617,6 +718,17 @@ export interface components {
             /** @description Send as `Authorization: Bearer <token>`. Shown once; den keeps only its SHA-256. */
             token: string;
         };
+        /** @enum {string} */
+        DiffSource: "live" | "last_turn" | "unchanged";
+        /** @description Totals of a diff (also sent in the `diff_changed` event). */
+        DiffSummary: {
+            /** Format: int64 */
+            additions: number;
+            /** Format: int64 */
+            deletions: number;
+            /** Format: int64 */
+            files: number;
+        };
         /** @description `{"error": {"code": "...", "message": "..."}}`: the body of every 4xx and 5xx response. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -627,6 +739,49 @@ export interface components {
             code: string;
             /** @description A sentence for people; never contains secrets. */
             message: string;
+        };
+        /** @description One changed file. */
+        FileChange: {
+            /**
+             * Format: int64
+             * @description Lines added (0 for a binary file).
+             */
+            additions: number;
+            binary: boolean;
+            /**
+             * Format: int64
+             * @description Lines removed (0 for a binary file).
+             */
+            deletions: number;
+            /** @description The path before, for a renamed or copied file. */
+            oldPath?: string | null;
+            /**
+             * @description The unified diff of this file (git's format, 3 lines of context); empty for a binary
+             *     file or one whose patch did not fit.
+             */
+            patch: string;
+            /** @description The patch was cut (at a line boundary) because it was too large. */
+            patchTruncated: boolean;
+            /** @description The path now (for a deleted file, the path it had). */
+            path: string;
+            status: components["schemas"]["FileStatus"];
+        };
+        /** @enum {string} */
+        FileStatus: "added" | "modified" | "deleted" | "renamed" | "copied" | "type_changed";
+        /** @description A stored credential, without its token. */
+        GitCredential: {
+            /** @description The host name, lowercase, with `:port` when not 443 (e.g. `git.example.com`). */
+            host: string;
+            /** Format: date-time */
+            updatedAt: string;
+            username: string;
+        };
+        /** @description `PUT /api/git-credentials/{host}`: stores (or replaces) the caller's credential for `host`. */
+        GitCredentialRequest: {
+            /** @description A personal access token (or password) for the host. */
+            token: string;
+            /** @description The username the host expects with the token (GitHub accepts any, e.g. `x-access-token`). */
+            username: string;
         };
         /** @description `POST /api/auth/login`. */
         LoginRequest: {
@@ -717,6 +872,44 @@ export interface components {
             /** Format: date-time */
             updatedAt?: string | null;
         };
+        /** @description The session's pull request, as GitHub has it now. */
+        PullRequest: {
+            /** @description Whether this call opened it (false: it existed already). */
+            created: boolean;
+            draft: boolean;
+            /** Format: int64 */
+            number: number;
+            state: components["schemas"]["PullRequestState"];
+            /** @description The page on GitHub. */
+            url: string;
+        };
+        /** @description `POST /api/sessions/{id}/pull-request`. */
+        PullRequestRequest: {
+            body?: string | null;
+            /** @description Open it as a draft. */
+            draft?: boolean;
+            /** @description Default: the session's title. */
+            title?: string | null;
+        };
+        /** @enum {string} */
+        PullRequestState: "open" | "closed" | "merged";
+        /**
+         * @description `POST /api/sessions/{id}/push`: commits what is uncommitted, then pushes the session's
+         *     branch.
+         */
+        PushRequest: {
+            /** @description The commit message for uncommitted work (default: the session's title). */
+            message?: string | null;
+        };
+        /** @description What a push did. */
+        PushResult: {
+            /** @description The branch pushed (the session's `workBranch`). */
+            branch: string;
+            /** @description The commit the branch now points at on the remote. */
+            commit: string;
+            /** @description Whether uncommitted work was committed first. */
+            committed: boolean;
+        };
         /** @description `PUT /api/model-endpoints/{name}`. */
         PutModelEndpointRequest: {
             /** @description `http(s)://…`, e.g. `https://models.example.com/v1`. */
@@ -786,6 +979,25 @@ export interface components {
             updatedAt: string;
             /** @description The branch the agent works on (`den/<short id>`). */
             workBranch: string;
+        };
+        /**
+         * @description Every file the session changed against its base commit, committed or not (untracked files
+         *     included, ignored ones not).
+         */
+        SessionDiff: {
+            /** @description The commit the session's branch started from (`None` before the session's first start). */
+            baseCommit?: string | null;
+            /** Format: date-time */
+            computedAt: string;
+            files: components["schemas"]["FileChange"][];
+            /**
+             * @description Where the diff was computed: from the running sandbox, or (for a session without one)
+             *     the one computed when its last turn ended.
+             */
+            source: components["schemas"]["DiffSource"];
+            summary: components["schemas"]["DiffSummary"];
+            /** @description The whole diff was too large: files past the limit are listed without their patch. */
+            truncated: boolean;
         };
         /** @description What happened in a session. */
         SessionEvent: {
@@ -869,6 +1081,10 @@ export interface components {
             message: string;
             /** @enum {string} */
             type: "error";
+        } | {
+            summary: components["schemas"]["DiffSummary"];
+            /** @enum {string} */
+            type: "diff_changed";
         } | {
             kind: string;
             properties: Record<string, never>;
@@ -1202,6 +1418,119 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuthOptions"];
+                };
+            };
+        };
+    };
+    git_list_git_credentials: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GitCredential"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_put_git_credential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the git host, e.g. git.example.com */
+                host: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GitCredentialRequest"];
+            };
+        };
+        responses: {
+            /** @description stored */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_delete_git_credential: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the git host */
+                host: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -1750,6 +2079,44 @@ export interface operations {
             };
         };
     };
+    sessions_session_diff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionDiff"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     sessions_events: {
         parameters: {
             query?: never;
@@ -1858,6 +2225,176 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PromptAccepted"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_get_pull_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullRequest"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_open_pull_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PullRequestRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullRequest"];
+                };
+            };
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PullRequest"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_push_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PushRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PushResult"];
                 };
             };
             400: {

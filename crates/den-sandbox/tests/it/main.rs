@@ -8,6 +8,7 @@
 )]
 
 mod basics;
+mod exec;
 mod harness;
 mod isolation;
 mod lifecycle;

@@ -51,7 +51,11 @@ fn rule(method: &Method, path: &str) -> Rule {
         },
         ("GET", "/api/auth/me" | "/api/tokens" | "/api/sessions") => Rule::Own { status: S::OK },
         ("POST", "/api/tokens" | "/api/sessions") => Rule::Own { status: S::CREATED },
-        ("DELETE", "/api/tokens/{id}") => Rule::Owned {
+        ("DELETE", "/api/tokens/{id}" | "/api/git-credentials/{host}") => Rule::Owned {
+            status: S::NO_CONTENT,
+        },
+        ("GET", "/api/git-credentials") => Rule::Own { status: S::OK },
+        ("PUT", "/api/git-credentials/{host}") => Rule::Own {
             status: S::NO_CONTENT,
         },
         ("GET" | "PATCH", "/api/sessions/{id}") => Rule::Owned { status: S::OK },
@@ -59,7 +63,9 @@ fn rule(method: &Method, path: &str) -> Rule {
             status: S::NO_CONTENT,
         },
         ("GET", "/api/sessions/stream") => Rule::Own { status: S::OK },
-        ("GET", "/api/sessions/{id}/events") => Rule::Owned { status: S::OK },
+        ("GET", "/api/sessions/{id}/events" | "/api/sessions/{id}/diff") => {
+            Rule::Owned { status: S::OK }
+        }
         ("GET", "/api/sessions/{id}/ws") => Rule::Owned {
             status: S::SWITCHING_PROTOCOLS,
         },
@@ -71,6 +77,14 @@ fn rule(method: &Method, path: &str) -> Rule {
             "/api/sessions/{id}/abort" | "/api/sessions/{id}/pause" | "/api/sessions/{id}/resume",
         ) => Rule::Owned {
             status: S::NO_CONTENT,
+        },
+        // This server has no GitHub settings: the owner hears so.
+        ("GET" | "POST", "/api/sessions/{id}/pull-request") => Rule::Owned {
+            status: S::CONFLICT,
+        },
+        // The fixture's session never ran: there is no sandbox to push from.
+        ("POST", "/api/sessions/{id}/push") => Rule::Owned {
+            status: S::CONFLICT,
         },
         ("DELETE", "/api/sessions/{id}/queue") => Rule::Owned {
             status: S::NO_CONTENT,
@@ -105,6 +119,7 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
         "/api/auth/link/{token}" => path.replace("{token}", "not-a-real-link"),
         "/api/provider-keys/{provider}" => path.replace("{provider}", "anthropic"),
         "/api/model-endpoints/{name}" => path.replace("{name}", "home"),
+        "/api/git-credentials/{host}" => path.replace("{host}", "git.example.com"),
         other => other.to_owned(),
     };
     let body = match (method.as_str(), path) {
@@ -114,7 +129,12 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
         ("POST", "/api/tokens") => Some(json!({"name": "matrix"})),
         ("POST", "/api/sessions") => Some(json!({"repository": "https://example.com/a/b.git"})),
         ("PATCH", "/api/sessions/{id}") => Some(json!({"title": "renamed"})),
+        ("PUT", "/api/git-credentials/{host}") => {
+            Some(json!({"username": "x-access-token", "token": "ghp_new"}))
+        }
         ("POST", "/api/sessions/{id}/prompt") => Some(json!({"text": "hello"})),
+        ("POST", "/api/sessions/{id}/push") => Some(json!({"message": "work"})),
+        ("POST", "/api/sessions/{id}/pull-request") => Some(json!({"title": "work"})),
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
         ("PUT", "/api/provider-keys/{provider}") => {
             Some(json!({"key": "sk-ant-caller-key-0000000000"}))
@@ -157,6 +177,15 @@ async fn fixture(server: &TestServer, owner: &TestUser) -> Fixture {
             .await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
+    let (status, _) = server
+        .call(
+            Method::PUT,
+            "/api/git-credentials/git.example.com",
+            Auth::Bearer(owner),
+            Some(json!({"username": "x-access-token", "token": "ghp_fixture"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     Fixture {
         session: session["id"].as_str().unwrap().to_owned(),
         token: token["info"]["id"].as_str().unwrap().to_owned(),

@@ -561,3 +561,123 @@ async fn provider_keys_and_endpoints_refuse_bad_input_and_change_nothing() {
         "a refusal changed something"
     );
 }
+
+#[tokio::test]
+async fn a_session_that_never_ran_has_no_changes_and_bad_diff_ids_are_refused() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    let (_, session) = server
+        .call(
+            Method::POST,
+            "/api/sessions",
+            Auth::Bearer(&user),
+            Some(serde_json::json!({"repository": "https://example.com/o/r.git"})),
+        )
+        .await;
+    let path = format!("/api/sessions/{}/diff", session["id"].as_str().unwrap());
+    let (status, diff) = server
+        .call(Method::GET, &path, Auth::Bearer(&user), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    assert_eq!(diff["source"], "unchanged");
+    assert_eq!(diff["files"], serde_json::json!([]));
+    assert_eq!(diff["summary"]["files"], 0);
+    let (status, body) = server
+        .call(
+            Method::GET,
+            "/api/sessions/not-a-uuid/diff",
+            Auth::Bearer(&user),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    let (status, body) = server
+        .call(
+            Method::GET,
+            "/api/sessions/0190c7a1-0000-7000-8000-000000000000/diff",
+            Auth::Bearer(&user),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn bad_push_requests_are_refused_clearly() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    let (_, session) = server
+        .call(
+            Method::POST,
+            "/api/sessions",
+            Auth::Bearer(&user),
+            Some(serde_json::json!({"repository": "https://example.com/o/r.git"})),
+        )
+        .await;
+    let path = format!("/api/sessions/{}/push", session["id"].as_str().unwrap());
+    let long = "m".repeat(10_001);
+    for body in [
+        serde_json::json!({"message": "   "}),
+        serde_json::json!({"message": long}),
+        serde_json::json!({"message": 42}),
+        serde_json::json!({"branch": "main"}),
+    ] {
+        let (status, reply) = server
+            .call(Method::POST, &path, Auth::Bearer(&user), Some(body))
+            .await;
+        assert_error(status, &reply, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let (status, reply) = server
+        .call(
+            Method::POST,
+            "/api/sessions/0190c7a1-0000-7000-8000-000000000000/push",
+            Auth::Bearer(&user),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_error(status, &reply, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn bad_pull_request_bodies_are_refused_clearly() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    let (_, session) = server
+        .call(
+            Method::POST,
+            "/api/sessions",
+            Auth::Bearer(&user),
+            Some(serde_json::json!({"repository": "https://github.com/o/r.git"})),
+        )
+        .await;
+    let path = format!(
+        "/api/sessions/{}/pull-request",
+        session["id"].as_str().unwrap()
+    );
+    for body in [
+        serde_json::json!({"title": "  "}),
+        serde_json::json!({"title": "t".repeat(300)}),
+        serde_json::json!({"body": "b".repeat(70_000)}),
+        serde_json::json!({"draft": "yes"}),
+        serde_json::json!({"head": "main"}),
+    ] {
+        let (status, reply) = server
+            .call(Method::POST, &path, Auth::Bearer(&user), Some(body))
+            .await;
+        assert_error(status, &reply, StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    // Without GitHub settings, den says so instead of failing obscurely.
+    let (status, reply) = server
+        .call(
+            Method::POST,
+            &path,
+            Auth::Bearer(&user),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_error(status, &reply, StatusCode::CONFLICT, "conflict");
+    assert!(
+        reply.to_string().contains("not connected to GitHub"),
+        "{reply}"
+    );
+}

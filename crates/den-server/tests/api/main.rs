@@ -5,6 +5,7 @@
 )]
 
 mod authz;
+mod credentials;
 mod gateway;
 mod github;
 mod input;

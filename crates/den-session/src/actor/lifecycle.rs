@@ -239,7 +239,8 @@ async fn start(
             StepState::Started,
             Some(record.repository.clone()),
         );
-        match workspace::ensure_checkout(config, &record).await {
+        let auth = clone_credential(&services, &record).await?;
+        match workspace::ensure_checkout(config, &record, auth.as_ref()).await {
             Ok(_) => note(ProgressStep::Clone, StepState::Done, None),
             Err(err) => {
                 note(
@@ -251,6 +252,9 @@ async fn start(
             }
         }
     }
+
+    // The host checkout is den's and the sandbox never writes it: its HEAD is the base.
+    let base_commit = den_sandbox::git::head_commit(&checkout, config.clone_timeout).await?;
 
     let gateway_token = workspace::random_secret()?;
     services
@@ -265,7 +269,8 @@ async fn start(
     let endpoints = services.store.model_endpoints(record.owner_id).await?;
     let opencode_config =
         workspace::opencode_config(config, &record.model, &gateway_token, &endpoints);
-    let spec = workspace::sandbox_spec(config, &checkout, &auth, &opencode_config);
+    let git_token = workspace::uses_git_gateway(config, &record).then_some(gateway_token.as_str());
+    let spec = workspace::sandbox_spec(config, &checkout, &auth, &opencode_config, git_token);
 
     let step = if snapshot.is_some() {
         ProgressStep::Restore
@@ -295,6 +300,7 @@ async fn start(
                 client,
                 events,
                 agent_session_id,
+                base_commit,
             })
         }
         Err(err) => {
@@ -307,6 +313,24 @@ async fn start(
             Err(err)
         }
     }
+}
+
+/// The person's credential for the repository's host, for den's clone on the host.
+async fn clone_credential(
+    services: &Services,
+    record: &SessionRecord,
+) -> Result<Option<den_sandbox::git::HttpAuth>> {
+    let Some(host) = workspace::http_host(&record.repository) else {
+        return Ok(None);
+    };
+    let credential = services
+        .store
+        .git_credential(record.owner_id, &host)
+        .await?;
+    Ok(credential.map(|c| den_sandbox::git::HttpAuth {
+        username: c.username,
+        password: c.token.to_string(),
+    }))
 }
 
 /// Waits for OpenCode, subscribes to its events (before any prompt, so none is missed), and

@@ -250,6 +250,7 @@ impl SessionActor {
         };
         let error = turn.mapper.error.clone();
         self.close_turn(outcome, error).await;
+        self.refresh_diff().await;
         if let Err(err) = self.snapshot().await {
             tracing::warn!(error = %err, "cannot snapshot after the turn");
             self.emit(SessionEvent::Error {

@@ -1,4 +1,5 @@
-//! Starting the live part of den: the sandbox runtime, the model gateway, the session manager.
+//! Starting the live part of den: the sandbox runtime, the model and git gateways, the session
+//! manager.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub(crate) struct Live {
     runtime: Arc<LocalRuntime>,
     gateway_stop: oneshot::Sender<()>,
     gateway: tokio::task::JoinHandle<std::io::Result<()>>,
+    git_gateway_stop: oneshot::Sender<()>,
+    git_gateway: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<Live> {
@@ -57,6 +60,20 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
         },
     ));
 
+    let git_gateway_socket = run_dir.join("git-gateway.sock");
+    let _ = std::fs::remove_file(&git_gateway_socket);
+    let git_listener = tokio::net::UnixListener::bind(&git_gateway_socket)
+        .context("binding the git gateway socket")?;
+    let (git_gateway_stop, git_stopped) = oneshot::channel::<()>();
+    let git_gateway = tokio::spawn(den_server::serve_git_gateway(
+        git_listener,
+        store.clone(),
+        settings.repository_egress(),
+        async move {
+            let _ = git_stopped.await;
+        },
+    ));
+
     let opencode_bin = std::env::var_os("DEN_OPENCODE_BIN")
         .map(Into::into)
         .unwrap_or_else(|| den_sandbox::opencode_bin_in(&settings.tools_dir));
@@ -67,6 +84,7 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
     );
     let mut config = SessionConfig::new(&settings.data_dir, gateway_socket, opencode_bin);
     config.catalog = catalog;
+    config.git_gateway_socket = Some(git_gateway_socket);
     config.idle_timeout = Duration::from_secs(sandbox.idle_timeout_minutes * 60);
     config.lifetime = Duration::from_secs(sandbox.lifetime_minutes * 60);
     config.network = sandbox.network.policy();
@@ -95,6 +113,8 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
         runtime,
         gateway_stop,
         gateway,
+        git_gateway_stop,
+        git_gateway,
     })
 }
 
@@ -105,6 +125,8 @@ impl Live {
         self.manager.shutdown().await;
         let _ = self.gateway_stop.send(());
         let _ = self.gateway.await;
+        let _ = self.git_gateway_stop.send(());
+        let _ = self.git_gateway.await;
         if let Err(err) = self.runtime.shutdown().await {
             tracing::warn!(error = %err, "the sandbox runtime did not shut down cleanly");
         }

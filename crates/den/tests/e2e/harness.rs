@@ -121,6 +121,12 @@ impl Den {
     /// A den with `extra` appended to its configuration file (TOML); `{model_url}` in it names
     /// the scripted model's base URL.
     pub(crate) async fn start_with(extra: &str) -> Self {
+        Self::start_allowing(&[], extra).await
+    }
+
+    /// Like [`Den::start_with`], with `allowed_hosts` in `repositories.allowed_hosts` (a git
+    /// stand-in on loopback is a host the egress rules forbid unless an admin allows it).
+    pub(crate) async fn start_allowing(allowed_hosts: &[&str], extra: &str) -> Self {
         let model = ScriptedModel::start().await.unwrap();
         let data_dir = tempfile::tempdir().unwrap();
         traversable(data_dir.path());
@@ -135,10 +141,11 @@ impl Den {
         let config = data_dir.path().join("den.toml");
         let toml = format!(
             "listen = \"127.0.0.1:{port}\"\n\
-             [repositories]\nlocal_roots = [\"{repos}\"]\n\
+             [repositories]\nlocal_roots = [\"{repos}\"]\nallowed_hosts = {allowed}\n\
              [sandbox]\nmax_concurrent_starts = 4\ninstance = \"{instance}\"\nuid_base = {uid_base}\n\
              [[providers]]\nname = \"{OPENAI_PROVIDER}\"\nkind = \"openai-compatible\"\nbase_url = \"{model_url}\"\nmodels = [\"{OPENAI_MODEL}\"]\n",
             repos = repos.path().display(),
+            allowed = serde_json::to_string(allowed_hosts).unwrap(),
             // Each test's den has its own host state, so dens in parallel never reap each other.
             instance = &uuid_hex()[..8],
             uid_base =

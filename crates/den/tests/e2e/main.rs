@@ -8,6 +8,8 @@
     reason = "these tests run den and git as processes"
 )]
 
+mod changes;
+mod git_gateway;
 mod harness;
 mod lifecycle;
 mod models;

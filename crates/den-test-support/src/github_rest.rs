@@ -1,0 +1,198 @@
+//! The GitHub REST endpoints den calls, served beside [`GitServer`](crate::GitServer)'s git on
+//! the same host (as GitHub Enterprise serves both): `GET /repos/{o}/{r}` and
+//! `GET|POST /repos/{o}/{r}/pulls`, with GitHub's payload shapes (the fields octocrab requires
+//! included), `Authorization: Bearer <token>` (or `token <token>`), and GitHub's errors:
+//! `401 Bad credentials`, `404 Not Found`, `422 Validation Failed` for a pull request that
+//! already exists or whose head branch does not.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::git_server::{Shared, lock};
+
+/// A pull request the stand-in holds.
+#[derive(Clone, Debug)]
+pub struct RecordedPull {
+    pub number: u64,
+    pub repository: String,
+    pub title: String,
+    pub body: Option<String>,
+    pub head: String,
+    pub base: String,
+    pub draft: bool,
+    /// `open` or `closed`.
+    pub state: String,
+    pub merged: bool,
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"message": message, "documentation_url": "https://docs.github.com/rest"})),
+    )
+        .into_response()
+}
+
+fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("token "))
+        })
+        .is_some_and(|token| token == shared.token)
+}
+
+fn user(base: &str, login: &str) -> Value {
+    json!({
+        "login": login, "id": 1, "node_id": "MDQ6VXNlcjE=", "avatar_url": "", "gravatar_id": "",
+        "url": format!("{base}/users/{login}"), "html_url": format!("{base}/{login}"),
+        "followers_url": "", "following_url": "", "gists_url": "", "starred_url": "",
+        "subscriptions_url": "", "organizations_url": "", "repos_url": "", "events_url": "",
+        "received_events_url": "", "type": "User", "site_admin": false
+    })
+}
+
+fn pull_json(base: &str, pull: &RecordedPull) -> Value {
+    let (owner, _) = pull.repository.split_once('/').unwrap_or_default();
+    json!({
+        "id": pull.number, "number": pull.number, "node_id": "PR_1",
+        "url": format!("{base}/api/v3/repos/{}/pulls/{}", pull.repository, pull.number),
+        "html_url": format!("{base}/{}/pull/{}", pull.repository, pull.number),
+        "state": pull.state, "locked": false, "title": pull.title, "body": pull.body,
+        "draft": pull.draft, "merged": pull.merged,
+        "merged_at": if pull.merged { json!("2026-01-01T00:00:00Z") } else { Value::Null },
+        "user": user(base, owner),
+        "head": {"ref": pull.head, "sha": "0".repeat(40), "label": format!("{owner}:{}", pull.head)},
+        "base": {"ref": pull.base, "sha": "0".repeat(40), "label": format!("{owner}:{}", pull.base)},
+    })
+}
+
+pub(crate) async fn repository(
+    State(shared): State<Arc<Shared>>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&shared, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    let full = format!("{owner}/{name}");
+    if !shared.root.join(format!("{full}.git")).exists() {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let base = lock(&shared.base_url).clone();
+    Json(json!({
+        "id": 1, "node_id": "R_1", "name": name, "full_name": full, "private": true,
+        "owner": user(&base, &owner), "html_url": format!("{base}/{full}"),
+        "url": format!("{base}/api/v3/repos/{full}"), "clone_url": format!("{base}/{full}.git"),
+        "default_branch": "main", "archived": false,
+        "permissions": {"admin": true, "push": true, "pull": true},
+        "pushed_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    head: Option<String>,
+    state: Option<String>,
+}
+
+pub(crate) async fn list_pulls(
+    State(shared): State<Arc<Shared>>,
+    Path((owner, name)): Path<(String, String)>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&shared, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    let full = format!("{owner}/{name}");
+    let base = lock(&shared.base_url).clone();
+    let state = query.state.unwrap_or_else(|| "open".to_owned());
+    let pulls: Vec<Value> = lock(&shared.pulls)
+        .iter()
+        .filter(|p| p.repository == full)
+        .filter(|p| state == "all" || p.state == state)
+        .filter(|p| {
+            query
+                .head
+                .as_deref()
+                .is_none_or(|head| head == format!("{owner}:{}", p.head))
+        })
+        .map(|p| pull_json(&base, p))
+        .collect();
+    Json(pulls).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreatePull {
+    title: String,
+    head: String,
+    base: String,
+    body: Option<String>,
+    #[serde(default)]
+    draft: bool,
+}
+
+pub(crate) async fn create_pull(
+    State(shared): State<Arc<Shared>>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(request): Json<CreatePull>,
+) -> Response {
+    if !authorized(&shared, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    let full = format!("{owner}/{name}");
+    let repo = shared.root.join(format!("{full}.git"));
+    if !repo.exists() {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let packed = std::fs::read_to_string(repo.join("packed-refs")).unwrap_or_default();
+    let has_ref = |branch: &str| {
+        repo.join("refs/heads").join(branch).exists()
+            || packed
+                .lines()
+                .any(|l| l.ends_with(&format!(" refs/heads/{branch}")))
+    };
+    if !has_ref(&request.head) || !has_ref(&request.base) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "Validation Failed");
+    }
+    let mut pulls = lock(&shared.pulls);
+    if pulls
+        .iter()
+        .any(|p| p.repository == full && p.head == request.head && p.state == "open")
+    {
+        let message = format!(
+            "A pull request already exists for {owner}:{}.",
+            request.head
+        );
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom", "message": message}]})),
+        )
+            .into_response();
+    }
+    let pull = RecordedPull {
+        number: pulls.len() as u64 + 1,
+        repository: full,
+        title: request.title,
+        body: request.body,
+        head: request.head,
+        base: request.base,
+        draft: request.draft,
+        state: "open".to_owned(),
+        merged: false,
+    };
+    pulls.push(pull.clone());
+    let base = lock(&shared.base_url).clone();
+    (StatusCode::CREATED, Json(pull_json(&base, &pull))).into_response()
+}
