@@ -24,7 +24,8 @@ pub fn install_metrics_recorder() -> PrometheusHandle {
 }
 
 /// Counts requests by route and status and records their latency. The route label is the
-/// matched route pattern (`/api/sessions/{id}`), never the raw path, so the label set stays small.
+/// matched route pattern (`/api/sessions/{id}`), never the raw path, so the label set stays small
+/// and no secret in a path (a sign-in link's token) reaches a metric or the request log.
 pub(crate) async fn record_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
@@ -32,6 +33,8 @@ pub(crate) async fn record_request(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    // The request's log span (made before routing) learns the route here.
+    tracing::Span::current().record("route", route.as_str());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     let labels = [("method", method), ("route", route), ("status", status)];

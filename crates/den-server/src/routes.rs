@@ -107,7 +107,9 @@ pub fn router(state: AppState) -> Router {
                     .get::<RequestId>()
                     .and_then(|id| id.header_value().to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+                // Never the raw path: it can hold a secret (a one-time sign-in link's token).
+                // The matched route pattern is recorded once routing has found it.
+                tracing::info_span!("request", method = %request.method(), route = tracing::field::Empty, request_id)
             })
             // One line per request at info: status and latency, inside the request's span.
             .on_response(DefaultOnResponse::new().level(Level::INFO)),

@@ -9,6 +9,7 @@ mod credentials;
 mod gateway;
 mod github;
 mod input;
+mod logs;
 mod models;
 mod signin;
 mod support;
