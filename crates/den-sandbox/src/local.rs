@@ -175,7 +175,13 @@ impl LocalRuntime {
             }
         }
         // The reaper removes whatever a failed destroy left (it kills by cgroup).
-        reaper::reap(&self.cfg.root_dir, &self.layout, &self.prefix).await?;
+        let report = reaper::reap(&self.cfg.root_dir, &self.layout, &self.prefix).await?;
+        if !report.left.is_empty() {
+            first_err.get_or_insert(SandboxError::Host(format!(
+                "shutting down left {}",
+                report.left.join("; ")
+            )));
+        }
         if let Ok(mut m) = self.sandboxes.lock() {
             m.clear();
         }

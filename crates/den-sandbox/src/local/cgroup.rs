@@ -229,31 +229,157 @@ impl CgroupLayout {
         Ok(cg)
     }
 
-    /// Directories named `name` in every hierarchy of the instance (for the reaper).
-    pub(crate) fn existing(&self, instance: &str) -> Vec<Cgroup> {
+    /// Every cgroup directory of the instance in every hierarchy den uses, children before
+    /// their parents (each hierarchy's instance directory after everything below it). A crash
+    /// can leave a sandbox's directory in one hierarchy and not in the others (or a den started
+    /// in another v1 cgroup may have removed the others), so no hierarchy stands for the rest.
+    pub(crate) fn instance_tree(&self, instance: &str) -> Vec<PathBuf> {
         let mut out = Vec::new();
-        let Ok(entries) = std::fs::read_dir(self.v2_own.join(instance)) else {
-            return out;
-        };
-        for e in entries.flatten() {
-            if !e.path().is_dir() {
-                continue;
+        for root in self.instance_dirs(instance) {
+            if root.is_dir() {
+                push_children_first(&root, &mut out);
             }
-            let name = e.file_name().to_string_lossy().into_owned();
-            let mut dirs = vec![e.path()];
-            for ctl in self.controllers.values().filter(|c| !c.v2) {
-                let d = ctl.own.join(instance).join(&name);
-                if d.is_dir() && !dirs.contains(&d) {
-                    dirs.push(d);
-                }
-            }
-            out.push(Cgroup {
-                v2: e.path(),
-                dirs,
-                files: BTreeMap::new(),
-            });
         }
         out
+    }
+
+    /// The processes in any cgroup of the instance, in any hierarchy.
+    pub(crate) fn instance_pids(&self, instance: &str) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .instance_tree(instance)
+            .iter()
+            .flat_map(|dir| procs_of(dir))
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Kills every process in the instance's cgroups (what a dead run of this instance left)
+    /// and waits until they are gone. `cgroup.kill` takes the whole cgroup2 subtree at once,
+    /// forks included; a process found only in a v1 hierarchy, or a kernel without
+    /// `cgroup.kill`, is killed by pid, again and again until none is left. A frozen sandbox
+    /// (a crash while snapshotting) is thawed after the signal so it dies at once.
+    pub(crate) async fn kill_instance(&self, instance: &str) -> Result<()> {
+        if self.instance_pids(instance).is_empty() {
+            return Ok(());
+        }
+        let kill = self.v2_own.join(instance).join("cgroup.kill");
+        if kill.exists() {
+            write(&kill, "1")?;
+        }
+        wait_until(
+            Duration::from_secs(20),
+            "killing the processes a dead den left",
+            || {
+                let tree = self.instance_tree(instance);
+                let pids = self.instance_pids(instance);
+                for pid in &pids {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(*pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                for dir in &tree {
+                    let freeze = dir.join("cgroup.freeze");
+                    if freeze.exists() {
+                        let _ = std::fs::write(freeze, "0");
+                    }
+                }
+                pids.is_empty()
+            },
+        )
+        .await
+    }
+
+    /// Removes the instance's cgroup directories in every hierarchy, children first. What
+    /// cannot be removed (a cgroup that still has processes) is described in the result rather
+    /// than failing: a leftover must never stop den from starting, and the next start tries
+    /// again.
+    pub(crate) async fn remove_instance(&self, instance: &str) -> RemovedCgroups {
+        let roots = self.instance_dirs(instance);
+        let mut removed = std::collections::BTreeSet::new();
+        let mut left: Vec<PathBuf> = Vec::new();
+        let mut notes = Vec::new();
+        // One deadline for the whole tree: a just-emptied cgroup can report EBUSY for a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for dir in self.instance_tree(instance) {
+            if left.iter().any(|l| l.starts_with(&dir)) {
+                notes.push(format!(
+                    "cgroup {} (a cgroup below it remains)",
+                    dir.display()
+                ));
+                left.push(dir);
+                continue;
+            }
+            let pids = procs_of(&dir);
+            let result = if pids.is_empty() {
+                remove_dir_patiently(&dir, deadline).await
+            } else {
+                Err(format!("it still has processes {pids:?}"))
+            };
+            match result {
+                Ok(()) => {
+                    if let Some(rel) = roots
+                        .iter()
+                        .find_map(|root| dir.strip_prefix(root).ok())
+                        .filter(|rel| !rel.as_os_str().is_empty())
+                    {
+                        removed.insert(rel.to_path_buf());
+                    }
+                }
+                Err(why) => {
+                    notes.push(format!("cgroup {}: {why}", dir.display()));
+                    left.push(dir);
+                }
+            }
+        }
+        RemovedCgroups {
+            removed: removed.len(),
+            left: notes,
+        }
+    }
+}
+
+/// What `CgroupLayout::remove_instance` did.
+#[derive(Debug, Default)]
+pub(crate) struct RemovedCgroups {
+    /// Sandbox (and slirp) cgroups removed, each counted once however many hierarchies held it.
+    pub(crate) removed: usize,
+    /// What is still there, and why.
+    pub(crate) left: Vec<String>,
+}
+
+fn push_children_first(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                push_children_first(&entry.path(), out);
+            }
+        }
+    }
+    out.push(dir.to_path_buf());
+}
+
+fn procs_of(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// rmdir, retrying EBUSY until `deadline`; a directory already gone counts as removed.
+async fn remove_dir_patiently(dir: &Path, deadline: Instant) -> std::result::Result<(), String> {
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if Instant::now() < deadline && e.raw_os_error() == Some(nix::libc::EBUSY) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
 
@@ -357,11 +483,7 @@ impl Cgroup {
     }
 
     pub(crate) fn pids(&self) -> Vec<i32> {
-        std::fs::read_to_string(self.v2.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+        procs_of(&self.v2)
     }
 
     fn event(&self, key: &str) -> Option<u64> {

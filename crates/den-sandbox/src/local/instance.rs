@@ -129,7 +129,6 @@ async fn sweep_one(layout: &CgroupLayout, prefix: &str) -> Result<bool> {
         return Ok(false);
     };
     let table = firewall::table_name(prefix);
-    let cgroups = layout.existing(prefix);
     // Processes without a den, or a guard whose cgroup (wherever it is) still has processes:
     // not ours to judge (a den from before instance locks, or one with another /run).
     let rules = firewall::list(&table).await?;
@@ -142,25 +141,18 @@ async fn sweep_one(layout: &CgroupLayout, prefix: &str) -> Result<bool> {
         .is_ok_and(|procs| !procs.trim().is_empty()),
         None => false,
     };
-    if guarded_busy || cgroups.iter().any(|cg| !cg.pids().is_empty()) {
+    if guarded_busy || !layout.instance_pids(prefix).is_empty() {
         tracing::warn!(instance = %prefix, "left alone: a sandbox instance without a den still has processes");
         return Ok(false);
     }
-    let dirs = layout.instance_dirs(prefix);
-    let had_state = dirs.iter().any(|dir| dir.exists()) || rules.is_some();
-    for cg in cgroups {
-        cg.remove().await?;
-    }
-    for dir in dirs.iter().rev() {
-        match std::fs::remove_dir(dir) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                return Err(err).ctx(|| format!("remove cgroup {}", dir.display()));
-            }
-            _ => {}
-        }
-    }
+    let had_state = !layout.instance_tree(prefix).is_empty() || rules.is_some();
+    // Every hierarchy, children first: a crash can leave a sandbox's cgroup in one only.
+    let removed = layout.remove_instance(prefix).await;
     if rules.is_some() {
         firewall::remove(&table).await?;
+    }
+    if !removed.left.is_empty() {
+        return Err(SandboxError::Host(removed.left.join("; ")));
     }
     lock.remove();
     Ok(had_state)

@@ -18,6 +18,9 @@ pub struct ReapReport {
     pub firewall_table: bool,
     /// Other instances whose den is gone, whose cgroups and firewall table were removed.
     pub dead_instances: usize,
+    /// What could not be removed (e.g. a cgroup whose processes would not die), and why: a
+    /// warning, never a reason not to start.
+    pub left: Vec<String>,
 }
 
 impl ReapReport {
@@ -43,20 +46,20 @@ fn mounts_under(root: &Path) -> Vec<String> {
 }
 
 pub(crate) async fn reap(root: &Path, layout: &CgroupLayout, prefix: &str) -> Result<ReapReport> {
-    let mut report = ReapReport::default();
-    for cg in layout.existing(prefix) {
-        report.processes += cg.pids().len();
-        cg.kill_all().await?;
-        cg.remove().await?;
-        report.cgroups += 1;
+    // Every hierarchy, not only cgroup2: a crash can leave a sandbox's cgroup in some
+    // hierarchies and not in others, and one left child makes its instance directory busy.
+    let mut report = ReapReport {
+        processes: layout.instance_pids(prefix).len(),
+        ..ReapReport::default()
+    };
+    if let Err(err) = layout.kill_instance(prefix).await {
+        report.left.push(err.to_string());
     }
-    for d in layout.instance_dirs(prefix).iter().rev() {
-        match std::fs::remove_dir(d) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).ctx(|| format!("remove cgroup {}", d.display()));
-            }
-            _ => {}
-        }
+    let removed = layout.remove_instance(prefix).await;
+    report.cgroups = removed.removed;
+    report.left.extend(removed.left);
+    for left in &report.left {
+        tracing::warn!(instance = %prefix, %left, "could not remove what an earlier run left; going on, the next start tries again");
     }
     let table = firewall::table_name(prefix);
     if firewall::exists(&table).await? {
@@ -93,15 +96,11 @@ pub(crate) async fn leftovers(
             cmd.trim()
         ));
     }
-    for d in layout.instance_dirs(prefix) {
-        if d.exists() {
-            out.push(format!("cgroup {}", d.display()));
-        }
+    for dir in layout.instance_tree(prefix) {
+        out.push(format!("cgroup {}", dir.display()));
     }
-    for cg in layout.existing(prefix) {
-        for pid in cg.pids() {
-            out.push(format!("process {pid} in {}", cg.v2.display()));
-        }
+    for pid in layout.instance_pids(prefix) {
+        out.push(format!("process {pid} in a cgroup of {prefix}"));
     }
     if firewall::exists(&firewall::table_name(prefix))
         .await

@@ -8,6 +8,7 @@
 )]
 
 mod basics;
+mod crash;
 mod exec;
 mod harness;
 mod isolation;
