@@ -116,6 +116,43 @@ fn users_are_added_listed_given_passwords_and_removed() {
 }
 
 #[test]
+fn a_locked_out_user_gets_a_new_sign_in_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut add = den(dir.path());
+    add.args(["user", "add", "alice", "--password-stdin"]);
+    assert!(run(add, "a long password\n").status.success());
+
+    let mut links = Vec::new();
+    for _ in 0..2 {
+        let mut link = den(dir.path());
+        link.args(["user", "link", "alice"]);
+        let output = run(link, "");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let printed = stdout(&output);
+        let start = printed.find("http://").expect("prints the link's URL");
+        let url = printed[start..].trim().to_owned();
+        assert!(url.contains("/api/auth/link/"), "{printed}");
+        links.push(url);
+    }
+    assert_ne!(links[0], links[1], "each link is new");
+
+    let mut unknown = den(dir.path());
+    unknown.args(["user", "link", "nobody"]);
+    let output = run(unknown, "");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no user named \"nobody\""),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout(&output).contains("/api/auth/link/"));
+}
+
+#[test]
 fn the_master_key_file_is_private_and_rotation_keeps_it_working() {
     let dir = tempfile::tempdir().unwrap();
     let mut migrate = den(dir.path());
