@@ -10,5 +10,6 @@ mod gateway;
 mod github;
 mod input;
 mod models;
+mod password;
 mod signin;
 mod support;
