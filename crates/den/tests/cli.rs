@@ -328,11 +328,7 @@ fn configuration_layers_apply_in_order_and_typos_are_refused() {
 #[test]
 fn first_run_prints_a_link_and_sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = den(dir.path())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
@@ -358,21 +354,7 @@ fn first_run_prints_a_link_and_sigterm_stops_the_server_cleanly() {
         "{link}"
     );
 
-    let pid = nix_pid(child.id());
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "den did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    stop(child);
 }
 
 fn nix_pid(pid: u32) -> String {

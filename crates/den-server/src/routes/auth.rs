@@ -167,6 +167,7 @@ async fn set_password(
                 "the current password is wrong".to_owned(),
             ));
         }
+        state.throttle().record_success(&user.username);
     }
     let keep = match &caller.via {
         AuthMethod::Cookie { token_hash } => Some(token_hash.as_str()),
