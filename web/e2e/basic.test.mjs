@@ -15,7 +15,7 @@ after(async () => {
 });
 
 describe("signing in", () => {
-  test("the first-run link den prints lands signed in as admin", async () => {
+  test("the first-run link signs in as admin, who sets a password; the used link then explains itself", async () => {
     const fresh = await startDen({ users: [], sandboxes: false });
     try {
       const link = /https?:\/\/\S+\/api\/auth\/link\/\S+/.exec(fresh.stdout())?.[0];
@@ -25,7 +25,37 @@ describe("signing in", () => {
       await page.goto(link);
       await page.getByRole("heading", { name: "What should we build?" }).waitFor();
       await expect(page.getByRole("link", { name: /signed in as admin/ })).toBeVisible();
+
+      // The admin has no password yet: settings sets one, and it signs in after signing out.
+      await page.getByRole("link", { name: /signed in as admin/ }).click();
+      const password = page.getByRole("region", { name: "Password" });
+      await expect(password).toContainText(/no password yet/);
+      assert.equal(await password.getByLabel("Current password").count(), 0);
+      await password.getByLabel("New password", { exact: true }).fill("admin's own password");
+      await password.getByLabel("Repeat new password").fill("admin's own password");
+      await password.getByRole("button", { name: "Set password" }).click();
+      await expect(password.getByRole("status")).toContainText(/Password set/);
+      // Now it has one, changing it asks for it.
+      await expect(password.getByLabel("Current password")).toBeVisible();
+      await page.screenshot({ path: `${SHOTS}/settings-password.png` });
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByRole("heading", { name: "Sign in to den" }).waitFor();
+      await page.getByLabel("Username").fill("admin");
+      await page.getByLabel("Password").fill("admin's own password");
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("heading", { name: "What should we build?" }).waitFor();
       await context.close();
+
+      // The used link, opened again in a fresh browser, says what happened and what to do.
+      const later = await browser.newContext();
+      const again = await later.newPage();
+      await again.goto(link);
+      await again.getByRole("heading", { name: "Sign in to den" }).waitFor();
+      await expect(again.getByRole("alert")).toContainText(/already used or has expired/);
+      await expect(again.getByRole("alert")).toContainText(/den user link/);
+      assert.equal(new URL(again.url()).search, "", "the error is taken off the address");
+      await again.screenshot({ path: `${SHOTS}/sign-in-used-link.png` });
+      await later.close();
     } finally {
       await fresh.stop();
     }

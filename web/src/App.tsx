@@ -61,7 +61,7 @@ export function App() {
   const session = /^\/s\/([^/]+)$/.exec(path)?.[1];
   let page;
   if (session) page = <SessionPage key={session} id={decodeURIComponent(session)} />;
-  else if (path === "/settings") page = <Settings user={auth.user} onSignOut={signOut} />;
+  else if (path === "/settings") page = <Settings user={auth.user} onSignOut={signOut} onAccountChanged={() => void load()} />;
   else if (path === "/") page = <Home />;
   else
     page = (

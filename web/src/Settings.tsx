@@ -1,9 +1,10 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { api } from "./api";
+import { PasswordSettings } from "./PasswordSettings";
 import { ProviderKeys } from "./ProviderKeys";
 import type { ApiToken, CreatedToken, User } from "./types";
 
-export function Settings({ user, onSignOut }: { user: User; onSignOut: () => void }) {
+export function Settings({ user, onSignOut, onAccountChanged }: { user: User; onSignOut: () => void; onAccountChanged: () => void }) {
   const [tokens, setTokens] = useState<ApiToken[] | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [name, setName] = useState("");
@@ -53,6 +54,7 @@ export function Settings({ user, onSignOut }: { user: User; onSignOut: () => voi
         </dl>
         <button onClick={onSignOut}>Sign out</button>
       </section>
+      <PasswordSettings user={user} onChanged={onAccountChanged} />
       <ProviderKeys />
       <section aria-labelledby="tokens-h" className="card">
         <h2 id="tokens-h">API tokens</h2>

@@ -1,12 +1,35 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { api } from "./api";
 import type { AuthOptions, User } from "./types";
+
+// What den's redirects to the sign-in page mean (`/?signin_error=<code>`), and what to do.
+const SIGNIN_ERRORS: Record<string, string> = {
+  link_invalid:
+    "This sign-in link was already used or has expired: each link works once, for a few minutes. Sign in with your password below, or ask your den admin for a new link (on the server: den user link YOUR-NAME).",
+};
+
+/** The message of the `signin_error` den redirected here with, if any. */
+function redirectError(): string | null {
+  const code = new URLSearchParams(window.location.search).get("signin_error");
+  if (code === null) return null;
+  return SIGNIN_ERRORS[code] ?? "Signing in did not work. Try again.";
+}
+
+/** Takes `signin_error` off the address, so a reload or a bookmark does not repeat it. */
+function forgetRedirectError() {
+  const params = new URLSearchParams(window.location.search);
+  if (!params.has("signin_error")) return;
+  params.delete("signin_error");
+  const query = params.toString();
+  window.history.replaceState(window.history.state, "", window.location.pathname + (query ? `?${query}` : ""));
+}
 
 export function SignIn({ options, onSignedIn }: { options: AuthOptions; onSignedIn: (u: User) => void }) {
   const [username, setUsername] = useState("");
   const [password, setPassword] = useState("");
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(redirectError);
   const [busy, setBusy] = useState(false);
+  useEffect(forgetRedirectError, []);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);

@@ -57,6 +57,9 @@ export const api = {
   options: () => request<AuthOptions>("GET", "/api/auth/options"),
   login: (username: string, password: string) => request<User>("POST", "/api/auth/login", { username, password }),
   logout: () => request<void>("POST", "/api/auth/logout"),
+  // `current` is needed when the person already has a password.
+  setPassword: (next: string, current?: string) =>
+    request<void>("PUT", "/api/auth/password", { new: next, ...(current !== undefined ? { current } : {}) }),
   sessions: () => request<SessionPage>("GET", "/api/sessions?limit=100"),
   session: (id: string) => request<Session>("GET", `/api/sessions/${encodeURIComponent(id)}`),
   createSession: (repository: string, model: string, prompt: string) =>

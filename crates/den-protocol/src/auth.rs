@@ -14,6 +14,9 @@ pub struct User {
     pub is_admin: bool,
     /// The linked GitHub login, when the user signed in with GitHub.
     pub github_login: Option<String>,
+    /// True when the user has a password (false for accounts that so far sign in only by a
+    /// one-time link or GitHub): settings then ask for the current one before changing it.
+    pub has_password: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -23,6 +26,17 @@ pub struct User {
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+}
+
+/// `PUT /api/auth/password`: sets or changes the caller's password.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetPasswordRequest {
+    /// The password now; required when the user has one.
+    #[serde(default)]
+    pub current: Option<String>,
+    /// At least 8 characters, at most 1024 bytes (the rules of `den user passwd`).
+    pub new: String,
 }
 
 /// What the sign-in screen needs to know before anyone signs in.

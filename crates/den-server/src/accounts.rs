@@ -41,6 +41,20 @@ pub async fn set_password(store: &Store, user_id: Uuid, password: String) -> Res
     Ok(store.set_password_hash(user_id, Some(&hash)).await?)
 }
 
+/// Sets a new password and signs out every browser session of the user but `keep` (the token
+/// hash of the browser that made the change, if any): whoever else was signed in, perhaps with
+/// the old password, must sign in again.
+pub async fn change_password(
+    store: &Store,
+    user_id: Uuid,
+    password: String,
+    keep: Option<&str>,
+) -> Result<(), ApiError> {
+    set_password(store, user_id, password).await?;
+    store.delete_other_web_sessions(user_id, keep).await?;
+    Ok(())
+}
+
 /// Creates a one-time sign-in link for `user_id`, valid for `ttl`, and returns its URL.
 pub async fn create_login_link(
     store: &Store,

@@ -90,6 +90,24 @@ impl Store {
         Ok(())
     }
 
+    /// Ends every browser session of `user_id` except the one whose token hash is `keep`
+    /// (a password change signs out the other browsers); returns how many ended.
+    pub async fn delete_other_web_sessions(
+        &self,
+        user_id: Uuid,
+        keep: Option<&str>,
+    ) -> Result<u64> {
+        let sql = "DELETE FROM web_sessions WHERE user_id = $1 AND token_hash <> $2";
+        // No token hash is empty, so `""` keeps nothing.
+        let keep = keep.unwrap_or_default();
+        Ok(with_pool!(self, |pool| sqlx::query(sql)
+            .bind(user_id)
+            .bind(keep)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?)
+    }
+
     /// Creates a one-time sign-in link for `user_id`.
     pub async fn create_login_link(
         &self,

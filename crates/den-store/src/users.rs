@@ -39,6 +39,7 @@ impl UserRecord {
             username: self.username.clone(),
             is_admin: self.is_admin,
             github_login: self.github_login.clone(),
+            has_password: self.password_hash.is_some(),
             created_at: self.created_at,
         }
     }

@@ -306,6 +306,38 @@ async fn sign_in_links_work_once_and_expire() {
 }
 
 #[tokio::test]
+async fn a_password_change_ends_the_other_browser_sessions_of_that_user_only() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let later = now() + Duration::hours(1);
+        for (hash, owner) in [("a1", alice), ("a2", alice), ("a3", alice), ("b1", bob)] {
+            store.create_web_session(hash, owner, later).await.unwrap();
+        }
+        let ended = store
+            .delete_other_web_sessions(alice, Some("a2"))
+            .await
+            .unwrap();
+        assert_eq!(ended, 2);
+        assert_eq!(store.web_session_user("a2").await.unwrap(), alice);
+        for gone in ["a1", "a3"] {
+            assert!(matches!(
+                store.web_session_user(gone).await,
+                Err(StoreError::NotFound)
+            ));
+        }
+        assert_eq!(store.web_session_user("b1").await.unwrap(), bob);
+        // Without a session to keep (a change made with an API token), every one ends.
+        assert_eq!(
+            store.delete_other_web_sessions(alice, None).await.unwrap(),
+            1
+        );
+        assert_eq!(store.web_session_user("b1").await.unwrap(), bob);
+    }
+}
+
+#[tokio::test]
 async fn api_tokens_are_found_by_hash_and_revoked_only_by_their_owner() {
     let (stores, _dir) = stores().await;
     for store in stores {

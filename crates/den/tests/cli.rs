@@ -116,6 +116,119 @@ fn users_are_added_listed_given_passwords_and_removed() {
 }
 
 #[test]
+fn a_locked_out_user_gets_a_new_sign_in_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut add = den(dir.path());
+    add.args(["user", "add", "alice", "--password-stdin"]);
+    assert!(run(add, "a long password\n").status.success());
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut links = Vec::new();
+    for _ in 0..2 {
+        let mut link = den(dir.path());
+        link.args(["--listen", &listen, "user", "link", "alice"]);
+        let output = run(link, "");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let printed = stdout(&output);
+        let start = printed.find("http://").expect("prints the link's URL");
+        let url = printed[start..].trim().to_owned();
+        assert!(url.contains("/api/auth/link/"), "{printed}");
+        links.push(url);
+    }
+    assert_ne!(links[0], links[1], "each link is new");
+
+    let mut unknown = den(dir.path());
+    unknown.args(["user", "link", "nobody"]);
+    let output = run(unknown, "");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no user named \"nobody\""),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout(&output).contains("/api/auth/link/"));
+
+    // The link signs the browser in once; opened again it sends it to the sign-in page.
+    let mut server = den(dir.path())
+        .args(["serve", "--listen", &listen])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    assert!(
+        lines.any(|line| line.unwrap().starts_with("den is listening")),
+        "den serve did not start"
+    );
+    let path = &links[0][links[0].find("/api/").unwrap()..];
+    let first = http_get_head(port, path);
+    assert!(
+        first.starts_with("HTTP/1.1 303")
+            && first.contains("\r\nlocation: /\r\n")
+            && first.contains("set-cookie: den_session="),
+        "{first}"
+    );
+    let again = http_get_head(port, path);
+    assert!(
+        again.starts_with("HTTP/1.1 303")
+            && again.contains("location: /?signin_error=link_invalid")
+            && !again.contains("den_session="),
+        "{again}"
+    );
+    stop(server);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The status line and headers (lower-cased) of a plain GET.
+fn http_get_head(port: u16, path: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let head = response.split("\r\n\r\n").next().unwrap_or_default();
+    head.to_lowercase().replacen("http/1.1", "HTTP/1.1", 1) + "\r\n"
+}
+
+/// Sends SIGTERM and waits for den to exit cleanly.
+fn stop(mut child: std::process::Child) {
+    let pid = nix_pid(child.id());
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "den did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+#[test]
 fn the_master_key_file_is_private_and_rotation_keeps_it_working() {
     let dir = tempfile::tempdir().unwrap();
     let mut migrate = den(dir.path());
@@ -215,11 +328,7 @@ fn configuration_layers_apply_in_order_and_typos_are_refused() {
 #[test]
 fn first_run_prints_a_link_and_sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = den(dir.path())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::piped())
@@ -245,21 +354,7 @@ fn first_run_prints_a_link_and_sigterm_stops_the_server_cleanly() {
         "{link}"
     );
 
-    let pid = nix_pid(child.id());
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "den did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    stop(child);
 }
 
 fn nix_pid(pid: u32) -> String {

@@ -43,8 +43,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Opens a one-time sign-in link (printed by `den serve` on first run, or `den user add`):
-         *     signs the browser in and sends it to the app. A used or expired link shows an error page.
+         * Opens a one-time sign-in link (printed by `den serve` on first run, `den user add` or
+         *     `den user link`): signs the browser in and sends it to the app. A used or expired link
+         *     sends it to the sign-in page, which explains.
          */
         get: operations["auth_link"];
         put?: never;
@@ -120,6 +121,28 @@ export interface paths {
         /** What the sign-in screen offers. */
         get: operations["auth_options"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Sets or changes the caller's password.
+         * @description When the caller has a password, `current` must be it; wrong guesses are throttled like
+         *     sign-in. Every other browser session of the caller is signed out; the browser that made
+         *     the change stays signed in (a change made with an API token signs out every browser).
+         */
+        put: operations["auth_set_password"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1119,6 +1142,13 @@ export interface components {
             sessionId: string;
             totals: components["schemas"]["UsageTotals"];
         };
+        /** @description `PUT /api/auth/password`: sets or changes the caller's password. */
+        SetPasswordRequest: {
+            /** @description The password now; required when the user has one. */
+            current?: string | null;
+            /** @description At least 8 characters, at most 1024 bytes (the rules of `den user passwd`). */
+            new: string;
+        };
         /** @description `PUT /api/provider-keys/{provider}`. */
         SetProviderKeyRequest: {
             /** @description The provider's API key; up to 1024 characters, no whitespace. */
@@ -1206,6 +1236,11 @@ export interface components {
             createdAt: string;
             /** @description The linked GitHub login, when the user signed in with GitHub. */
             githubLogin?: string | null;
+            /**
+             * @description True when the user has a password (false for accounts that so far sign in only by a
+             *     one-time link or GitHub): settings then ask for the current one before changing it.
+             */
+            hasPassword: boolean;
             /** Format: uuid */
             id: string;
             isAdmin: boolean;
@@ -1299,20 +1334,12 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description signed in; redirect to / */
+            /** @description signed in and sent to `/`; or, when the link was used or has expired, sent to `/?signin_error=link_invalid` (not signed in) */
             303: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content?: never;
-            };
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
             };
         };
     };
@@ -1418,6 +1445,63 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuthOptions"];
+                };
+            };
+        };
+    };
+    auth_set_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetPasswordRequest"];
+            };
+        };
+        responses: {
+            /** @description password set; other browsers signed out */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description the new password breaks the rules, or `current` is missing */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `current` is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many wrong current passwords */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

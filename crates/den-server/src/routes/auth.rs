@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use chrono::Duration;
-use den_protocol::auth::{AuthOptions, LoginRequest, User};
+use den_protocol::auth::{AuthOptions, LoginRequest, SetPasswordRequest, User};
 use den_protocol::error::ErrorBody;
 use den_store::{NewUser, StoreError, UserRecord};
 use serde::Deserialize;
@@ -36,6 +36,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(set_password))
         .routes(routes!(link))
         .routes(routes!(github_start))
         .routes(routes!(github_callback))
@@ -130,11 +131,64 @@ async fn me(caller: Caller) -> Json<User> {
     Json(caller.user.to_protocol())
 }
 
-/// Opens a one-time sign-in link (printed by `den serve` on first run, or `den user add`):
-/// signs the browser in and sends it to the app. A used or expired link shows an error page.
+/// Sets or changes the caller's password.
+///
+/// When the caller has a password, `current` must be it; wrong guesses are throttled like
+/// sign-in. Every other browser session of the caller is signed out; the browser that made
+/// the change stays signed in (a change made with an API token signs out every browser).
+#[utoipa::path(put, path = "/api/auth/password", tag = "auth", request_body = SetPasswordRequest, responses(
+    (status = 204, description = "password set; other browsers signed out"),
+    (status = 400, body = ErrorBody, description = "the new password breaks the rules, or `current` is missing"),
+    (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody, description = "`current` is wrong"),
+    (status = 429, body = ErrorBody, description = "too many wrong current passwords")),
+    security(("cookie" = []), ("bearer" = [])))]
+async fn set_password(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
+    ApiJson(request): ApiJson<SetPasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let user = &caller.user;
+    if let Some(phc) = user.password_hash.clone() {
+        let Some(current) = request.current else {
+            return Err(ApiError::bad_request(
+                "give your current password to change it",
+            ));
+        };
+        let address = peer.ip();
+        state
+            .throttle()
+            .check(&user.username, address)
+            .map_err(|retry_after_secs| ApiError::TooManyRequests { retry_after_secs })?;
+        if current.len() > 1024 || !password::verify(current, Some(phc)).await? {
+            state.throttle().record_failure(&user.username, address);
+            return Err(ApiError::Forbidden(
+                "the current password is wrong".to_owned(),
+            ));
+        }
+        state.throttle().record_success(&user.username);
+    }
+    let keep = match &caller.via {
+        AuthMethod::Cookie { token_hash } => Some(token_hash.as_str()),
+        AuthMethod::Token => None,
+    };
+    crate::accounts::change_password(state.store(), user.id, request.new, keep).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where a used or expired link sends the browser: the sign-in page, which reads the query
+/// and says what happened and what to do. A person opens links in a browser, so they get a
+/// page, not a JSON error.
+pub(crate) const LINK_FAILED_REDIRECT: &str = "/?signin_error=link_invalid";
+
+/// Opens a one-time sign-in link (printed by `den serve` on first run, `den user add` or
+/// `den user link`): signs the browser in and sends it to the app. A used or expired link
+/// sends it to the sign-in page, which explains.
 #[utoipa::path(get, path = "/api/auth/link/{token}", tag = "auth",
     params(("token" = String, Path, description = "the link's secret")),
-    responses((status = 303, description = "signed in; redirect to /"), (status = 400, body = ErrorBody)))]
+    responses((status = 303, description = "signed in and sent to `/`; or, when the link was used or has expired, \
+        sent to `/?signin_error=link_invalid` (not signed in)")))]
 async fn link(
     State(state): State<AppState>,
     axum::extract::Path(token): axum::extract::Path<String>,
@@ -146,11 +200,7 @@ async fn link(
         .await
     {
         Ok(user_id) => user_id,
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::bad_request(
-                "this sign-in link was already used or has expired; ask for a new one",
-            ));
-        }
+        Err(StoreError::NotFound) => return Ok(Redirect::to(LINK_FAILED_REDIRECT).into_response()),
         Err(err) => return Err(err.into()),
     };
     let user = state.store().user_by_id(user_id).await?;

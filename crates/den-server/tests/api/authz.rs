@@ -22,6 +22,10 @@ const OWNER_KEY: &str = "sk-ant-owner-secret-key-AAAA1111";
 const OWNER_ENDPOINT_KEY: &str = "owner-endpoint-secret-BBBB2222";
 const OWNER_ENDPOINT_URL: &str = "https://93.184.216.35/owner/v1";
 
+/// The password of the throwaway users that sign out or change their password: not the owner's
+/// or the other user's, so the other user's attempt to change a password with it fails.
+const LEAVER_PASSWORD: &str = "the leaver's own password";
+
 /// Ids of resources the owner has; fresh for each call, since some calls delete them.
 struct Fixture {
     session: String,
@@ -39,14 +43,19 @@ fn rule(method: &Method, path: &str) -> Rule {
         ("POST", "/api/auth/login") => Rule::Public {
             status: S::FORBIDDEN,
         },
+        // An unknown link sends the browser to the sign-in page, which explains.
         ("GET", "/api/auth/link/{token}") => Rule::Public {
-            status: S::BAD_REQUEST,
+            status: S::SEE_OTHER,
         },
         // Not configured in this server, so they do not exist.
         ("GET", "/api/auth/github/start" | "/api/auth/github/callback") => Rule::Public {
             status: S::NOT_FOUND,
         },
         ("POST", "/api/auth/logout") => Rule::Own {
+            status: S::NO_CONTENT,
+        },
+        // Sets the caller's own password (the body's `current` is the throwaway users').
+        ("PUT", "/api/auth/password") => Rule::Own {
             status: S::NO_CONTENT,
         },
         ("GET", "/api/auth/me" | "/api/tokens" | "/api/sessions") => Rule::Own { status: S::OK },
@@ -125,6 +134,9 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
     let body = match (method.as_str(), path) {
         ("POST", "/api/auth/login") => {
             Some(json!({"username": "nobody", "password": "wrong password"}))
+        }
+        ("PUT", "/api/auth/password") => {
+            Some(json!({"current": LEAVER_PASSWORD, "new": LEAVER_PASSWORD}))
         }
         ("POST", "/api/tokens") => Some(json!({"name": "matrix"})),
         ("POST", "/api/sessions") => Some(json!({"repository": "https://example.com/a/b.git"})),
@@ -319,11 +331,14 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
 
         if let Rule::Own { status: expected } | Rule::Owned { status: expected } = rule {
             // Cookie first, then bearer on a fresh fixture, so deletes have something to delete.
-            // Signing out ends the caller's browser session, so it runs as a throwaway user.
-            let signs_out = path == "/api/auth/logout";
+            // Signing out ends the caller's browser session, and a password change the other
+            // ones, so they run as throwaway users.
+            let signs_out = path == "/api/auth/logout" || path == "/api/auth/password";
             let cookie_user = if signs_out {
                 throwaway += 1;
-                server.user(&format!("leaver{throwaway}")).await
+                server
+                    .user_with_password(&format!("leaver{throwaway}"), LEAVER_PASSWORD)
+                    .await
             } else {
                 owner.clone()
             };
@@ -340,7 +355,9 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
             let (concrete, body) = call_for(&method, &path, &fixture);
             let bearer_user = if signs_out {
                 throwaway += 1;
-                server.user(&format!("leaver{throwaway}")).await
+                server
+                    .user_with_password(&format!("leaver{throwaway}"), LEAVER_PASSWORD)
+                    .await
             } else {
                 owner.clone()
             };

@@ -681,3 +681,96 @@ async fn bad_pull_request_bodies_are_refused_clearly() {
         "{reply}"
     );
 }
+
+#[tokio::test]
+async fn bad_password_changes_are_refused_and_change_nothing() {
+    let server = TestServer::start().await;
+    let user = server.user("alice").await;
+    // A second browser, which a successful change would sign out.
+    let other_browser = server.login("alice", crate::support::PASSWORD).await;
+    let other_cookie = crate::support::session_cookie(&other_browser).unwrap();
+    let current = crate::support::PASSWORD;
+    let cases = [
+        (
+            json!({"current": current, "new": "short"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"current": current, "new": "x".repeat(1025)}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"new": "a long new password"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"current": null, "new": "a long new password"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"current": "not the password", "new": "a long new password"}),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            json!({"current": current, "new": "a long new password", "confirm": "a long new password"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"current": current}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            json!({"current": current, "new": 12345678}),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (body, status, code) in cases {
+        for auth in [Auth::Cookie(&user), Auth::Bearer(&user)] {
+            let (got, reply) = server
+                .call(Method::PUT, "/api/auth/password", auth, Some(body.clone()))
+                .await;
+            assert_error(got, &reply, status, code);
+            assert!(!reply.to_string().contains(current), "{reply}");
+        }
+    }
+    refuse(
+        &server,
+        &user,
+        Method::PUT,
+        "/api/auth/password",
+        "{not json",
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+
+    // Nothing changed: the old password signs in, the other browser is still signed in.
+    assert_eq!(
+        server.login("alice", current).await.status(),
+        StatusCode::OK
+    );
+    let (status, _) = server
+        .call(
+            Method::GET,
+            "/api/auth/me",
+            Auth::Cookie(&TestUser {
+                cookie: other_cookie,
+                token: String::new(),
+            }),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        server.login("alice", "a long new password").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}

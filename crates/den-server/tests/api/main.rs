@@ -11,5 +11,6 @@ mod github;
 mod input;
 mod logs;
 mod models;
+mod password;
 mod signin;
 mod support;

@@ -219,8 +219,20 @@ async fn a_first_run_link_signs_in_once_and_then_never_again() {
         (Some("admin"), Some(true))
     );
 
-    let (status, body) = read(server.http().get(&url).send().await.unwrap()).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    // Opened again, it sends the browser to the sign-in page, which says what happened.
+    let again = server.http().get(&url).send().await.unwrap();
+    assert_sent_to_sign_in_page(&again);
+}
+
+/// A used or expired link answers with a redirect to the sign-in page and its explanation,
+/// never a JSON error, and signs nobody in.
+fn assert_sent_to_sign_in_page(response: &reqwest::Response) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        response.headers()["location"],
+        "/?signin_error=link_invalid"
+    );
+    assert!(session_cookie(response).is_none());
 }
 
 #[tokio::test]
@@ -238,9 +250,10 @@ async fn an_expired_link_does_not_sign_in() {
     .await
     .unwrap();
     let response = server.http().get(&url).send().await.unwrap();
-    assert!(session_cookie(&response).is_none());
-    let (status, body) = read(response).await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_sent_to_sign_in_page(&response);
+    // So is a link that never existed.
+    let made_up = format!("{}/api/auth/link/den_not-a-real-link", server.base);
+    assert_sent_to_sign_in_page(&server.http().get(&made_up).send().await.unwrap());
 }
 
 #[tokio::test]

@@ -106,10 +106,15 @@ impl TestServer {
 
     /// Creates `name` with [`PASSWORD`], signs in for a cookie and creates an API token.
     pub(crate) async fn user(&self, name: &str) -> TestUser {
-        den_server::accounts::create_user(&self.store, name, Some(PASSWORD.to_owned()), false)
+        self.user_with_password(name, PASSWORD).await
+    }
+
+    /// Creates `name` with `password`, signs in for a cookie and creates an API token.
+    pub(crate) async fn user_with_password(&self, name: &str, password: &str) -> TestUser {
+        den_server::accounts::create_user(&self.store, name, Some(password.to_owned()), false)
             .await
             .unwrap();
-        let response = self.login(name, PASSWORD).await;
+        let response = self.login(name, password).await;
         assert_eq!(response.status(), StatusCode::OK);
         let cookie = session_cookie(&response).expect("login sets the session cookie");
         let mut user = TestUser {

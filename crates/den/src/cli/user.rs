@@ -25,6 +25,8 @@ pub(crate) enum UserCommand {
     List,
     /// Set a user's password, read from standard input.
     Passwd { name: String },
+    /// Print a new one-time sign-in link for an existing user (for someone locked out).
+    Link { name: String },
     /// Remove a user and everything they own.
     Remove { name: String },
 }
@@ -50,18 +52,7 @@ pub(crate) async fn run(settings: Settings, command: UserCommand) -> anyhow::Res
                 if admin { "admin" } else { "user" }
             );
             if password.is_none() {
-                let ttl = Duration::from_secs(settings.auth.login_link_minutes * 60);
-                let link = den_server::accounts::create_login_link(
-                    &store,
-                    &settings.public_url(),
-                    user.id,
-                    ttl,
-                )
-                .await?;
-                println!(
-                    "one-time sign-in link (valid {} minutes): {link}",
-                    settings.auth.login_link_minutes
-                );
+                print_login_link(&store, &settings, user.id).await?;
             }
         }
         UserCommand::List => {
@@ -84,6 +75,10 @@ pub(crate) async fn run(settings: Settings, command: UserCommand) -> anyhow::Res
             den_server::accounts::set_password(&store, user.id, read_password()?).await?;
             println!("password of {name} changed");
         }
+        UserCommand::Link { name } => {
+            let user = find(&store, &name).await?;
+            print_login_link(&store, &settings, user.id).await?;
+        }
         UserCommand::Remove { name } => {
             let user = find(&store, &name).await?;
             store.delete_user(user.id).await?;
@@ -91,6 +86,22 @@ pub(crate) async fn run(settings: Settings, command: UserCommand) -> anyhow::Res
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Issues a one-time sign-in link for `user_id` and prints it.
+async fn print_login_link(
+    store: &den_store::Store,
+    settings: &Settings,
+    user_id: uuid::Uuid,
+) -> anyhow::Result<()> {
+    let ttl = Duration::from_secs(settings.auth.login_link_minutes * 60);
+    let link = den_server::accounts::create_login_link(store, &settings.public_url(), user_id, ttl)
+        .await?;
+    println!(
+        "one-time sign-in link (valid {} minutes): {link}",
+        settings.auth.login_link_minutes
+    );
+    Ok(())
 }
 
 async fn find(store: &den_store::Store, name: &str) -> anyhow::Result<den_store::UserRecord> {
