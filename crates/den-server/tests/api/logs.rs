@@ -1,5 +1,6 @@
 //! What den writes to its log: every request is logged by its route, never by its raw path, so
-//! no token that travels in a path (a one-time sign-in link) or a header reaches the log.
+//! no token that travels in a path (a one-time sign-in link) or a header, and no password,
+//! reaches the log.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -75,6 +76,17 @@ async fn no_token_of_any_kind_reaches_the_request_log() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+    // A password change: the old and the new one travel in the body.
+    let new_password = "a password nobody logs";
+    let (status, _) = server
+        .call(
+            reqwest::Method::PUT,
+            "/api/auth/password",
+            Auth::Cookie(&user),
+            Some(serde_json::json!({"current": crate::support::PASSWORD, "new": new_password})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     server.stop().await;
 
     let text = log.text();
@@ -90,6 +102,8 @@ async fn no_token_of_any_kind_reaches_the_request_log() {
         ("sign-in link token", link_token.as_str()),
         ("API token", user.token.as_str()),
         ("session cookie", user.cookie.as_str()),
+        ("current password", crate::support::PASSWORD),
+        ("new password", new_password),
     ] {
         assert!(!secret.is_empty());
         assert!(!text.contains(secret), "the {what} is in the log:\n{text}");
