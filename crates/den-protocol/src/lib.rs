@@ -13,6 +13,7 @@
 //! - [`models`]: the model catalog, provider keys and personal endpoints.
 //! - [`changes`]: what a session changed in its repository (the diff).
 //! - [`credentials`]: a person's credentials for git hosts (never returned).
+//! - [`repositories`]: the repositories a person can start a session on.
 //! - [`error`]: the one error body every route returns.
 //! - [`events`]: a session's event stream and the WebSocket messages.
 
@@ -22,4 +23,5 @@ pub mod credentials;
 pub mod error;
 pub mod events;
 pub mod models;
+pub mod repositories;
 pub mod sessions;

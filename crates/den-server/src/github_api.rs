@@ -1,8 +1,10 @@
-//! The few GitHub REST calls den makes for a session's pull request (`GET /repos/{o}/{r}`,
-//! `GET|POST /repos/{o}/{r}/pulls`), with reqwest and GitHub's documented payloads. The API
+//! The few GitHub REST calls den makes: a session's pull request (`GET /repos/{o}/{r}`,
+//! `GET|POST /repos/{o}/{r}/pulls`) and a person's repositories (`GET /user/repos`), with reqwest and GitHub's documented payloads. The API
 //! base comes from the config, so tests run against a local stand-in.
 
+use chrono::{DateTime, Utc};
 use den_protocol::changes::{PullRequest, PullRequestState};
+use den_protocol::repositories::GithubRepository;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -94,37 +96,7 @@ impl GithubRepo<'_> {
     }
 
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
-        let response = request
-            .bearer_auth(self.token)
-            .header("accept", "application/vnd.github+json")
-            .header("user-agent", "den")
-            .header("x-github-api-version", "2022-11-28")
-            .send()
-            .await
-            .map_err(|err| ApiError::Unavailable(format!("GitHub did not answer: {err}")))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
-        let status = response.status();
-        let body: Option<GithubError> = response.json().await.ok();
-        let detail = body
-            .map(|b| {
-                let extra: Vec<String> = b
-                    .errors
-                    .iter()
-                    .filter_map(|e| e.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-                    .collect();
-                let message = b.message.unwrap_or_default();
-                if extra.is_empty() {
-                    message
-                } else {
-                    format!("{message}: {}", extra.join("; "))
-                }
-            })
-            .unwrap_or_default();
-        Err(ApiError::Conflict(format!(
-            "GitHub refused ({status}): {detail}"
-        )))
+        send(request, self.token).await
     }
 
     /// The most relevant pull request whose head is `branch`: an open one, else the newest.
@@ -177,6 +149,130 @@ impl GithubRepo<'_> {
     }
 }
 
+/// Sends `request` to GitHub with `token`; a refusal becomes a 409 that says what GitHub said
+/// (a 401 says to reconnect: the person revoked den's access or the token expired).
+async fn send(
+    request: reqwest::RequestBuilder,
+    token: &str,
+) -> Result<reqwest::Response, ApiError> {
+    let response = request
+        .bearer_auth(token)
+        .header("accept", "application/vnd.github+json")
+        .header("user-agent", "den")
+        .header("x-github-api-version", "2022-11-28")
+        .send()
+        .await
+        .map_err(|err| ApiError::Unavailable(format!("GitHub did not answer: {err}")))?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(ApiError::Conflict(RECONNECT.to_owned()));
+    }
+    let body: Option<GithubError> = response.json().await.ok();
+    let detail = body
+        .map(|b| {
+            let extra: Vec<String> = b
+                .errors
+                .iter()
+                .filter_map(|e| e.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .collect();
+            let message = b.message.unwrap_or_default();
+            if extra.is_empty() {
+                message
+            } else {
+                format!("{message}: {}", extra.join("; "))
+            }
+        })
+        .unwrap_or_default();
+    Err(ApiError::Conflict(format!(
+        "GitHub refused ({status}): {detail}"
+    )))
+}
+
+/// What a person hears when GitHub no longer accepts their token.
+pub(crate) const RECONNECT: &str =
+    "GitHub no longer accepts your sign-in: reconnect GitHub (sign in with GitHub again)";
+
+/// GitHub's most pages den reads of one list: 10 pages of 100 repositories.
+const MAX_PAGES: usize = 10;
+
+#[derive(Deserialize)]
+struct UserRepo {
+    full_name: String,
+    clone_url: String,
+    html_url: String,
+    #[serde(default)]
+    private: bool,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    default_branch: String,
+    pushed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    permissions: Option<Permissions>,
+}
+
+#[derive(Deserialize)]
+struct Permissions {
+    #[serde(default)]
+    push: bool,
+}
+
+/// The repositories the token's owner can reach (own, collaborator, organisation member), in
+/// GitHub's order (most recently pushed first), following `Link: rel="next"` for at most
+/// [`MAX_PAGES`] pages. A `next` link elsewhere than `api_url` is not followed: the token
+/// goes nowhere else.
+pub(crate) async fn user_repositories(
+    api_url: &str,
+    token: &str,
+) -> Result<Vec<GithubRepository>, ApiError> {
+    let base = api_url.trim_end_matches('/');
+    let client = reqwest::Client::new();
+    let mut url = format!(
+        "{base}/user/repos?affiliation=owner,collaborator,organization_member&sort=pushed&per_page=100&page=1"
+    );
+    let mut repositories = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let response = send(client.get(&url), token).await?;
+        let next = next_link(response.headers());
+        let page: Vec<UserRepo> = response.json().await.map_err(|err| {
+            ApiError::Unavailable(format!(
+                "GitHub answered a repository list den cannot read: {err}"
+            ))
+        })?;
+        repositories.extend(page.into_iter().map(|repo| GithubRepository {
+            full_name: repo.full_name,
+            clone_url: repo.clone_url,
+            html_url: repo.html_url,
+            private: repo.private,
+            archived: repo.archived,
+            default_branch: repo.default_branch,
+            pushed_at: repo.pushed_at,
+            can_push: repo.permissions.is_some_and(|p| p.push),
+        }));
+        match next {
+            Some(next) if next.starts_with(&format!("{base}/")) => url = next,
+            _ => break,
+        }
+    }
+    Ok(repositories)
+}
+
+/// The `rel="next"` URL of a `Link` header (`<url>; rel="next", <url>; rel="last"`). The URLs
+/// themselves hold commas (`affiliation=owner,collaborator`), so entries are cut at `<`.
+fn next_link(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let link = headers.get(reqwest::header::LINK)?.to_str().ok()?;
+    link.split('<').skip(1).find_map(|entry| {
+        let (target, params) = entry.split_once('>')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().trim_end_matches(',').trim().replace(' ', "") == "rel=\"next\"");
+        is_next.then(|| target.to_owned())
+    })
+}
+
 /// Percent-encodes a query value.
 fn encode(value: &str) -> String {
     value
@@ -211,5 +307,27 @@ mod tests {
         assert_eq!(github_repo_of("https://gitlab.com/a/b.git", api), None);
         assert_eq!(github_repo_of("/srv/repos/a", api), None);
         assert_eq!(github_repo_of("https://github.com/a/b/c", api), None);
+    }
+
+    #[test]
+    fn the_next_page_is_read_from_the_link_header() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::LINK,
+            "<https://api.github.com/user/repos?affiliation=owner,collaborator&page=3>; rel=\"next\", <https://api.github.com/user/repos?page=9>; rel=\"last\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            next_link(&headers).as_deref(),
+            Some("https://api.github.com/user/repos?affiliation=owner,collaborator&page=3")
+        );
+        headers.insert(
+            reqwest::header::LINK,
+            "<https://api.github.com/user/repos?page=1>; rel=\"prev\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(next_link(&headers), None);
     }
 }

@@ -7,6 +7,7 @@ mod live;
 mod models;
 mod ops;
 mod pull_request;
+mod repositories;
 mod sessions;
 mod tokens;
 
@@ -50,7 +51,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "tokens", description = "API tokens for scripts and the CLI"),
         (name = "sessions", description = "Coding sessions"),
         (name = "models", description = "Models, provider keys and personal model endpoints"),
-        (name = "git", description = "Credentials for git hosts"),
+        (name = "git", description = "Credentials for git hosts and the repositories a person can use"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -83,6 +84,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(changes::router())
         .merge(credentials::router())
         .merge(pull_request::router())
+        .merge(repositories::router())
         .merge(live::router())
         .merge(models::router())
 }

@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     /// `http://127.0.0.1:<port>`, once bound (for URLs in REST payloads).
     pub(crate) base_url: Mutex<String>,
     pub(crate) pulls: Mutex<Vec<crate::github_rest::RecordedPull>>,
+    /// What `GET /user/repos` lists, in the order given.
+    pub(crate) user_repositories: Mutex<Vec<crate::github_rest::UserRepository>>,
     pushes: Mutex<Vec<RecordedPush>>,
     /// Every `Authorization` header value received (to check what a client sent).
     authorizations: Mutex<Vec<String>>,
@@ -107,6 +109,7 @@ impl GitServer {
             token: token.to_owned(),
             base_url: Mutex::new(String::new()),
             pulls: Mutex::new(Vec::new()),
+            user_repositories: Mutex::new(Vec::new()),
             pushes: Mutex::new(Vec::new()),
             authorizations: Mutex::new(Vec::new()),
         });
@@ -119,6 +122,10 @@ impl GitServer {
             .route(
                 "/api/v3/repos/{owner}/{name}/pulls",
                 axum::routing::get(github_rest::list_pulls).post(github_rest::create_pull),
+            )
+            .route(
+                "/api/v3/user/repos",
+                axum::routing::get(github_rest::user_repositories),
             )
             .fallback(serve)
             .with_state(shared.clone());
@@ -214,6 +221,12 @@ impl GitServer {
     /// The GitHub REST API base of this host (as GitHub Enterprise: `<base>/api/v3`).
     pub fn api_url(&self) -> String {
         format!("{}/api/v3", self.base_url())
+    }
+
+    /// Adds a repository to what `GET /user/repos` lists (in the order added: add them most
+    /// recently pushed first, as GitHub sorts them).
+    pub fn add_user_repository(&self, repository: crate::github_rest::UserRepository) {
+        lock(&self.shared.user_repositories).push(repository);
     }
 
     /// Every pull request created so far.

@@ -1,6 +1,7 @@
 //! The GitHub REST endpoints den calls, served beside [`GitServer`](crate::GitServer)'s git on
 //! the same host (as GitHub Enterprise serves both): `GET /repos/{o}/{r}` and
-//! `GET|POST /repos/{o}/{r}/pulls`, with GitHub's payload shapes (the fields octocrab requires
+//! `GET|POST /repos/{o}/{r}/pulls` and `GET /user/repos` (paged with `per_page`, `page` and an
+//! absolute `Link: <…>; rel="next"` header, as GitHub does), with GitHub's payload shapes (the fields octocrab requires
 //! included), `Authorization: Bearer <token>` (or `token <token>`), and GitHub's errors:
 //! `401 Bad credentials`, `404 Not Found`, `422 Validation Failed` for a pull request that
 //! already exists or whose head branch does not.
@@ -29,6 +30,32 @@ pub struct RecordedPull {
     /// `open` or `closed`.
     pub state: String,
     pub merged: bool,
+}
+
+/// A repository `GET /user/repos` lists.
+#[derive(Clone, Debug)]
+pub struct UserRepository {
+    /// `owner/name`.
+    pub full_name: String,
+    pub private: bool,
+    pub archived: bool,
+    /// RFC 3339, e.g. `2026-01-02T03:04:05Z`.
+    pub pushed_at: String,
+    /// Whether the token's owner may push.
+    pub push: bool,
+}
+
+impl UserRepository {
+    /// A private, pushable, unarchived repository last pushed at `pushed_at`.
+    pub fn new(full_name: &str, pushed_at: &str) -> Self {
+        Self {
+            full_name: full_name.to_owned(),
+            private: true,
+            archived: false,
+            pushed_at: pushed_at.to_owned(),
+            push: true,
+        }
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -195,4 +222,63 @@ pub(crate) async fn create_pull(
     pulls.push(pull.clone());
     let base = lock(&shared.base_url).clone();
     (StatusCode::CREATED, Json(pull_json(&base, &pull))).into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UserReposQuery {
+    page: Option<usize>,
+    per_page: Option<usize>,
+    affiliation: Option<String>,
+    sort: Option<String>,
+}
+
+pub(crate) async fn user_repositories(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<UserReposQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&shared, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    let page = query.page.unwrap_or(1).max(1);
+    let per_page = query.per_page.unwrap_or(30).clamp(1, 100);
+    let base = lock(&shared.base_url).clone();
+    let all = lock(&shared.user_repositories).clone();
+    let items: Vec<Value> = all
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|repo| {
+            let (owner, name) = repo.full_name.split_once('/').unwrap_or_default();
+            json!({
+                "id": 1, "node_id": "R_1", "name": name, "full_name": repo.full_name,
+                "private": repo.private, "owner": user(&base, owner),
+                "html_url": format!("{base}/{}", repo.full_name),
+                "url": format!("{base}/api/v3/repos/{}", repo.full_name),
+                "clone_url": format!("{base}/{}.git", repo.full_name),
+                "default_branch": "main", "archived": repo.archived, "fork": false,
+                "permissions": {"admin": repo.push, "maintain": repo.push, "push": repo.push,
+                    "triage": true, "pull": true},
+                "pushed_at": repo.pushed_at, "updated_at": repo.pushed_at,
+                "created_at": "2025-01-01T00:00:00Z",
+            })
+        })
+        .collect();
+    let mut response = Json(items).into_response();
+    if page * per_page < all.len() {
+        let mut next = format!(
+            "{base}/api/v3/user/repos?per_page={per_page}&page={}",
+            page + 1
+        );
+        if let Some(affiliation) = &query.affiliation {
+            next.push_str(&format!("&affiliation={affiliation}"));
+        }
+        if let Some(sort) = &query.sort {
+            next.push_str(&format!("&sort={sort}"));
+        }
+        if let Ok(value) = format!("<{next}>; rel=\"next\"").parse() {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    response
 }

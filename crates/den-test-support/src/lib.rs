@@ -15,7 +15,7 @@ mod model;
 mod opencode;
 
 pub use git_server::{GitServer, RecordedPush, RefUpdate, ref_updates};
-pub use github_rest::RecordedPull;
+pub use github_rest::{RecordedPull, UserRepository};
 pub use model::{
     Api, Gate, ProviderError, RecordedRequest, RequestKind, SIDE_REPLY, ScriptedModel, Turn,
 };

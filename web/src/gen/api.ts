@@ -301,6 +301,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/repositories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's GitHub repositories (own, collaborator and organisation ones), most recently
+         *     pushed first, 30 a page, and on page 1 the local repositories the admin allowed.
+         */
+        get: operations["git_list_repositories"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions": {
         parameters: {
             query?: never;
@@ -806,6 +826,32 @@ export interface components {
             /** @description The username the host expects with the token (GitHub accepts any, e.g. `x-access-token`). */
             username: string;
         };
+        /** @description One GitHub repository the caller can reach. */
+        GithubRepository: {
+            archived: boolean;
+            /** @description Whether the caller may push to it (else a session's branch cannot be pushed back). */
+            canPush: boolean;
+            /** @description The https URL to clone (what a session's `repository` takes). */
+            cloneUrl: string;
+            defaultBranch: string;
+            /** @description `owner/name`. */
+            fullName: string;
+            /** @description The repository's page on GitHub. */
+            htmlUrl: string;
+            private: boolean;
+            /**
+             * Format: date-time
+             * @description When something was last pushed (the list is ordered by it, newest first).
+             */
+            pushedAt?: string | null;
+        };
+        /** @description A git repository directly inside one of the admin's local roots. */
+        LocalRepository: {
+            /** @description The directory's name. */
+            name: string;
+            /** @description Its absolute path (what a session's `repository` takes). */
+            path: string;
+        };
         /** @description `POST /api/auth/login`. */
         LoginRequest: {
             password: string;
@@ -948,6 +994,23 @@ export interface components {
             /** @description The model this prompt switches the session to, when it asked for one. */
             model?: string | null;
             text: string;
+        };
+        /** @description `GET /api/repositories`: one page of the caller's repositories. */
+        RepositoryList: {
+            /** @description This page of GitHub repositories, most recently pushed first. */
+            github: components["schemas"]["GithubRepository"][];
+            /**
+             * @description Whether den could ask GitHub for the caller: false when this den has no `[github]`
+             *     settings or the caller never signed in with GitHub (then `github` is empty).
+             */
+            githubConnected: boolean;
+            /** @description Local repositories matching the query; only on page 1 (they are few). */
+            local: components["schemas"]["LocalRepository"][];
+            /**
+             * Format: int32
+             * @description The page after this one, when there is one.
+             */
+            nextPage?: number | null;
         };
         /** @enum {string} */
         Role: "user" | "assistant";
@@ -1877,6 +1940,65 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_list_repositories: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Keeps repositories whose full name (`owner/name`, or a local directory's name)
+                 *     contains this, ignoring case; at most 200 characters.
+                 */
+                query: string | null;
+                /** @description The page, from 1 (default 1). */
+                page: number | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -63,7 +63,8 @@ fn rule(method: &Method, path: &str) -> Rule {
         ("DELETE", "/api/tokens/{id}" | "/api/git-credentials/{host}") => Rule::Owned {
             status: S::NO_CONTENT,
         },
-        ("GET", "/api/git-credentials") => Rule::Own { status: S::OK },
+        // Without [github] settings the owner gets the (empty) local list.
+        ("GET", "/api/git-credentials" | "/api/repositories") => Rule::Own { status: S::OK },
         ("PUT", "/api/git-credentials/{host}") => Rule::Own {
             status: S::NO_CONTENT,
         },

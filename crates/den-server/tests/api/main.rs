@@ -12,5 +12,6 @@ mod input;
 mod logs;
 mod models;
 mod password;
+mod repositories;
 mod signin;
 mod support;
