@@ -1,5 +1,6 @@
 // The web client against a real den: what works without a running agent.
 import assert from "node:assert/strict";
+import { realpathSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { expect } from "./expect.mjs";
 import { SHOTS, createSession, signedIn, startBrowser, startDen } from "./harness.mjs";
@@ -114,6 +115,16 @@ describe("sessions", () => {
     await page.goto("/");
     await page.getByRole("button", { name: `Use ${den.repo}` }).click();
     assert.equal(await page.getByLabel("Repository").inputValue(), den.repo);
+  });
+
+  test("the repository picker offers the admin's local repositories", async () => {
+    const { page } = alice;
+    await page.goto("/");
+    // This den has no GitHub settings: the form says so (once the list came) and takes any URL.
+    await expect(page.getByText("GitHub is not connected")).toBeVisible();
+    const local = page.locator('#recent-repos option[label="demo (local)"]');
+    assert.equal(await local.count(), 1);
+    assert.equal(realpathSync(await local.getAttribute("value")), realpathSync(den.repo));
   });
 
   test("rename", async () => {

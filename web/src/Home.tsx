@@ -1,9 +1,10 @@
-import { useMemo, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { api } from "./api";
 import { Composer } from "./Composer";
 import { ModelPicker } from "./ModelPicker";
 import { navigate } from "./router";
 import { upsert, useSessions } from "./sessions";
+import type { RepositoryList } from "./types";
 
 export function Home() {
   const { sessions } = useSessions();
@@ -14,6 +15,40 @@ export function Home() {
   const [prompt, setPrompt] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [found, setFound] = useState<RepositoryList | null>(null);
+  const [findError, setFindError] = useState<string | null>(null);
+
+  // The picker searches what the person types (a name part); anything typed is still accepted.
+  useEffect(() => {
+    const text = repository.trim();
+    const query = /^(https?:\/\/|\/)/.test(text) ? "" : text;
+    let current = true;
+    const timer = setTimeout(() => {
+      api
+        .repositories(query)
+        .then((list) => {
+          if (current) {
+            setFound(list);
+            setFindError(null);
+          }
+        })
+        .catch((e: Error) => {
+          if (current) setFindError(e.message);
+        });
+    }, 250);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [repository]);
+  const suggestions = useMemo(() => {
+    const listed = [
+      ...(found?.github ?? []).map((r) => ({ value: r.cloneUrl, label: `${r.fullName}${r.private ? " (private)" : ""}` })),
+      ...(found?.local ?? []).map((r) => ({ value: r.path, label: `${r.name} (local)` })),
+    ];
+    const values = new Set(listed.map((r) => r.value));
+    return [...listed, ...recent.filter((r) => !values.has(r)).map((r) => ({ value: r, label: "recent" }))];
+  }, [found, recent]);
 
   const send = async () => {
     if (!repository.trim()) {
@@ -52,10 +87,14 @@ export function Home() {
           />
         </label>
         <datalist id="recent-repos">
-          {recent.map((r) => (
-            <option key={r} value={r} />
+          {suggestions.map((r) => (
+            <option key={r.value} value={r.value} label={r.label} />
           ))}
         </datalist>
+        {found && !found.githubConnected && (
+          <p className="muted small">GitHub is not connected: type any git URL, or pick a local repository.</p>
+        )}
+        {findError && <p className="muted small">Could not list your repositories: {findError}</p>}
         {recent.length > 0 && (
           <div className="chips" aria-label="Recent repositories">
             {recent.slice(0, 5).map((r) => (

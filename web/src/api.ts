@@ -9,6 +9,7 @@ import type {
   PromptAccepted,
   ProviderKeyStatus,
   PushResult,
+  RepositoryList,
   Session,
   SessionDiff,
   SessionPage,
@@ -65,6 +66,9 @@ export const api = {
   createSession: (repository: string, model: string, prompt: string) =>
     // No model yet (the catalog still loading) means den's default.
     request<Session>("POST", "/api/sessions", { repository, ...(model ? { model } : {}), ...(prompt ? { prompt } : {}) }),
+  // The person's GitHub repositories (newest push first) and the admin's local ones.
+  repositories: (query: string) =>
+    request<RepositoryList>("GET", `/api/repositories?query=${encodeURIComponent(query.slice(0, 200))}`),
   rename: (id: string, title: string) => request<Session>("PATCH", `/api/sessions/${id}`, { title }),
   remove: (id: string) => request<void>("DELETE", `/api/sessions/${id}`),
   diff: (id: string) => request<SessionDiff>("GET", `/api/sessions/${id}/diff`),

@@ -28,6 +28,7 @@ export type ModelInfo = S["ModelInfo"];
 export type ProviderKeyStatus = S["ProviderKeyStatus"];
 export type ModelEndpoint = S["ModelEndpoint"];
 export type UsageTotals = S["UsageTotals"];
+export type RepositoryList = S["RepositoryList"];
 export type SessionDiff = S["SessionDiff"];
 export type FileChange = S["FileChange"];
 export type DiffSummary = S["DiffSummary"];
