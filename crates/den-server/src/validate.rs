@@ -117,52 +117,20 @@ pub(crate) async fn endpoint_url(text: &str, allow_private: bool) -> Result<Stri
         .filter(|host| !host.is_empty())
         .ok_or_else(|| "baseUrl must name a host".to_owned())?;
     if !allow_private {
+        // The sandbox's egress rules judge the host: every address it resolves to, in any
+        // spelling, and names of this machine.
         let port = url.port_or_known_default().unwrap_or(443);
-        let literal = host.trim_start_matches('[').trim_end_matches(']');
-        let addresses: Vec<std::net::IpAddr> = match literal.parse::<std::net::IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|_| format!("baseUrl: cannot resolve {host}"))?
-                .map(|address| address.ip())
-                .collect(),
-        };
-        if addresses.is_empty() || addresses.iter().any(|ip| !is_public(*ip)) {
-            return Err("baseUrl must not point at loopback, private or link-local addresses (an admin can allow them)".to_owned());
-        }
+        den_session::EgressPolicy::default()
+            .resolve(host, port)
+            .await
+            .map_err(|refusal| match refusal {
+                den_session::EgressRefusal::Unresolvable { .. } => {
+                    format!("baseUrl: cannot resolve {host}")
+                }
+                _ => "baseUrl must not point at loopback, private or link-local addresses (an admin can allow them)".to_owned(),
+            })?;
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-/// Whether an address is on the public internet (not this host, a private network,
-/// link-local, shared address space, multicast or reserved).
-pub(crate) fn is_public(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
-    }
 }
 
 /// A git host as credentials are keyed: a lowercase DNS name (letters, digits, `-`, dots
@@ -386,8 +354,8 @@ mod tests {
         assert!(repository("/nonexistent/x", &roots, &none).is_err());
     }
 
-    #[test]
-    fn endpoint_addresses_are_public_only() {
+    #[tokio::test]
+    async fn endpoint_addresses_are_public_only() {
         for private in [
             "127.0.0.1",
             "10.1.2.3",
@@ -401,10 +369,22 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
         ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
+            let host = if private.contains(':') {
+                format!("[{private}]")
+            } else {
+                private.to_owned()
+            };
+            let url = format!("http://{host}/v1");
+            assert!(endpoint_url(&url, false).await.is_err(), "{private}");
         }
         for public in ["93.184.216.34", "2606:4700::1111"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
+            let host = if public.contains(':') {
+                format!("[{public}]")
+            } else {
+                public.to_owned()
+            };
+            let url = format!("http://{host}/v1");
+            assert!(endpoint_url(&url, false).await.is_ok(), "{public}");
         }
     }
 

@@ -35,7 +35,7 @@ mod push;
 pub mod title;
 mod workspace;
 
-pub use den_sandbox::egress::{AllowedHost, EgressPolicy};
+pub use den_sandbox::egress::{AllowedHost, EgressPolicy, EgressRefusal};
 
 pub use catalog::{AdminProvider, Catalog, ProviderConfig, ProviderKind};
 pub use config::{GATEWAY_PORT, GIT_GATEWAY_PORT, SessionConfig};
