@@ -26,6 +26,7 @@ use futures::{Stream, StreamExt};
 use tokio::net::UnixListener;
 use zeroize::Zeroizing;
 
+pub(crate) mod endpoint;
 mod meter;
 
 use meter::Meter;
@@ -68,7 +69,8 @@ pub struct GatewayPolicy {
 
 /// Serves the gateway on `listener` until `shutdown` completes. Unless the policy allows
 /// private endpoints, a person's endpoint is re-checked at every request, so a name that
-/// resolves to a private address later is refused then too.
+/// resolves to a private address later is refused then too, and the request goes to the very
+/// addresses that were checked (`endpoint`).
 pub async fn serve_gateway(
     listener: UnixListener,
     store: Store,
@@ -99,6 +101,9 @@ pub async fn serve_gateway(
 struct Upstream {
     kind: ProviderKind,
     base_url: String,
+    /// The client for a person's endpoint, pinned to its checked addresses; `None` for den's
+    /// and the admin's providers (the admin's configuration is trusted).
+    pinned: Option<reqwest::Client>,
     key: Option<Zeroizing<String>>,
     /// The model's declared price, for metering.
     price: Option<Price>,
@@ -174,8 +179,10 @@ async fn forward(
     };
     let url = format!("{}/{rest}", upstream.base_url.trim_end_matches('/'));
     // Ask for the stream as it is: a compressed one could not be relayed chunk by chunk.
-    let mut request = gateway
-        .http
+    let mut request = upstream
+        .pinned
+        .as_ref()
+        .unwrap_or(&gateway.http)
         .post(url)
         .header("accept-encoding", "identity")
         .body(body);
@@ -271,23 +278,26 @@ async fn upstream(
                 "den: your endpoint {name} does not list the model {model}"
             )));
         }
-        if let Err(reason) = crate::validate::endpoint_url(
-            &endpoint.base_url,
-            gateway.policy.allow_private_endpoints,
-        )
-        .await
-        {
-            return Ok(Err(format!(
-                "den: your endpoint {name} cannot be used: {reason}"
-            )));
-        }
+        let checked =
+            match endpoint::check(&endpoint.base_url, gateway.policy.allow_private_endpoints)
+                .await
+                .and_then(|checked| Ok((checked.base_url(), checked.client()?)))
+            {
+                Ok(checked) => checked,
+                Err(reason) => {
+                    return Ok(Err(format!(
+                        "den: your endpoint {name} cannot be used: {reason}"
+                    )));
+                }
+            };
         let key = store
             .endpoint_key(session.owner_id, name)
             .await?
             .map(|key| Zeroizing::new(String::from_utf8_lossy(&key).into_owned()));
         return Ok(Ok(Upstream {
             kind: ProviderKind::OpenAiCompatible,
-            base_url: endpoint.base_url,
+            base_url: checked.0,
+            pinned: Some(checked.1),
             key,
             price: None,
         }));
@@ -311,6 +321,7 @@ async fn upstream(
         Some(resolved) => Ok(Ok(Upstream {
             kind: config.kind,
             base_url: config.base_url.clone(),
+            pinned: None,
             key: (resolved.source != KeySource::NotNeeded).then_some(resolved.key),
             price: spec.price,
         })),

@@ -97,40 +97,11 @@ pub(crate) fn endpoint_models(models: &[String]) -> Result<(), String> {
 
 /// A personal endpoint's base URL: http(s), no credentials in it, and (unless the admin allows
 /// it) no host on loopback, private, link-local or other non-public addresses, checked on every
-/// address the name resolves to.
+/// address the name resolves to (`gateway::endpoint::check`). Returns the normalised URL.
 pub(crate) async fn endpoint_url(text: &str, allow_private: bool) -> Result<String, String> {
-    let url = reqwest::Url::parse(text.trim())
-        .map_err(|_| "baseUrl must be an http:// or https:// URL".to_owned())?;
-    if !matches!(url.scheme(), "http" | "https") || text.len() > 500 {
-        return Err(
-            "baseUrl must be an http:// or https:// URL of at most 500 characters".to_owned(),
-        );
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("baseUrl must not hold credentials: give the key separately".to_owned());
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err("baseUrl must not have a query or fragment".to_owned());
-    }
-    let host = url
-        .host_str()
-        .filter(|host| !host.is_empty())
-        .ok_or_else(|| "baseUrl must name a host".to_owned())?;
-    if !allow_private {
-        // The sandbox's egress rules judge the host: every address it resolves to, in any
-        // spelling, and names of this machine.
-        let port = url.port_or_known_default().unwrap_or(443);
-        den_session::EgressPolicy::default()
-            .resolve(host, port)
-            .await
-            .map_err(|refusal| match refusal {
-                den_session::EgressRefusal::Unresolvable { .. } => {
-                    format!("baseUrl: cannot resolve {host}")
-                }
-                _ => "baseUrl must not point at loopback, private or link-local addresses (an admin can allow them)".to_owned(),
-            })?;
-    }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    crate::gateway::endpoint::check(text, allow_private)
+        .await
+        .map(|checked| checked.base_url())
 }
 
 /// A git host as credentials are keyed: a lowercase DNS name (letters, digits, `-`, dots
