@@ -128,3 +128,39 @@ pub struct UsageReport {
     pub month: UsageTotals,
     pub sessions: Vec<SessionUsage>,
 }
+
+/// `GET /api/budget`: the caller's monthly model spending caps (US dollars, calendar month in
+/// UTC) and what they spent. The cap that applies is the lower of the admin's and their own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    /// The admin's cap for the caller: one set for them, else den's default; `None`: no cap.
+    pub admin_cap_usd: Option<f64>,
+    /// The cap the caller set for themselves, if any (never above the admin's).
+    pub own_cap_usd: Option<f64>,
+    /// The cap that applies (the lower of the two); `None`: no cap.
+    pub cap_usd: Option<f64>,
+    /// What the caller's model requests cost this month, as den's gateway metered them.
+    pub spent_usd: f64,
+}
+
+/// `PUT /api/budget`: the caller's own cap, at most the admin's.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetBudgetRequest {
+    /// US dollars a month (0 or more, at most the admin's cap); `null` removes the own cap.
+    pub monthly_usd: Option<f64>,
+}
+
+/// `POST /api/provider-keys/{provider}/test` and `POST /api/model-endpoints/{name}/test`: what
+/// the provider answered a tiny request made with the caller's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyTestResult {
+    /// Whether the provider accepted the key (answered 2xx).
+    pub ok: bool,
+    /// The provider's HTTP status, when it answered at all.
+    pub status: Option<u16>,
+    /// "the key works", or the provider's own error message (never the key itself).
+    pub message: String,
+}

@@ -32,6 +32,7 @@ mod meter;
 use meter::Meter;
 
 use crate::auth::secret_token;
+use crate::budget::{CapSetBy, Caps};
 use crate::error::ApiError;
 
 /// The largest request body forwarded (conversations with big tool outputs are large).
@@ -63,7 +64,9 @@ struct Gateway {
 pub struct GatewayPolicy {
     /// Whether people's endpoints may be on loopback, private or link-local addresses.
     pub allow_private_endpoints: bool,
-    /// Each person's spending cap per calendar month (UTC), in US dollars; `None` for none.
+    /// den's default spending cap per person and calendar month (UTC), in US dollars; `None`
+    /// for none. An admin's cap for a person replaces it; a person's own lower cap applies
+    /// before it (`budget`).
     pub monthly_budget_usd: Option<f64>,
 }
 
@@ -158,20 +161,8 @@ async fn forward(
             &format!("den: this session may use only the model {}", session.model),
         ));
     }
-    if let Some(cap) = gateway.policy.monthly_budget_usd {
-        let spent = gateway
-            .store
-            .usage_since(session.owner_id, month_start())
-            .await?
-            .cost_usd;
-        if spent >= cap {
-            // Worded without numbers or retry words: OpenCode ends the turn and shows it.
-            return Ok(refuse(
-                kind,
-                &rest,
-                "den: your monthly model budget is used up; an admin can raise it",
-            ));
-        }
+    if let Some(refusal) = over_budget(&gateway, session.owner_id).await? {
+        return Ok(refuse(kind, &rest, refusal));
     }
     let upstream = match upstream(&gateway, &session, &provider, &requested).await? {
         Ok(upstream) => upstream,
@@ -215,12 +206,30 @@ async fn forward(
     Ok(relay(response, metered))
 }
 
-/// The first instant of this calendar month, UTC.
-fn month_start() -> chrono::DateTime<chrono::Utc> {
-    use chrono::{Datelike, TimeZone, Utc};
-    let day = Utc::now().date_naive();
-    let first = day.with_day(1).unwrap_or(day);
-    Utc.from_utc_datetime(&first.and_hms_opt(0, 0, 0).unwrap_or_default())
+/// The refusal for an owner whose monthly budget is spent, if it is. Worded without numbers or
+/// retry words: OpenCode ends the turn and shows it.
+async fn over_budget(
+    gateway: &Gateway,
+    owner_id: uuid::Uuid,
+) -> Result<Option<&'static str>, ApiError> {
+    let caps = Caps::of(&gateway.store, owner_id, gateway.policy.monthly_budget_usd).await?;
+    let Some((cap, set_by)) = caps.applying() else {
+        return Ok(None);
+    };
+    let spent = gateway
+        .store
+        .usage_since(owner_id, crate::budget::month_start())
+        .await?
+        .cost_usd;
+    if spent < cap {
+        return Ok(None);
+    }
+    Ok(Some(match set_by {
+        CapSetBy::Admin => "den: your monthly model budget is used up; an admin can raise it",
+        CapSetBy::Person => {
+            "den: the monthly model budget you set for yourself is used up; you can raise it in den's settings (Usage)"
+        }
+    }))
 }
 
 /// Where a metered request's usage is recorded.

@@ -11,9 +11,11 @@
 //! - `error`, `extract`: JSON errors and extractors that produce them.
 //! - `observability`: request ids, request logs, Prometheus metrics.
 //! - [`accounts`]: account operations shared with the CLI (`den user …`).
+//! - [`budget`]: which monthly model spending cap applies to a person.
 
 pub mod accounts;
 mod auth;
+pub mod budget;
 mod error;
 mod extract;
 mod gateway;

@@ -1,6 +1,7 @@
 //! The router: every route, its OpenAPI description, and the layers around them.
 
 mod auth;
+mod budget;
 mod changes;
 mod credentials;
 mod live;
@@ -87,6 +88,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(repositories::router())
         .merge(live::router())
         .merge(models::router())
+        .merge(budget::router())
 }
 
 /// The OpenAPI document of every route (built once).

@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub catalog: den_session::Catalog,
     /// Whether people may add model endpoints on loopback, private or link-local addresses.
     pub allow_private_endpoints: bool,
+    /// den's default monthly model spending cap per person, in US dollars (`budget`).
+    pub monthly_budget_usd: Option<f64>,
 }
 
 impl ServerConfig {
@@ -55,6 +57,7 @@ impl ServerConfig {
             slow_client: Duration::from_secs(10),
             catalog: den_session::Catalog::builtin(),
             allow_private_endpoints: false,
+            monthly_budget_usd: None,
         }
     }
 }

@@ -12,9 +12,10 @@
 //! - [`crypto`]: AES-256-GCM sealing with versioned master keys.
 //! - `users`, `auth`, `sessions`, `events`, `secrets`: the tables, one module each.
 //! - `providers`: a person's model provider keys (sealed secrets) and own endpoints.
-//! - `usage`: metered model requests.
+//! - `usage`: metered model requests; `budgets`: each person's monthly spending caps.
 
 mod auth;
+mod budgets;
 pub mod crypto;
 mod error;
 mod events;
@@ -34,6 +35,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use auth::{ApiTokenOwner, NewApiToken};
+pub use budgets::BudgetRecord;
 pub use crypto::{Keyring, KeyringError};
 pub use error::{Result, StoreError};
 pub use events::StoredEvent;

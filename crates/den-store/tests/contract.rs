@@ -656,3 +656,38 @@ async fn model_usage_adds_up_per_owner_per_session_and_since_a_time() {
         assert_eq!(later.cost_usd, 0.0);
     }
 }
+
+#[tokio::test]
+async fn budgets_keep_the_admins_and_the_persons_own_cap_apart() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let none = den_store::BudgetRecord::default();
+        assert_eq!(store.budget(alice).await.unwrap(), none);
+        store.set_own_budget(alice, Some(5.0)).await.unwrap();
+        store.set_admin_budget(alice, Some(20.0)).await.unwrap();
+        let set = den_store::BudgetRecord {
+            admin_cap_usd: Some(20.0),
+            own_cap_usd: Some(5.0),
+        };
+        assert_eq!(
+            store.budget(alice).await.unwrap(),
+            set,
+            "{}",
+            store.backend_name()
+        );
+        assert_eq!(store.budget(bob).await.unwrap(), none, "bob's untouched");
+        // Clearing one leaves the other.
+        store.set_admin_budget(alice, None).await.unwrap();
+        assert_eq!(
+            store.budget(alice).await.unwrap(),
+            den_store::BudgetRecord {
+                admin_cap_usd: None,
+                own_cap_usd: Some(5.0)
+            }
+        );
+        store.delete_user(alice).await.unwrap();
+        assert_eq!(store.budget(alice).await.unwrap(), none);
+    }
+}

@@ -116,6 +116,51 @@ fn users_are_added_listed_given_passwords_and_removed() {
 }
 
 #[test]
+fn an_admin_sets_a_persons_monthly_budget_and_can_return_it_to_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut add = den(dir.path());
+    add.args(["user", "add", "alice", "--password-stdin"]);
+    assert!(run(add, "a long password\n").status.success());
+    let budget = |args: &[&str]| {
+        let mut command = den(dir.path());
+        command
+            .env("DEN_MODELS__MONTHLY_BUDGET_USD", "50")
+            .args(["user", "budget", "alice"])
+            .args(args);
+        run(command, "")
+    };
+    let shown = stdout(&budget(&[]));
+    assert!(
+        shown.contains("admin cap $50.00 (den's default)"),
+        "{shown}"
+    );
+    let set = budget(&["12.5"]);
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert!(
+        stdout(&set).contains("admin cap $12.50 (set for them)")
+            && stdout(&set).contains("applies $12.50"),
+        "{}",
+        stdout(&set)
+    );
+    for bad in ["-3", "lots", "1e9"] {
+        let refused = budget(&[bad]);
+        assert!(!refused.status.success(), "{bad}");
+        let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+        assert!(said.contains("US dollars"), "{bad}: {said}");
+    }
+    assert!(
+        stdout(&budget(&[])).contains("admin cap $12.50"),
+        "the refusals changed nothing"
+    );
+    let back = stdout(&budget(&["default"]));
+    assert!(back.contains("admin cap $50.00 (den's default)"), "{back}");
+}
+
+#[test]
 fn a_locked_out_user_gets_a_new_sign_in_link() {
     let dir = tempfile::tempdir().unwrap();
     let mut add = den(dir.path());

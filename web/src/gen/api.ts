@@ -150,6 +150,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's monthly model budget (calendar month, UTC): the admin's cap, their own, the one
+         *     that applies, and what they spent so far.
+         */
+        get: operations["models_get_budget"];
+        /**
+         * Sets (or with `null` removes) the caller's own monthly cap. It may only be lower than the
+         *     admin's cap (or equal); a higher one is refused. Takes effect at the next model request.
+         */
+        put: operations["models_set_budget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/git-credentials": {
         parameters: {
             query?: never;
@@ -711,6 +735,32 @@ export interface components {
             /** @description True when "Sign in with GitHub" is configured. */
             github: boolean;
         };
+        /**
+         * @description `GET /api/budget`: the caller's monthly model spending caps (US dollars, calendar month in
+         *     UTC) and what they spent. The cap that applies is the lower of the admin's and their own.
+         */
+        Budget: {
+            /**
+             * Format: double
+             * @description The admin's cap for the caller: one set for them, else den's default; `None`: no cap.
+             */
+            adminCapUsd?: number | null;
+            /**
+             * Format: double
+             * @description The cap that applies (the lower of the two); `None`: no cap.
+             */
+            capUsd?: number | null;
+            /**
+             * Format: double
+             * @description The cap the caller set for themselves, if any (never above the admin's).
+             */
+            ownCapUsd?: number | null;
+            /**
+             * Format: double
+             * @description What the caller's model requests cost this month, as den's gateway metered them.
+             */
+            spentUsd: number;
+        };
         /** @description What a client sends over the session WebSocket. */
         ClientMessage: {
             text: string;
@@ -1205,6 +1255,14 @@ export interface components {
             sessionId: string;
             totals: components["schemas"]["UsageTotals"];
         };
+        /** @description `PUT /api/budget`: the caller's own cap, at most the admin's. */
+        SetBudgetRequest: {
+            /**
+             * Format: double
+             * @description US dollars a month (0 or more, at most the admin's cap); `null` removes the own cap.
+             */
+            monthlyUsd?: number | null;
+        };
         /** @description `PUT /api/auth/password`: sets or changes the caller's password. */
         SetPasswordRequest: {
             /** @description The password now; required when the user has one. */
@@ -1560,6 +1618,72 @@ export interface operations {
             };
             /** @description too many wrong current passwords */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_get_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_set_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetBudgetRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Budget"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

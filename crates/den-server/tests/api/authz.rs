@@ -103,9 +103,16 @@ fn rule(method: &Method, path: &str) -> Rule {
         ("DELETE" | "PUT", "/api/sessions/{id}/queue/{item}") => Rule::Owned {
             status: S::CONFLICT,
         },
-        ("GET", "/api/models" | "/api/provider-keys" | "/api/model-endpoints" | "/api/usage") => {
-            Rule::Own { status: S::OK }
-        }
+        (
+            "GET",
+            "/api/models"
+            | "/api/provider-keys"
+            | "/api/model-endpoints"
+            | "/api/usage"
+            | "/api/budget",
+        ) => Rule::Own { status: S::OK },
+        // The caller's own cap (this server has no admin cap, so any amount is lower).
+        ("PUT", "/api/budget") => Rule::Own { status: S::OK },
         // Keys and endpoints are named within the caller's own: another user's PUT sets theirs.
         ("PUT", "/api/provider-keys/{provider}" | "/api/model-endpoints/{name}") => {
             Rule::Own { status: S::OK }
@@ -149,6 +156,7 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
         ("POST", "/api/sessions/{id}/push") => Some(json!({"message": "work"})),
         ("POST", "/api/sessions/{id}/pull-request") => Some(json!({"title": "work"})),
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
+        ("PUT", "/api/budget") => Some(json!({"monthlyUsd": 5})),
         ("PUT", "/api/provider-keys/{provider}") => {
             Some(json!({"key": "sk-ant-caller-key-0000000000"}))
         }

@@ -410,3 +410,59 @@ async fn a_spent_monthly_budget_stops_the_next_request_before_the_provider() {
         "the refused request never left den"
     );
 }
+
+#[tokio::test]
+async fn the_admins_cap_for_a_person_replaces_the_default_and_their_own_lower_cap_stops_them_first()
+{
+    let model = ScriptedModel::start().await.unwrap();
+    let server = TestServer::start().await;
+    server.user("alice").await;
+    let alice = server.store.user_by_name("alice").await.unwrap().id;
+    let catalog = Catalog::new(vec![AdminProvider {
+        name: "anthropic".to_owned(),
+        kind: None,
+        base_url: Some(model.base_url()),
+        models: Vec::new(),
+        api_key: Some("sk-ant-admin-shared-key-9999".to_owned()),
+        shared: true,
+    }])
+    .unwrap();
+    session(&server.store, alice, &format!("anthropic/{SONNET}")).await;
+    // den's default would stop her at once; the admin's cap for her lets one request through.
+    let gateway = Gateway::start_with(server.store.clone(), catalog, true, Some(0.0)).await;
+    let (status, body) = gateway
+        .send(Method::POST, "/v1/anthropic/messages", ask(SONNET))
+        .await;
+    refused_clearly(status, &body, "an admin can raise it");
+    server
+        .store
+        .set_admin_budget(alice, Some(0.0002))
+        .await
+        .unwrap();
+    let (status, body) = gateway
+        .send(Method::POST, "/v1/anthropic/messages", ask(SONNET))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Her own cap, lower than what she spent: her own words stop her, not the admin's.
+    server
+        .store
+        .set_own_budget(alice, Some(0.0001))
+        .await
+        .unwrap();
+    let (status, body) = gateway
+        .send(Method::POST, "/v1/anthropic/messages", ask(SONNET))
+        .await;
+    refused_clearly(status, &body, "budget you set for yourself is used up");
+    // Removed again: the admin's cap (not yet reached) lets her through.
+    server.store.set_own_budget(alice, None).await.unwrap();
+    let (status, _) = gateway
+        .send(Method::POST, "/v1/anthropic/messages", ask(SONNET))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        model.requests().len(),
+        2,
+        "the refused requests never left den"
+    );
+}

@@ -5,6 +5,7 @@
 )]
 
 mod authz;
+mod budget;
 mod credentials;
 mod gateway;
 mod github;

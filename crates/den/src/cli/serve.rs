@@ -65,6 +65,7 @@ pub(crate) fn server_config(settings: &Settings, public_url: String) -> ServerCo
     config.login_link_ttl = Duration::from_secs(settings.auth.login_link_minutes * 60);
     config.slow_client = Duration::from_millis(settings.live.slow_client_ms.max(1));
     config.allow_private_endpoints = settings.models.allow_private_endpoints;
+    config.monthly_budget_usd = settings.models.monthly_budget_usd;
     config.throttle = ThrottleLimits {
         per_username: settings.auth.max_failed_logins_per_user,
         per_address: settings.auth.max_failed_logins_per_address,

@@ -27,6 +27,14 @@ pub(crate) enum UserCommand {
     Passwd { name: String },
     /// Print a new one-time sign-in link for an existing user (for someone locked out).
     Link { name: String },
+    /// Show a user's monthly model budget, or set the admin's cap for them: a number of US
+    /// dollars a month, or `default` for den's default (`models.monthly_budget_usd`).
+    Budget {
+        name: String,
+        /// US dollars a month, or `default`.
+        #[arg(allow_negative_numbers = true)]
+        usd: Option<String>,
+    },
     /// Remove a user and everything they own.
     Remove { name: String },
 }
@@ -79,6 +87,28 @@ pub(crate) async fn run(settings: Settings, command: UserCommand) -> anyhow::Res
             let user = find(&store, &name).await?;
             print_login_link(&store, &settings, user.id).await?;
         }
+        UserCommand::Budget { name, usd } => {
+            let user = find(&store, &name).await?;
+            if let Some(usd) = usd {
+                let cap = match usd.as_str() {
+                    "default" => None,
+                    number => Some(
+                        number
+                            .parse::<f64>()
+                            .map_err(|_| {
+                                anyhow::anyhow!(
+                                    "{number:?} is not a number of US dollars (or `default`)"
+                                )
+                            })
+                            .and_then(|n| {
+                                den_server::budget::check_amount(n).map_err(anyhow::Error::msg)
+                            })?,
+                    ),
+                };
+                store.set_admin_budget(user.id, cap).await?;
+            }
+            print_budget(&store, &settings, &user).await?;
+        }
         UserCommand::Remove { name } => {
             let user = find(&store, &name).await?;
             store.delete_user(user.id).await?;
@@ -86,6 +116,33 @@ pub(crate) async fn run(settings: Settings, command: UserCommand) -> anyhow::Res
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the user's caps and what they spent this month.
+async fn print_budget(
+    store: &den_store::Store,
+    settings: &Settings,
+    user: &den_store::UserRecord,
+) -> anyhow::Result<()> {
+    use den_server::budget::{Caps, month_start};
+    let default = settings.models.monthly_budget_usd;
+    let caps = Caps::of(store, user.id, default).await?;
+    let record = store.budget(user.id).await?;
+    let dollars = |cap: Option<f64>| cap.map_or_else(|| "none".to_owned(), |c| format!("${c:.2}"));
+    let admin_note = if record.admin_cap_usd.is_some() {
+        "set for them"
+    } else {
+        "den's default"
+    };
+    let spent = store.usage_since(user.id, month_start()).await?.cost_usd;
+    println!(
+        "{}: admin cap {} ({admin_note}), own cap {}, applies {}, spent this month ${spent:.2}",
+        user.username,
+        dollars(caps.admin),
+        dollars(caps.own),
+        dollars(caps.applying().map(|(cap, _)| cap)),
+    );
+    Ok(())
 }
 
 /// Issues a one-time sign-in link for `user_id` and prints it.

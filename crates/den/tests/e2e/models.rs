@@ -337,10 +337,11 @@ async fn openai_models_speak_the_responses_api_with_the_persons_key() {
 
 #[tokio::test]
 async fn a_spent_budget_stops_the_next_turn_with_a_clear_message_and_no_retries() {
-    // Any metered request at Sonnet's price spends more than this cap.
+    // The admin's default cap is far above one turn; alice then sets a lower one of her own
+    // that any metered request at Sonnet's price spends.
     let den = Den::start_with(
         "[[providers]]\nname = \"anthropic\"\nbase_url = \"{model_url}\"\n\
-         [models]\nmonthly_budget_usd = 0.0000001\n",
+         [models]\nmonthly_budget_usd = 1.0\n",
     )
     .await;
     let (status, _) = den
@@ -360,12 +361,30 @@ async fn a_spent_budget_stops_the_next_turn_with_a_clear_message_and_no_retries(
     let spent = den.model.requests().len();
     assert!(spent >= 1, "the first request ran within the budget");
 
+    let (status, refused) = den
+        .api(Method::PUT, "/api/budget", Some(json!({"monthlyUsd": 2.0})))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "above the admin's cap: {refused}"
+    );
+    let (status, budget) = den
+        .api(
+            Method::PUT,
+            "/api/budget",
+            Some(json!({"monthlyUsd": 0.0000001})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{budget}");
+    assert!(budget["spentUsd"].as_f64().unwrap() > 0.0000001, "{budget}");
+
     let already = socket.events.len();
     den.prompt(&session, "second").await;
     socket.until_turn_finished().await;
     let second_turn = serde_json::to_string(&socket.events[already..]).unwrap();
     assert!(
-        second_turn.contains("monthly model budget is used up"),
+        second_turn.contains("monthly model budget you set for yourself is used up"),
         "the transcript says why: {second_turn}"
     );
     // OpenCode's retries show as `provider_retry` errors in den's transcript.

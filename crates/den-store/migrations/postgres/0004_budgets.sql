@@ -1,0 +1,10 @@
+-- Monthly model spending caps per person (issue 10), in US dollars. `admin_cap_usd` is the
+-- admin's cap for this person (NULL: den's default, `models.monthly_budget_usd`);
+-- `own_cap_usd` is a lower cap the person set for themselves (NULL: none). A missing row means
+-- both are NULL. Keep in step with the SQLite file.
+CREATE TABLE model_budgets (
+    user_id UUID PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    admin_cap_usd DOUBLE PRECISION,
+    own_cap_usd DOUBLE PRECISION,
+    updated_at TIMESTAMPTZ NOT NULL
+);
