@@ -28,6 +28,7 @@ use zeroize::Zeroizing;
 
 pub(crate) mod endpoint;
 mod meter;
+pub(crate) mod probe;
 
 use meter::Meter;
 

@@ -4,6 +4,7 @@ mod auth;
 mod budget;
 mod changes;
 mod credentials;
+mod key_test;
 mod live;
 mod models;
 mod ops;
@@ -89,6 +90,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(live::router())
         .merge(models::router())
         .merge(budget::router())
+        .merge(key_test::router())
 }
 
 /// The OpenAPI document of every route (built once).

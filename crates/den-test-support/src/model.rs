@@ -94,6 +94,8 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     /// Bumped on every recorded request, so tests can wait for one without polling.
     recorded: watch::Sender<usize>,
+    /// The only key accepted, once set: any other gets the provider's 401.
+    required_key: Mutex<Option<String>>,
 }
 
 /// A running scripted model. Dropping it stops the server.
@@ -110,6 +112,7 @@ impl ScriptedModel {
             turns: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
             recorded: watch::channel(0).0,
+            required_key: Mutex::new(None),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(openai))
@@ -138,6 +141,12 @@ impl ScriptedModel {
     /// Queues the reply to the next agent request.
     pub fn push(&self, turn: Turn) {
         lock(&self.shared.turns).push_back(turn);
+    }
+
+    /// From now on, answers a request carrying any other key with a 401 in the provider's own
+    /// error envelope (as the real providers do), without taking a turn.
+    pub fn require_key(&self, key: &str) {
+        *lock(&self.shared.required_key) = Some(key.to_owned());
     }
 
     pub fn remaining_turns(&self) -> usize {
@@ -211,7 +220,17 @@ fn take_turn(shared: &Shared, api: Api, headers: &HeaderMap, body: Value) -> Tur
         .or_else(|| headers.get("authorization"))
         .and_then(|value| value.to_str().ok())
         .map(|value| value.strip_prefix("Bearer ").unwrap_or(value).to_owned());
+    let wrong_key = lock(&shared.required_key)
+        .as_ref()
+        .is_some_and(|required| credential.as_ref() != Some(required));
     let turn = match kind {
+        _ if wrong_key => Turn::error(
+            401,
+            match api {
+                Api::Anthropic => "invalid x-api-key",
+                Api::OpenAi | Api::Responses => "Incorrect API key provided",
+            },
+        ),
         RequestKind::Agent => lock(&shared.turns).pop_front().unwrap_or_else(|| {
             tracing::warn!("scripted model has no turn left; answering with a fixed text");
             Turn::text("(the scripted model has no turn left)")

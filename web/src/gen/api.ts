@@ -247,6 +247,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/model-endpoints/{name}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Tries one of the caller's endpoints with one tiny chat-completions request to its first
+         *     model, with its key if it has one, and says what it answered.
+         */
+        post: operations["models_test_model_endpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/models": {
         parameters: {
             query?: never;
@@ -320,6 +340,26 @@ export interface paths {
          *     request.
          */
         delete: operations["models_delete_provider_key"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/provider-keys/{provider}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Tries the caller's key for a provider with one tiny request to its cheapest model (it may
+         *     cost a fraction of a cent) and says whether the provider accepted it, or what it answered.
+         */
+        post: operations["models_test_provider_key"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -894,6 +934,21 @@ export interface components {
              * @description When something was last pushed (the list is ordered by it, newest first).
              */
             pushedAt?: string | null;
+        };
+        /**
+         * @description `POST /api/provider-keys/{provider}/test` and `POST /api/model-endpoints/{name}/test`: what
+         *     the provider answered a tiny request made with the caller's key.
+         */
+        KeyTestResult: {
+            /** @description "the key works", or the provider's own error message (never the key itself). */
+            message: string;
+            /** @description Whether the provider accepted the key (answered 2xx). */
+            ok: boolean;
+            /**
+             * Format: int32
+             * @description The provider's HTTP status, when it answered at all.
+             */
+            status?: number | null;
         };
         /** @description A git repository directly inside one of the admin's local roots. */
         LocalRepository: {
@@ -1912,6 +1967,44 @@ export interface operations {
             };
         };
     };
+    models_test_model_endpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the endpoint's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyTestResult"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     models_list_models: {
         parameters: {
             query?: never;
@@ -2046,6 +2139,52 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    models_test_provider_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `anthropic`, `openai` or `opencode` */
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeyTestResult"];
+                };
             };
             400: {
                 headers: {

@@ -175,7 +175,10 @@ fn locked_reason(provider: &ProviderConfig) -> String {
 }
 
 /// The provider a personal key is for: one of den's built-in providers, else a clear 400.
-fn keyed_provider<'a>(state: &'a AppState, name: &str) -> Result<&'a ProviderConfig, ApiError> {
+pub(super) fn keyed_provider<'a>(
+    state: &'a AppState,
+    name: &str,
+) -> Result<&'a ProviderConfig, ApiError> {
     state
         .config()
         .catalog

@@ -20,7 +20,9 @@ enum Rule {
 /// The owner's keys: no answer to anyone may contain them.
 const OWNER_KEY: &str = "sk-ant-owner-secret-key-AAAA1111";
 const OWNER_ENDPOINT_KEY: &str = "owner-endpoint-secret-BBBB2222";
-const OWNER_ENDPOINT_URL: &str = "https://93.184.216.35/owner/v1";
+/// Nothing listens there (port 1 on loopback; the server allows private endpoints), so testing
+/// the owner's endpoint or key fails fast without leaving this machine.
+const OWNER_ENDPOINT_URL: &str = "http://127.0.0.1:1/owner/v1";
 
 /// The password of the throwaway users that sign out or change their password: not the owner's
 /// or the other user's, so the other user's attempt to change a password with it fails.
@@ -117,6 +119,11 @@ fn rule(method: &Method, path: &str) -> Rule {
         ("PUT", "/api/provider-keys/{provider}" | "/api/model-endpoints/{name}") => {
             Rule::Own { status: S::OK }
         }
+        // The caller's own key or endpoint of that name is tried (the owner's, nothing
+        // listening, is reported unreachable); another user's call tries theirs, if any.
+        ("POST", "/api/provider-keys/{provider}/test" | "/api/model-endpoints/{name}/test") => {
+            Rule::Own { status: S::OK }
+        }
         ("DELETE", "/api/provider-keys/{provider}" | "/api/model-endpoints/{name}") => {
             Rule::Owned {
                 status: S::NO_CONTENT,
@@ -134,8 +141,12 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
             .replace("{id}", &fixture.session)
             .replace("{item}", "not-queued"),
         "/api/auth/link/{token}" => path.replace("{token}", "not-a-real-link"),
-        "/api/provider-keys/{provider}" => path.replace("{provider}", "anthropic"),
-        "/api/model-endpoints/{name}" => path.replace("{name}", "home"),
+        "/api/provider-keys/{provider}" | "/api/provider-keys/{provider}/test" => {
+            path.replace("{provider}", "anthropic")
+        }
+        "/api/model-endpoints/{name}" | "/api/model-endpoints/{name}/test" => {
+            path.replace("{name}", "home")
+        }
         "/api/git-credentials/{host}" => path.replace("{host}", "git.example.com"),
         other => other.to_owned(),
     };
@@ -237,7 +248,19 @@ fn routes() -> Vec<(Method, String)> {
 #[tokio::test]
 async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
     // Live sessions on, with real sandboxes, so the live routes answer as they do in use.
-    let server = TestServer::start_live().await;
+    let server = TestServer::start_live_with(|config| {
+        config.allow_private_endpoints = true;
+        config.catalog = den_session::Catalog::new(vec![den_session::AdminProvider {
+            name: "anthropic".to_owned(),
+            kind: None,
+            base_url: Some("http://127.0.0.1:1/v1".to_owned()),
+            models: Vec::new(),
+            api_key: None,
+            shared: false,
+        }])
+        .unwrap();
+    })
+    .await;
     let owner = server.user("owner").await;
     let other = server.user("other").await;
     let mut throwaway = 0;

@@ -10,6 +10,7 @@ mod credentials;
 mod gateway;
 mod github;
 mod input;
+mod key_test;
 mod logs;
 mod models;
 mod password;

@@ -49,7 +49,12 @@ impl TestServer {
 
     /// A server whose sessions run, on a real sandbox runtime of its own. Call [`Self::stop`].
     pub(crate) async fn start_live() -> Self {
-        Self::launch(|_| {}, true).await
+        Self::start_live_with(|_| {}).await
+    }
+
+    /// [`Self::start_live`], configured by `configure`.
+    pub(crate) async fn start_live_with(configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::launch(configure, true).await
     }
 
     async fn launch(configure: impl FnOnce(&mut ServerConfig), live: bool) -> Self {
