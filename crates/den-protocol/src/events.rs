@@ -248,9 +248,12 @@ pub struct QueuedPrompt {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
-    /// Runs now, or queues behind the running turn.
+    /// Runs now, or queues behind the running turn; `model` switches the session to that model
+    /// from this prompt's turn on (checked as `POST …/prompt` checks it).
     Prompt {
         text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
     },
     /// Stops the running turn.
     Abort,
@@ -362,8 +365,16 @@ mod tests {
             ClientMessage::Abort
         );
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"explode"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"prompt","text":"x","model":"a/b"}"#)
+                .unwrap(),
+            ClientMessage::Prompt {
+                text: "x".to_owned(),
+                model: Some("a/b".to_owned())
+            }
+        );
         assert!(
-            serde_json::from_str::<ClientMessage>(r#"{"type":"prompt","text":"x","model":"y"}"#)
+            serde_json::from_str::<ClientMessage>(r#"{"type":"prompt","text":"x","colour":"y"}"#)
                 .is_err()
         );
     }

@@ -803,6 +803,7 @@ export interface components {
         };
         /** @description What a client sends over the session WebSocket. */
         ClientMessage: {
+            model?: string | null;
             text: string;
             /** @enum {string} */
             type: "prompt";

@@ -94,13 +94,20 @@ async fn websocket(
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| serve_socket(socket, session, after, slow_client))
+        .on_upgrade(move |socket| {
+            let prompter = Prompter {
+                state,
+                user: caller.user,
+            };
+            serve_socket(socket, session, prompter, after, slow_client)
+        })
         .into_response())
 }
 
 async fn serve_socket(
     socket: WebSocket,
     session: SessionHandle,
+    prompter: Prompter,
     after: i64,
     slow_client: Duration,
 ) {
@@ -121,7 +128,7 @@ async fn serve_socket(
                 Message::Ping(_) | Message::Pong(_) => continue,
             };
             let reply = match serde_json::from_str::<ClientMessage>(&text) {
-                Ok(command) => run_command(&session, command).await,
+                Ok(command) => run_command(&session, &prompter, command).await,
                 Err(err) => Some(refused("invalid_message", &err.to_string())),
             };
             if let Some(reply) = reply
@@ -212,11 +219,40 @@ fn refused(code: &str, message: &str) -> ServerMessage {
     }
 }
 
+/// Who sends prompts over a socket, for checking the model a prompt asks for.
+struct Prompter {
+    state: AppState,
+    user: den_store::UserRecord,
+}
+
+/// Refuses, before anything changes, a prompt's model that is malformed (400), unknown (400) or
+/// locked for the caller (403); the same rule for REST and the WebSocket.
+async fn check_prompt_model(
+    state: &AppState,
+    user: &den_store::UserRecord,
+    model: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(model) = model else { return Ok(()) };
+    validate::model(model).map_err(ApiError::BadRequest)?;
+    super::models::ensure_usable(state, user, model).await
+}
+
 /// Runs one client command; the reply (if any) goes back on the same socket.
-async fn run_command(session: &SessionHandle, command: ClientMessage) -> Option<ServerMessage> {
+async fn run_command(
+    session: &SessionHandle,
+    prompter: &Prompter,
+    command: ClientMessage,
+) -> Option<ServerMessage> {
     let result = match command {
         ClientMessage::Ping => return Some(ServerMessage::Pong),
-        ClientMessage::Prompt { text } => session.prompt(text).await.map(|_| ()),
+        ClientMessage::Prompt { text, model } => {
+            if let Err(api) =
+                check_prompt_model(&prompter.state, &prompter.user, model.as_deref()).await
+            {
+                return Some(refused(api.code(), &api.to_string()));
+            }
+            session.prompt_with_model(text, model).await.map(|_| ())
+        }
         ClientMessage::Abort => session.abort().await,
         ClientMessage::Pause => session.pause().await,
         ClientMessage::Resume => session.resume().await,
@@ -328,9 +364,7 @@ async fn prompt(
         validate::model(model).map_err(ApiError::BadRequest)?;
     }
     let session = session_of(&state, &caller, id).await?;
-    if let Some(model) = &request.model {
-        super::models::ensure_usable(&state, &caller.user, model).await?;
-    }
+    check_prompt_model(&state, &caller.user, request.model.as_deref()).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(

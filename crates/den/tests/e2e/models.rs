@@ -3,7 +3,7 @@
 //! it, another person locked out, a deleted key never used again, a personal OpenAI-compatible
 //! endpoint, and no key anywhere it should not be.
 
-use den_protocol::events::SessionEvent;
+use den_protocol::events::{ServerMessage, SessionEvent};
 use den_test_support::{Api, Turn};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -267,13 +267,33 @@ async fn switching_the_model_between_prompts_is_honoured_and_each_turn_names_its
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     socket.until_turn_finished().await;
-
     let agent = den.model.agent_requests();
     assert_eq!(agent.first().unwrap().body["model"], "scripted-model");
     assert_eq!(
         agent.last().unwrap().body["model"],
         "second-model",
         "the stand-in saw the new model"
+    );
+
+    // Over the WebSocket, the same rules: a locked or malformed model is refused, nothing runs.
+    for (model, code) in [(SONNET, "forbidden"), ("no-slash", "invalid_request")] {
+        socket
+            .send(json!({"type": "prompt", "text": "x", "model": model}))
+            .await;
+        match socket.next_refusal().await {
+            ServerMessage::Refused { code: got, .. } => assert_eq!(got, code, "{model}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    den.model.push(Turn::text("Third answer."));
+    socket
+        .send(json!({"type": "prompt", "text": "third", "model": "scripted/scripted-model"}))
+        .await;
+    socket.until_turn_finished().await;
+    assert_eq!(
+        den.model.agent_requests().last().unwrap().body["model"],
+        "scripted-model",
+        "the WebSocket prompt switched back"
     );
     let models: Vec<Option<String>> = socket
         .events
@@ -287,15 +307,16 @@ async fn switching_the_model_between_prompts_is_honoured_and_each_turn_names_its
         models,
         [
             Some("scripted/scripted-model".to_owned()),
-            Some("other/second-model".to_owned())
+            Some("other/second-model".to_owned()),
+            Some("scripted/scripted-model".to_owned())
         ],
         "the transcript names the model of each turn"
     );
-    assert!(assistant_text(&socket.events).ends_with("Second answer."));
+    assert!(assistant_text(&socket.events).ends_with("Third answer."));
     let (_, record) = den
         .api(Method::GET, &format!("/api/sessions/{session}"), None)
         .await;
-    assert_eq!(record["model"], "other/second-model");
+    assert_eq!(record["model"], "scripted/scripted-model");
 }
 
 #[tokio::test]
