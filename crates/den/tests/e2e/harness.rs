@@ -183,8 +183,32 @@ impl Den {
         serve
             .arg("serve")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         let mut child = serve.spawn().unwrap();
+        // den's log goes to the test's output and to `den.log` in its data directory, where
+        // the secret scans read it.
+        let stderr = child.stderr.take().unwrap();
+        let log_path = self.log_path();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut log = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .await
+                .unwrap();
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                #[allow(
+                    clippy::print_stderr,
+                    reason = "den's log belongs in the test's output"
+                )]
+                {
+                    eprintln!("{line}");
+                }
+                let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let listening = tokio::time::timeout(WITHIN, async {
             while let Some(line) = lines.next_line().await.unwrap() {
@@ -214,6 +238,11 @@ impl Den {
             child.kill().await.unwrap();
         }
         self.launch().await;
+    }
+
+    /// Where den's log (its standard error) is kept.
+    pub(crate) fn log_path(&self) -> PathBuf {
+        self.data_dir.path().join("den.log")
     }
 
     pub(crate) fn pid(&self) -> u32 {

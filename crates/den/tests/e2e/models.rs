@@ -9,48 +9,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::harness::{Den, assistant_text};
+use crate::secrets;
 
 const ALICE_KEY: &str = "sk-ant-api03-alice-e2e-secret-Q7Zk";
 const ENDPOINT_KEY: &str = "home-endpoint-e2e-secret-P4Lm";
 const SONNET: &str = "anthropic/claude-sonnet-4-5-20250929";
-
-/// Every file under `dir` (den's data: database, checkouts, config), read raw.
-fn files_containing(dir: &std::path::Path, needle: &str, found: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            files_containing(&path, needle, found);
-        } else if kind.is_file()
-            && let Ok(bytes) = std::fs::read(&path)
-            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
-        {
-            found.push(path.display().to_string());
-        }
-    }
-}
-
-/// Every snapshot archive (`*.tar.zst`) under `dir`.
-fn archives_under(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(kind) if kind.is_dir() => archives_under(&path, found),
-            Ok(kind) if kind.is_file() && path.to_string_lossy().ends_with(".tar.zst") => {
-                found.push(path);
-            }
-            _ => {}
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_persons_own_key_reaches_the_provider_and_once_deleted_is_never_used_again() {
@@ -198,34 +161,17 @@ async fn a_persons_own_key_reaches_the_provider_and_once_deleted_is_never_used_a
         assert_eq!(request.body["model"], "llama-3");
     }
 
-    // No key in any event, nor in any file of den's data (database, checkouts, config).
+    // No key in any event, any answer of den's, any file of den's data (database, checkouts,
+    // sandboxes, log, snapshot archives) or any process (the sandboxes still run).
     let events_seen = serde_json::to_string(&socket.events).unwrap()
         + &serde_json::to_string(&own_socket.events).unwrap();
     assert!(!events_seen.contains(ALICE_KEY) && !events_seen.contains(ENDPOINT_KEY));
-    let mut found = Vec::new();
+    let answers = secrets::api_answers(&den, &[&session, &own]).await;
     for key in [ALICE_KEY, ENDPOINT_KEY] {
-        files_containing(den.data_dir.path(), key, &mut found);
+        assert!(!answers.contains(key), "{key} in den's answers");
     }
-    assert!(found.is_empty(), "keys in the clear in {found:?}");
-    // Snapshot archives are compressed: look inside them too.
-    let mut archives = Vec::new();
-    archives_under(den.data_dir.path(), &mut archives);
-    assert!(!archives.is_empty(), "the finished turns left snapshots");
-    for archive in archives {
-        let out = std::process::Command::new("zstd")
-            .args(["-dcq"])
-            .arg(&archive)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", archive.display());
-        for key in [ALICE_KEY, ENDPOINT_KEY] {
-            assert!(
-                !out.stdout.windows(key.len()).any(|w| w == key.as_bytes()),
-                "a key inside the snapshot {}",
-                archive.display()
-            );
-        }
-    }
+    secrets::assert_no_key_in_processes(&[ALICE_KEY, ENDPOINT_KEY]);
+    secrets::assert_no_key_in_files(&den, &[ALICE_KEY, ENDPOINT_KEY]);
     assert!(
         socket
             .events
