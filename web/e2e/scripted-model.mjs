@@ -1,7 +1,9 @@
-// A scripted model for the browser tests: speaks OpenAI chat-completions streaming on
-// 127.0.0.1 and replays queued turns, like den-test-support's ScriptedModel (which is Rust and
-// in-process, so not usable from here). Each agent request (one offering tools) takes the next
-// turn; OpenCode's side requests (titles, summaries) get a short fixed text.
+// A scripted model for the browser tests: speaks OpenAI chat-completions streaming (and, for
+// text-only turns, Anthropic Messages streaming at /v1/messages) on 127.0.0.1 and replays queued
+// turns, like den-test-support's ScriptedModel (which is Rust and in-process, so not usable from
+// here). Each agent request (one offering tools) takes the next turn; OpenCode's side requests
+// (titles, summaries) get a short fixed text. Every request is recorded with the key it carried;
+// `requireKey(key)` makes any other key get the provider's 401.
 import { createServer } from "node:http";
 
 export const MODEL = "scripted-model";
@@ -14,12 +16,26 @@ let nextCall = 1;
 export async function startScriptedModel() {
   const turns = [];
   const requests = [];
+  let requiredKey = null;
   const server = createServer(async (req, res) => {
     let body = "";
     for await (const chunk of req) body += chunk;
     const json = body ? JSON.parse(body) : {};
     const agent = Array.isArray(json.tools) && json.tools.length > 0;
-    requests.push({ agent, body: json });
+    const anthropic = req.url === "/v1/messages";
+    const key = req.headers["x-api-key"] ?? req.headers.authorization?.replace(/^Bearer /, "") ?? null;
+    requests.push({ agent, body: json, key, api: anthropic ? "anthropic" : "openai" });
+    if (requiredKey !== null && key !== requiredKey) {
+      res.writeHead(401, { "Content-Type": "application/json" });
+      res.end(
+        JSON.stringify(
+          anthropic
+            ? { type: "error", error: { type: "authentication_error", message: "invalid x-api-key" } }
+            : { error: { message: "Incorrect API key provided", type: "invalid_request_error", param: null, code: "invalid_api_key" } },
+        ),
+      );
+      return;
+    }
     const turn = agent ? (turns.shift() ?? [{ text: ["(no scripted turn left)"] }]) : [{ text: ["Scripted session"] }];
     if (turn.error) {
       // { error: { status, message } }: the provider refuses the request.
@@ -28,6 +44,7 @@ export async function startScriptedModel() {
       return;
     }
     res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+    if (anthropic) return anthropicText(res, json.model, turn);
     const chunk = (delta, finish = null) =>
       res.write(
         `data: ${JSON.stringify({ id: "chatcmpl-scripted", object: "chat.completion.chunk", created: 0, model: MODEL, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`,
@@ -57,8 +74,12 @@ export async function startScriptedModel() {
   return {
     baseUrl: `http://127.0.0.1:${server.address().port}/v1`,
     push: (turn) => turns.push(turn),
-    /** Drops turns a previous test left unused, so each test starts from its own script. */
-    clear: () => (turns.length = 0),
+    requireKey: (key) => (requiredKey = key),
+    /** Drops turns (and a required key) a previous test left, so each test starts from its own script. */
+    clear: () => {
+      turns.length = 0;
+      requiredKey = null;
+    },
     requests,
     close: () =>
       new Promise((r) => {
@@ -74,4 +95,18 @@ export function gate() {
   let open;
   const promise = new Promise((r) => (open = r));
   return { promise, open };
+}
+
+/** A text-only turn in Anthropic's Messages streaming format (10 tokens in, 5 out). */
+function anthropicText(res, model, turn) {
+  const event = (type, data) => res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`);
+  event("message_start", {
+    message: { id: "msg_scripted", type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 10, output_tokens: 1 } },
+  });
+  event("content_block_start", { index: 0, content_block: { type: "text", text: "" } });
+  for (const step of turn) for (const piece of step.text ?? []) event("content_block_delta", { index: 0, delta: { type: "text_delta", text: piece } });
+  event("content_block_stop", { index: 0 });
+  event("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 5 } });
+  event("message_stop", {});
+  res.end();
 }

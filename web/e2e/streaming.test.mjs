@@ -10,7 +10,10 @@ let den, browser, model, alice;
 before(async () => {
   model = await startScriptedModel();
   den = await startDen({
-    config: `[[providers]]\nname = "scripted"\nkind = "openai-compatible"\nbase_url = "${model.baseUrl}"\nmodels = ["${MODEL}"]\n`,
+    // den's own Anthropic provider, pointed at the scripted model: locked until a person adds a key.
+    config:
+      `[[providers]]\nname = "scripted"\nkind = "openai-compatible"\nbase_url = "${model.baseUrl}"\nmodels = ["${MODEL}"]\n` +
+      `[[providers]]\nname = "anthropic"\nbase_url = "${model.baseUrl}"\n`,
   });
   browser = await startBrowser();
   alice = await signedIn(browser, den, "alice");
@@ -225,5 +228,75 @@ describe("a turn", () => {
     assert.equal(await transcript(page).textContent(), await transcript(watcher).textContent());
     await watcher.close();
     await context.close();
+  });
+});
+
+describe("a person's own key", () => {
+  test("added in settings, it passes its test, unlocks Claude and runs a turn; deleted, the lock returns", async () => {
+    const { page } = alice;
+    const key = "sk-ant-api03-browser-turn-key-R7t5";
+    const sonnet = "anthropic/claude-sonnet-4-5-20250929";
+    const option = () => page.getByLabel("Model").locator(`option[value="${sonnet}"]`);
+    model.requireKey(key);
+    await page.goto("/");
+    await page.getByLabel("Model").selectOption(sonnet);
+    assert.equal(await option().textContent(), "🔒 Claude Sonnet 4.5");
+    await page.getByRole("link", { name: "Add key" }).click();
+    await page.getByRole("heading", { name: "Providers" }).waitFor();
+
+    // A mistyped key: the provider's own refusal shows when tested.
+    await page.getByLabel("Anthropic key", { exact: true }).fill("sk-ant-api03-mistyped-0000");
+    await page.getByLabel("Anthropic key", { exact: true }).press("Enter");
+    await page.getByRole("button", { name: "Test Anthropic key" }).click();
+    await expect(page.getByRole("status", { name: "Anthropic key test" })).toContainText("invalid x-api-key");
+    await page.getByLabel("Anthropic key", { exact: true }).fill(key);
+    await page.getByLabel("Anthropic key", { exact: true }).press("Enter");
+    await expect(page.getByLabel("Provider keys")).toContainText("…R7t5");
+    await page.getByRole("button", { name: "Test Anthropic key" }).click();
+    await expect(page.getByRole("status", { name: "Anthropic key test" })).toContainText("the key works");
+    assert.equal(await page.getByText(key).count(), 0, "the key is never shown back");
+
+    // The lock is gone; a turn on Claude reaches the stand-in with the key den added.
+    model.push([{ text: ["Hello ", "from Claude's ", "stand-in."] }]);
+    await page.goto("/");
+    await page.getByLabel("Model").selectOption(sonnet);
+    assert.equal(await option().textContent(), "Claude Sonnet 4.5");
+    await page.getByLabel("Repository").fill(den.repo);
+    await page.getByLabel("Prompt", { exact: true }).fill("Say hello, Claude");
+    await page.getByLabel("Prompt", { exact: true }).press("Enter");
+    await page.waitForURL(/\/s\/[0-9a-f-]+$/);
+    await expect(transcript(page).getByText("Hello from Claude's stand-in.")).toBeVisible();
+    await expect(page.getByLabel("Session usage")).toContainText(/model requests? · \$0\.\d{4}/);
+    await expect(transcript(page).getByLabel("Metered usage").first()).toBeVisible();
+    const agent = model.requests.filter((r) => r.api === "anthropic" && r.agent);
+    assert.ok(agent.length >= 1, "the turn reached the Anthropic stand-in");
+    for (const r of agent) {
+      assert.equal(r.key, key);
+      assert.equal(r.body.model, "claude-sonnet-4-5-20250929");
+    }
+    await page.screenshot({ path: `${SHOTS}/session-own-key.png` });
+
+    // Deleted: the lock returns.
+    await page.goto("/settings#providers");
+    await page.getByRole("button", { name: "Delete Anthropic key" }).click();
+    await expect(page.getByRole("button", { name: "Delete Anthropic key" })).toBeHidden();
+    await page.goto("/");
+    await page.getByLabel("Model").selectOption(sonnet);
+    assert.equal(await option().textContent(), "🔒 Claude Sonnet 4.5");
+    await expect(page.getByRole("status")).toContainText("is locked");
+  });
+
+  test("a person sets a monthly cap of their own and removes it", async () => {
+    const { page } = alice;
+    await page.goto("/settings#budget");
+    const budget = page.getByLabel("Monthly budget");
+    await expect(budget).toContainText("no cap a month");
+    await page.getByLabel("Your monthly cap in US dollars").fill("12.5");
+    await page.getByRole("button", { name: "Set my cap" }).click();
+    await expect(budget).toContainText("$12.50 a month");
+    await page.reload();
+    await expect(page.getByLabel("Monthly budget")).toContainText("$12.50 a month");
+    await page.getByRole("button", { name: "Remove my cap" }).click();
+    await expect(page.getByLabel("Monthly budget")).toContainText("no cap a month");
   });
 });

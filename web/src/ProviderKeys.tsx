@@ -2,9 +2,38 @@
 // shown back, only when and the last four characters) and their OpenAI-compatible endpoints.
 import { useEffect, useState, type FormEvent } from "react";
 import { api } from "./api";
-import type { ModelEndpoint, ProviderKeyStatus } from "./types";
+import type { KeyTestResult, ModelEndpoint, ProviderKeyStatus } from "./types";
 
 const PLACEHOLDERS: Record<string, string> = { anthropic: "sk-ant-…", openai: "sk-…", opencode: "Zen API key" };
+
+/** A "Test" button: one tiny request with the saved key, and what the provider said. */
+function TestKey({ label, run }: { label: string; run: () => Promise<KeyTestResult> }) {
+  const [result, setResult] = useState<KeyTestResult | null>(null);
+  const [testing, setTesting] = useState(false);
+  const test = async () => {
+    setTesting(true);
+    setResult(null);
+    try {
+      setResult(await run());
+    } catch (err) {
+      setResult({ ok: false, status: null, message: (err as Error).message });
+    }
+    setTesting(false);
+  };
+  return (
+    <>
+      <button type="button" className="small" aria-label={`Test ${label}`} disabled={testing} onClick={() => void test()}>
+        {testing ? "Testing…" : "Test"}
+      </button>
+      {result && (
+        <span className={`small key-test ${result.ok ? "ok" : "error"}`} role="status" aria-label={`${label} test`}>
+          {result.ok ? "✓ " : "✗ "}
+          {result.message}
+        </span>
+      )}
+    </>
+  );
+}
 
 function KeyRow({ status, onChanged, onError }: { status: ProviderKeyStatus; onChanged: () => void; onError: (m: string | null) => void }) {
   const [key, setKey] = useState("");
@@ -58,9 +87,12 @@ function KeyRow({ status, onChanged, onError }: { status: ProviderKeyStatus; onC
           {status.set ? "Replace key" : "Save key"}
         </button>
         {status.set && (
-          <button type="button" className="small danger-outline" aria-label={`Delete ${status.name} key`} onClick={() => void remove()}>
-            Delete
-          </button>
+          <>
+            <TestKey label={`${status.name} key`} run={() => api.testProviderKey(status.provider)} />
+            <button type="button" className="small danger-outline" aria-label={`Delete ${status.name} key`} onClick={() => void remove()}>
+              Delete
+            </button>
+          </>
         )}
       </form>
     </li>
@@ -150,9 +182,12 @@ export function ProviderKeys() {
                   {ep.keySet ? ` · key ${ep.keyFingerprint ?? "set"}` : " · no key"}
                 </span>
               </span>
-              <button className="small danger-outline" aria-label={`Delete endpoint ${ep.name}`} onClick={() => void removeEndpoint(ep)}>
-                Delete
-              </button>
+              <span className="row">
+                <TestKey label={`endpoint ${ep.name}`} run={() => api.testEndpoint(ep.name)} />
+                <button className="small danger-outline" aria-label={`Delete endpoint ${ep.name}`} onClick={() => void removeEndpoint(ep)}>
+                  Delete
+                </button>
+              </span>
             </li>
           ))}
         </ul>

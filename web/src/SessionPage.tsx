@@ -108,6 +108,11 @@ export function SessionPage({ id }: { id: string }) {
     });
   };
   const lastPrompt = [...t.items].reverse().find((i) => i.kind === "user");
+  // What den's gateway metered for this session: the sum of its turns' usage events.
+  const metered = t.items.reduce(
+    (sum, i) => (i.kind === "usage" ? { requests: sum.requests + i.usage.requests, cost: sum.cost + i.usage.costUsd } : sum),
+    { requests: 0, cost: 0 },
+  );
   const stop = () => void act(() => api.control(id, "abort"));
 
   return (
@@ -138,6 +143,11 @@ export function SessionPage({ id }: { id: string }) {
         <span className="muted small repo" title={session.repository}>
           {shortRepo(session.repository)} · {session.workBranch} · {session.model}
         </span>
+        {metered.requests > 0 && (
+          <span className="muted small" aria-label="Session usage" title="Metered by den's gateway, title requests included">
+            {metered.requests} model {metered.requests === 1 ? "request" : "requests"} · ${metered.cost.toFixed(4)}
+          </span>
+        )}
         <span className={`conn ${connection}`} role="status" aria-label={`Connection: ${CONNECTION_LABEL[connection]}`}>
           {CONNECTION_LABEL[connection]}
         </span>

@@ -115,6 +115,12 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
               <Link href="/settings#providers">Add a key</Link>
             </>
           )}
+          {overBudget(item.message) && (
+            <>
+              {" "}
+              <Link href="/settings#budget">Budget settings</Link>
+            </>
+          )}
           {retry && (
             <button className="small" onClick={retry}>
               Retry
@@ -146,11 +152,22 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
               <Link href="/settings#providers">Add a key</Link>
             </>
           )}
+          {item.error && overBudget(item.error) && (
+            <>
+              {" · "}
+              <Link href="/settings#budget">Budget settings</Link>
+            </>
+          )}
         </div>
       );
     }
   }
 });
+
+/** den's gateway refused a model request past the monthly budget (its wording, see gateway.rs). */
+function overBudget(message: string): boolean {
+  return /monthly model budget/.test(message);
+}
 
 /** den's gateway refused a model request for want of a key (its wording, see gateway.rs). */
 function needsKey(message: string): boolean {

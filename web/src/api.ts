@@ -3,6 +3,8 @@
 import type {
   ApiToken,
   AuthOptions,
+  Budget,
+  KeyTestResult,
   CreatedToken,
   ModelCatalog,
   ModelEndpoint,
@@ -93,4 +95,11 @@ export const api = {
   putEndpoint: (name: string, baseUrl: string, models: string[], key?: string) =>
     request<ModelEndpoint>("PUT", `/api/model-endpoints/${encodeURIComponent(name)}`, { baseUrl, models, ...(key ? { key } : {}) }),
   deleteEndpoint: (name: string) => request<void>("DELETE", `/api/model-endpoints/${encodeURIComponent(name)}`),
+  // One tiny request with the saved key (or endpoint): whether the provider accepts it.
+  testProviderKey: (provider: string) =>
+    request<KeyTestResult>("POST", `/api/provider-keys/${encodeURIComponent(provider)}/test`),
+  testEndpoint: (name: string) => request<KeyTestResult>("POST", `/api/model-endpoints/${encodeURIComponent(name)}/test`),
+  budget: () => request<Budget>("GET", "/api/budget"),
+  // The person's own monthly cap (at most the admin's); null removes it.
+  setBudget: (monthlyUsd: number | null) => request<Budget>("PUT", "/api/budget", { monthlyUsd }),
 };
