@@ -254,6 +254,30 @@ fn the_master_key_file_is_private_and_rotation_keeps_it_working() {
     );
     let before = std::fs::read_to_string(&key_file).unwrap();
 
+    // A secret sealed with the first key, for the rotation to carry over.
+    let mut add = den(dir.path());
+    add.args(["user", "add", "alice"]);
+    assert!(run(add, "").status.success());
+    const SECRET: &[u8] = b"sk-the-secret-that-must-survive-rotation";
+    let db = format!("sqlite:{}", dir.path().join("den.db").display());
+    let async_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let old_keyring = den_store::Keyring::parse(&before).unwrap();
+    let alice = async_runtime.block_on(async {
+        let store = den_store::Store::connect(&db, old_keyring.clone())
+            .await
+            .unwrap();
+        let alice = store.user_by_name("alice").await.unwrap().id;
+        store
+            .set_provider_key(alice, "anthropic", SECRET)
+            .await
+            .unwrap();
+        store.close().await;
+        alice
+    });
+
     let mut rotate = den(dir.path());
     rotate.args(["keys", "rotate"]);
     let output = run(rotate, "");
@@ -273,6 +297,21 @@ fn the_master_key_file_is_private_and_rotation_keeps_it_working() {
         std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
         0o600
     );
+
+    // The secret reads back with the new key alone, and the old key no longer opens it.
+    async_runtime.block_on(async {
+        let rotated = den_store::Keyring::parse(&after).unwrap();
+        let store = den_store::Store::connect(&db, rotated).await.unwrap();
+        let key = store.provider_key(alice, "anthropic").await.unwrap();
+        assert_eq!(key.as_deref().map(|k| k.as_slice()), Some(SECRET));
+        store.close().await;
+        let store = den_store::Store::connect(&db, old_keyring).await.unwrap();
+        assert!(
+            store.provider_key(alice, "anthropic").await.is_err(),
+            "the record was resealed with the new key"
+        );
+        store.close().await;
+    });
 }
 
 #[test]
