@@ -399,3 +399,34 @@ fn first_run_prints_a_link_and_sigterm_stops_the_server_cleanly() {
 fn nix_pid(pid: u32) -> String {
     pid.to_string()
 }
+
+#[test]
+fn the_pinned_opencode_version_is_defined_once_and_the_scripts_read_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_den"))
+        .args(["doctor", "--print-opencode-version"])
+        .env("DEN_SANDBOX__ENABLED", "false")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed = stdout(&output);
+    assert_eq!(printed.trim(), den_opencode::PINNED_VERSION);
+    assert_eq!(printed.lines().count(), 1, "the version alone: {printed}");
+
+    // What the scripts use before den is built: the same line of the same source.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = Command::new(root.join("scripts/opencode-version"))
+        .output()
+        .unwrap();
+    assert!(script.status.success(), "{script:?}");
+    assert_eq!(stdout(&script), printed);
+    // No script writes the version down itself.
+    for entry in std::fs::read_dir(root.join("scripts")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains(den_opencode::PINNED_VERSION),
+            "{} hard-codes the OpenCode version: read it from scripts/opencode-version",
+            path.display()
+        );
+    }
+}
