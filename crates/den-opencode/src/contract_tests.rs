@@ -24,7 +24,8 @@ use crate::session::{
 const UNDOCUMENTED_EVENTS: &[&str] = &["server.heartbeat"];
 
 fn spec() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi-1.18.33.json");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("openapi/openapi-{}.json", crate::PINNED_VERSION));
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
     serde_json::from_str(&text).expect("spec is JSON")

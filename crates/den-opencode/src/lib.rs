@@ -1,4 +1,4 @@
-//! A typed async client for the pinned OpenCode server (1.18.33): the endpoints den calls and
+//! A typed async client for the pinned OpenCode server ([`PINNED_VERSION`]): the endpoints den calls and
 //! the `/event` stream as typed events.
 //!
 //! It knows nothing of den (no users, no den sessions, no wire protocol): den's session actor
@@ -8,7 +8,7 @@
 //! Layout:
 //! - `config`: where the server is and the timeouts ([`OpencodeConfig`], [`Target`]).
 //! - `endpoints`: the single table of (method, path) the client calls; the contract test checks
-//!   it against `openapi/openapi-1.18.33.json` (vendored; see
+//!   it against `openapi/openapi-<PINNED_VERSION>.json` (vendored; see
 //!   `openapi/README.md`).
 //! - `client`: [`OpencodeClient`] and its calls.
 //! - `sse`: [`EventStream`], the reconnecting event stream.
@@ -28,6 +28,12 @@ mod sse;
 mod contract_tests;
 
 pub use client::OpencodeClient;
+
+/// The OpenCode version den pins (npm package `opencode-ai`): the one place it is written.
+/// Everything else reads it from here: den's crates through this constant, `den doctor
+/// --print-opencode-version` prints it, and the scripts (which may run before den is built)
+/// read this line through `scripts/opencode-version`; keep it on one line in this form.
+pub const PINNED_VERSION: &str = "1.18.33";
 pub use config::{OpencodeConfig, Target};
 pub use error::{OpencodeError, Result};
 pub use event::{

@@ -22,8 +22,11 @@ async fn main() {
     );
     let cfg = den_sandbox::bench::BenchConfig {
         root_dir: root,
-        opencode_bin: den_sandbox::opencode_bin_in(&tools),
-        home_template: Some(den_sandbox::home_template_in(&tools)),
+        opencode_bin: den_sandbox::opencode_bin_in(&tools, den_opencode::PINNED_VERSION),
+        home_template: Some(den_sandbox::home_template_in(
+            &tools,
+            den_opencode::PINNED_VERSION,
+        )),
         quick,
     };
     let metrics = den_sandbox::bench::bench_sandbox(cfg).await.unwrap();

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::OPENCODE_VERSION;
 use crate::local::CgroupProbe;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,16 +14,17 @@ pub struct DoctorCheck {
     pub fix: String,
 }
 
-/// Where `scripts/install-opencode` puts the pinned binary inside a tools directory.
-pub fn opencode_bin_in(tools_dir: &Path) -> PathBuf {
+/// Where `scripts/install-opencode` puts OpenCode `version` inside a tools directory.
+pub fn opencode_bin_in(tools_dir: &Path, version: &str) -> PathBuf {
     tools_dir.join(format!(
-        "opencode-{OPENCODE_VERSION}/node_modules/opencode-linux-x64/bin/opencode"
+        "opencode-{version}/node_modules/opencode-linux-x64/bin/opencode"
     ))
 }
 
-/// Where `scripts/install-opencode-home` puts the HOME template inside a tools directory.
-pub fn home_template_in(tools_dir: &Path) -> PathBuf {
-    tools_dir.join(format!("opencode-home-{OPENCODE_VERSION}"))
+/// Where `scripts/install-opencode-home` puts the HOME template of OpenCode `version` inside a
+/// tools directory.
+pub fn home_template_in(tools_dir: &Path, version: &str) -> PathBuf {
+    tools_dir.join(format!("opencode-home-{version}"))
 }
 
 #[expect(
@@ -65,8 +65,9 @@ fn check(name: &str, r: Result<String, String>, fix: &str) -> DoctorCheck {
     }
 }
 
-/// Checks everything the local backend needs. `tools_dir` holds OpenCode and the HOME template.
-pub fn doctor_checks(tools_dir: &Path) -> Vec<DoctorCheck> {
+/// Checks everything the local backend needs. `tools_dir` holds OpenCode (`opencode_version`,
+/// the one the caller pins) and its HOME template.
+pub fn doctor_checks(tools_dir: &Path, opencode_version: &str) -> Vec<DoctorCheck> {
     let apt = |pkg: &str| format!("apt-get install -y {pkg}");
     let mut checks = vec![
         check(
@@ -133,17 +134,15 @@ pub fn doctor_checks(tools_dir: &Path) -> Vec<DoctorCheck> {
             "mount cgroup2 (hybrid or unified) with the cpu, memory and pids controllers available",
         ),
     ];
-    let bin = opencode_bin_in(tools_dir);
-    let oc = match opencode_version(&bin) {
-        Ok(v) if v == OPENCODE_VERSION => Ok(format!("{v} at {}", bin.display())),
-        Ok(v) => Err(format!(
-            "{} reports {v}, den needs {OPENCODE_VERSION}",
-            bin.display()
-        )),
+    let pinned = opencode_version;
+    let bin = opencode_bin_in(tools_dir, pinned);
+    let oc = match self::opencode_version(&bin) {
+        Ok(v) if v == pinned => Ok(format!("{v} at {}", bin.display())),
+        Ok(v) => Err(format!("{} reports {v}, den needs {pinned}", bin.display())),
         Err(e) => Err(e),
     };
     checks.push(check("OpenCode", oc, "scripts/install-opencode"));
-    let tmpl = home_template_in(tools_dir);
+    let tmpl = home_template_in(tools_dir, pinned);
     checks.push(check(
         "OpenCode HOME template",
         if tmpl

@@ -34,6 +34,3 @@ pub use spec::{
     CreateProgress, ExitReason, Forward, HOME_DIR, HomeFile, Limits, NetworkPolicy, SandboxId,
     SandboxSpec, SandboxStatus, ToolMount, WORKSPACE_DIR,
 };
-
-/// The OpenCode version den pins (npm package `opencode-ai`).
-pub const OPENCODE_VERSION: &str = "1.18.33";

@@ -70,6 +70,9 @@ pub(crate) struct SessionActor {
     progress_tx: mpsc::UnboundedSender<ProgressNote>,
     progress_rx: mpsc::UnboundedReceiver<ProgressNote>,
     starting: Option<JoinHandle<Result<Live>>>,
+    /// The sandbox the running start has created, if it got that far: a start stopped midway
+    /// (the session deleted or den stopping) cannot remove it itself.
+    starting_sandbox: StartedSandbox,
     live: Option<Live>,
     turn: Option<Turn>,
     queue: VecDeque<QueuedPrompt>,
@@ -80,6 +83,9 @@ pub(crate) struct SessionActor {
     unsnapshotted: bool,
     idle_deadline: Option<Instant>,
 }
+
+/// Where a start records the sandbox it created (see `SessionActor::starting_sandbox`).
+pub(crate) type StartedSandbox = std::sync::Arc<std::sync::Mutex<Option<den_sandbox::SandboxId>>>;
 
 /// Why the actor woke up.
 enum Wake {
@@ -121,6 +127,7 @@ pub(crate) fn spawn(services: Services, record: SessionRecord) -> SessionHandle 
                 progress_tx,
                 progress_rx,
                 starting: None,
+                starting_sandbox: StartedSandbox::default(),
                 live: None,
                 turn: None,
                 queue: VecDeque::new(),

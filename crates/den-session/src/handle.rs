@@ -70,7 +70,10 @@ pub struct SessionHandle {
     id: Uuid,
     owner_id: Uuid,
     commands: mpsc::Sender<Command>,
-    live: LiveSender,
+    /// Weak: only the actor's event log keeps the live channel open, so when the actor ends
+    /// (its session deleted) every subscription ends too, and its clients are disconnected
+    /// rather than kept waiting on a session that no longer exists.
+    live: tokio::sync::broadcast::WeakSender<std::sync::Arc<crate::EncodedEvent>>,
     store: Store,
 }
 
@@ -94,7 +97,7 @@ impl SessionHandle {
             id,
             owner_id,
             commands,
-            live,
+            live: live.downgrade(),
             store,
         }
     }
@@ -222,6 +225,11 @@ impl SessionHandle {
     pub fn subscribe(&self, after: i64) -> EventSubscription {
         // Subscribing before the subscription reads history is what closes the gap between
         // the two; `EventSubscription` skips what it already replayed.
-        EventSubscription::new(self.id, self.store.clone(), self.live.subscribe(), after)
+        let live = match self.live.upgrade() {
+            Some(live) => live.subscribe(),
+            // The actor has ended: what is stored, then the end.
+            None => tokio::sync::broadcast::channel(1).1,
+        };
+        EventSubscription::new(self.id, self.store.clone(), live, after)
     }
 }

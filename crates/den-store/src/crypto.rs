@@ -307,6 +307,42 @@ mod tests {
         ] {
             assert!(Keyring::parse(bad).is_err(), "{bad:?} accepted");
         }
-        assert!(!format!("{keyring:?}").contains(&*keyring.to_text()));
+    }
+
+    /// A known key, so the check can look for every form a leaked key would take in `Debug`
+    /// output: its bytes as a derived `Debug` prints them (`[7, 7, …]`, or one per line), in
+    /// hex, or in the key file's base64.
+    #[test]
+    fn debug_never_shows_key_material() {
+        let key = [7u8; 32];
+        let base64 = STANDARD.encode(key);
+        let leaks = |shown: &str| -> Vec<&'static str> {
+            [
+                (shown.contains(&base64), "base64"),
+                (shown.contains("7, 7, 7, 7"), "bytes"),
+                (shown.contains("7,\n"), "bytes, one per line"),
+                (shown.contains("07070707"), "hex"),
+            ]
+            .into_iter()
+            .filter_map(|(leaked, form)| leaked.then_some(form))
+            .collect()
+        };
+        let keyring = Keyring::parse(&format!("1:{base64}")).unwrap();
+        let shown = format!("{keyring:?} {keyring:#?}");
+        assert!(shown.contains("versions"), "the check reads Debug: {shown}");
+        assert_eq!(leaks(&shown), Vec::<&str>::new(), "{shown}");
+        // The check catches what a derived `Debug` would print.
+        #[derive(Debug)]
+        #[allow(dead_code, reason = "only printed")]
+        struct Derived {
+            keys: BTreeMap<u8, [u8; 32]>,
+        }
+        let derived = Derived {
+            keys: BTreeMap::from([(1, key)]),
+        };
+        let derived = format!("{derived:?} {derived:#?}");
+        assert_eq!(leaks(&derived), ["bytes", "bytes, one per line"]);
+        assert_eq!(leaks(&base64), ["base64"]);
+        assert_eq!(leaks("07070707"), ["hex"]);
     }
 }

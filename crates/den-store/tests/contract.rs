@@ -12,13 +12,34 @@ use den_store::{Keyring, NewApiToken, NewSession, NewUser, SessionCursor, Store,
 use sqlx::Connection;
 use uuid::Uuid;
 
+/// The PostgreSQL server to test against. Without one the suite runs on SQLite alone, which is
+/// fine on a laptop; but where the run must cover PostgreSQL (`scripts/test` sets
+/// `DEN_TEST_REQUIRE_POSTGRES`, CI sets `CI`) a missing server fails the test instead of
+/// quietly skipping half the contract.
+fn postgres_admin_url() -> Option<String> {
+    match std::env::var("DEN_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let required = ["DEN_TEST_REQUIRE_POSTGRES", "CI"]
+                .iter()
+                .any(|name| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0"));
+            assert!(
+                !required,
+                "DEN_TEST_DATABASE_URL is not set, but this run must cover PostgreSQL \
+                 (DEN_TEST_REQUIRE_POSTGRES or CI is set): export DEN_TEST_DATABASE_URL=$(scripts/start-postgres)"
+            );
+            None
+        }
+    }
+}
+
 /// A fresh store per backend; the tempdir keeps the SQLite file alive for the test.
 async fn stores() -> (Vec<Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let keyring = Keyring::generate().unwrap();
     let sqlite_url = format!("sqlite:{}", dir.path().join("den.db").display());
     let mut stores = vec![Store::connect(&sqlite_url, keyring.clone()).await.unwrap()];
-    if let Ok(admin_url) = std::env::var("DEN_TEST_DATABASE_URL") {
+    if let Some(admin_url) = postgres_admin_url() {
         let name = format!("den_test_{}", Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))

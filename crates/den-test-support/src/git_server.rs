@@ -163,29 +163,8 @@ impl GitServer {
     /// Creates repository `name` with one commit on `main` holding `files`.
     pub async fn create_repo(&self, name: &str, files: &[(&str, &str)]) -> std::io::Result<()> {
         let work = tempfile::tempdir()?;
-        for (path, contents) in files {
-            let file = work.path().join(path);
-            if let Some(parent) = file.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(file, contents)?;
-        }
         let dir = work.path();
-        let identity = [
-            "-c",
-            "user.name=owner",
-            "-c",
-            "user.email=owner@example.com",
-        ];
-        for args in [
-            vec!["init", "--quiet", "--initial-branch=main"],
-            vec!["add", "-A"],
-            [&identity[..], &["commit", "--quiet", "-m", "initial"]].concat(),
-        ] {
-            let mut command = git();
-            command.arg("-C").arg(dir).args(args);
-            run(command).await?;
-        }
+        init_repository(dir, files).await?;
         let bare = self.path(name);
         if let Some(parent) = bare.parent() {
             std::fs::create_dir_all(parent)?;
@@ -416,4 +395,33 @@ async fn cgi(
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Makes `dir` (created if missing) a git repository with one commit on `main` holding `files`:
+/// a local repository for a den whose admin allows local roots, so a test needs no remote.
+pub async fn init_repository(dir: &Path, files: &[(&str, &str)]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (path, contents) in files {
+        let file = dir.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(file, contents)?;
+    }
+    let identity = [
+        "-c",
+        "user.name=owner",
+        "-c",
+        "user.email=owner@example.com",
+    ];
+    for args in [
+        vec!["init", "--quiet", "--initial-branch=main"],
+        vec!["add", "-A"],
+        [&identity[..], &["commit", "--quiet", "-m", "initial"]].concat(),
+    ] {
+        let mut command = git();
+        command.arg("-C").arg(dir).args(args);
+        run(command).await?;
+    }
+    Ok(())
 }

@@ -14,7 +14,7 @@ mod github_rest;
 mod model;
 mod opencode;
 
-pub use git_server::{GitServer, RecordedPush, RefUpdate, ref_updates};
+pub use git_server::{GitServer, RecordedPush, RefUpdate, init_repository, ref_updates};
 pub use github_rest::{RecordedPull, UserRepository};
 pub use model::{
     Api, Gate, ProviderError, RecordedRequest, RequestKind, SIDE_REPLY, ScriptedModel, Turn,

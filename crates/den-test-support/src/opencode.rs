@@ -10,7 +10,7 @@ use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 /// The OpenCode version den pins; `scripts/install-opencode` installs exactly this one.
-pub const OPENCODE_VERSION: &str = "1.18.33";
+pub const OPENCODE_VERSION: &str = den_opencode::PINNED_VERSION;
 /// Provider and model ids of the OpenAI-compatible scripted model in [`scripted_config`].
 pub const OPENAI_PROVIDER: &str = "scripted";
 pub const OPENAI_MODEL: &str = "scripted-model";

@@ -14,6 +14,7 @@ const NOT_CONFIG: &[&str] = &[
     "DEN_MASTER_KEY",
     "DEN_LOG",
     "DEN_TEST_DATABASE_URL",
+    "DEN_TEST_REQUIRE_POSTGRES",
     "DEN_OPENCODE_BIN",
 ];
 

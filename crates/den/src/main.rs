@@ -38,7 +38,7 @@ enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
     /// Check that this host has what den needs, and say how to fix what is missing.
-    Doctor,
+    Doctor(cli::doctor::DoctorArgs),
     /// Measure den and print a table.
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document of den's HTTP API (the web client's types come from it).
@@ -71,7 +71,7 @@ fn main() -> std::process::ExitCode {
             Command::User(command) => cli::user::run(settings, command).await,
             Command::Keys(command) => cli::keys::run(settings, command).await,
             Command::Migrate => cli::migrate(settings).await,
-            Command::Doctor => cli::doctor::run(settings).await,
+            Command::Doctor(args) => cli::doctor::run(settings, args).await,
             Command::Bench(args) => bench::run(settings, args).await,
             Command::Openapi => {
                 println!(

@@ -299,6 +299,30 @@ fn the_master_key_file_is_private_and_rotation_keeps_it_working() {
     );
     let before = std::fs::read_to_string(&key_file).unwrap();
 
+    // A secret sealed with the first key, for the rotation to carry over.
+    let mut add = den(dir.path());
+    add.args(["user", "add", "alice"]);
+    assert!(run(add, "").status.success());
+    const SECRET: &[u8] = b"sk-the-secret-that-must-survive-rotation";
+    let db = format!("sqlite:{}", dir.path().join("den.db").display());
+    let async_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let old_keyring = den_store::Keyring::parse(&before).unwrap();
+    let alice = async_runtime.block_on(async {
+        let store = den_store::Store::connect(&db, old_keyring.clone())
+            .await
+            .unwrap();
+        let alice = store.user_by_name("alice").await.unwrap().id;
+        store
+            .set_provider_key(alice, "anthropic", SECRET)
+            .await
+            .unwrap();
+        store.close().await;
+        alice
+    });
+
     let mut rotate = den(dir.path());
     rotate.args(["keys", "rotate"]);
     let output = run(rotate, "");
@@ -318,6 +342,21 @@ fn the_master_key_file_is_private_and_rotation_keeps_it_working() {
         std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
         0o600
     );
+
+    // The secret reads back with the new key alone, and the old key no longer opens it.
+    async_runtime.block_on(async {
+        let rotated = den_store::Keyring::parse(&after).unwrap();
+        let store = den_store::Store::connect(&db, rotated).await.unwrap();
+        let key = store.provider_key(alice, "anthropic").await.unwrap();
+        assert_eq!(key.as_deref().map(|k| k.as_slice()), Some(SECRET));
+        store.close().await;
+        let store = den_store::Store::connect(&db, old_keyring).await.unwrap();
+        assert!(
+            store.provider_key(alice, "anthropic").await.is_err(),
+            "the record was resealed with the new key"
+        );
+        store.close().await;
+    });
 }
 
 #[test]
@@ -404,4 +443,35 @@ fn first_run_prints_a_link_and_sigterm_stops_the_server_cleanly() {
 
 fn nix_pid(pid: u32) -> String {
     pid.to_string()
+}
+
+#[test]
+fn the_pinned_opencode_version_is_defined_once_and_the_scripts_read_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_den"))
+        .args(["doctor", "--print-opencode-version"])
+        .env("DEN_SANDBOX__ENABLED", "false")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let printed = stdout(&output);
+    assert_eq!(printed.trim(), den_opencode::PINNED_VERSION);
+    assert_eq!(printed.lines().count(), 1, "the version alone: {printed}");
+
+    // What the scripts use before den is built: the same line of the same source.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = Command::new(root.join("scripts/opencode-version"))
+        .output()
+        .unwrap();
+    assert!(script.status.success(), "{script:?}");
+    assert_eq!(stdout(&script), printed);
+    // No script writes the version down itself.
+    for entry in std::fs::read_dir(root.join("scripts")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains(den_opencode::PINNED_VERSION),
+            "{} hard-codes the OpenCode version: read it from scripts/opencode-version",
+            path.display()
+        );
+    }
 }

@@ -120,8 +120,10 @@ pub fn tools_dir() -> PathBuf {
 
 /// The pinned OpenCode binary; fails (never skips) when it is missing.
 pub fn opencode_bin() -> PathBuf {
-    let bin = std::env::var_os("DEN_OPENCODE_BIN")
-        .map_or_else(|| den_sandbox::opencode_bin_in(&tools_dir()), PathBuf::from);
+    let bin = std::env::var_os("DEN_OPENCODE_BIN").map_or_else(
+        || den_sandbox::opencode_bin_in(&tools_dir(), den_opencode::PINNED_VERSION),
+        PathBuf::from,
+    );
     assert!(
         bin.is_file(),
         "OpenCode is not installed at {} (set DEN_OPENCODE_BIN or run scripts/install-opencode)",
@@ -132,7 +134,7 @@ pub fn opencode_bin() -> PathBuf {
 
 /// The OpenCode HOME template; fails (never skips) when it is missing.
 pub fn home_template() -> PathBuf {
-    let t = den_sandbox::home_template_in(&tools_dir());
+    let t = den_sandbox::home_template_in(&tools_dir(), den_opencode::PINNED_VERSION);
     assert!(
         t.join(".config/opencode/node_modules").is_dir(),
         "the OpenCode HOME template is missing at {} (run scripts/install-opencode-home)",

@@ -28,19 +28,24 @@ async fn files_outside_the_sandbox_are_invisible_and_system_dirs_read_only() {
     let den_data = h.dir.path().join("den-data");
     std::fs::create_dir_all(&den_data).unwrap();
     std::fs::write(den_data.join("den.db"), "secret").unwrap();
-    // Another sandbox with a file in its workspace.
+    // Another sandbox with a file in its workspace, written before any probe runs: it says
+    // "ready" only once the file is written.
     let other =
         h.rt.create(
-            h.spec("echo theirs > /workspace/other-secret; exec sleep 600"),
+            h.spec("echo theirs > /workspace/other-secret; echo ready; exec sleep 600"),
             None,
         )
         .await
         .unwrap();
     let state = h.rt.config().root_dir.clone();
-    let other_upper = state
-        .join("sandboxes")
-        .join(other.id.as_str())
-        .join("ws/upper");
+    let other_dir = state.join("sandboxes").join(other.id.as_str());
+    crate::limits_wait(&other_dir.join("log")).await;
+    let other_upper = other_dir.join("ws/upper");
+    // The probe's path is where the secret really is: reading it from the host succeeds.
+    assert_eq!(
+        std::fs::read_to_string(other_upper.join("other-secret")).unwrap(),
+        "theirs\n"
+    );
     let mut script = String::new();
     // Positive control: the sandbox's own files are readable and writable.
     script.push_str("cat /workspace/README.md && echo mine > /workspace/new && cat /workspace/new && touch /tmp/x /home/agent/x && echo control-ok\n");

@@ -133,8 +133,14 @@ fn rule(method: &Method, path: &str) -> Rule {
     }
 }
 
-/// The concrete path and a valid body for a call.
-fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<Value>) {
+/// The concrete path and a valid body for a call; sessions are made on `repository`, the
+/// server's local one (nothing here may reach the internet).
+fn call_for(
+    method: &Method,
+    path: &str,
+    fixture: &Fixture,
+    repository: &str,
+) -> (String, Option<Value>) {
     let concrete = match path {
         "/api/tokens/{id}" => path.replace("{id}", &fixture.token),
         path if path.starts_with("/api/sessions/{id}") => path
@@ -158,7 +164,7 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
             Some(json!({"current": LEAVER_PASSWORD, "new": LEAVER_PASSWORD}))
         }
         ("POST", "/api/tokens") => Some(json!({"name": "matrix"})),
-        ("POST", "/api/sessions") => Some(json!({"repository": "https://example.com/a/b.git"})),
+        ("POST", "/api/sessions") => Some(json!({"repository": repository})),
         ("PATCH", "/api/sessions/{id}") => Some(json!({"title": "renamed"})),
         ("PUT", "/api/git-credentials/{host}") => {
             Some(json!({"username": "x-access-token", "token": "ghp_new"}))
@@ -185,7 +191,7 @@ async fn fixture(server: &TestServer, owner: &TestUser) -> Fixture {
             Method::POST,
             "/api/sessions",
             Auth::Bearer(owner),
-            Some(json!({"repository": "https://example.com/o/r.git"})),
+            Some(json!({"repository": server.repository.as_deref().unwrap()})),
         )
         .await;
     let (_, token) = server
@@ -261,6 +267,7 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
         .unwrap();
     })
     .await;
+    let repository = server.repository.as_deref().unwrap();
     let owner = server.user("owner").await;
     let other = server.user("other").await;
     let mut throwaway = 0;
@@ -268,7 +275,7 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
     for (method, path) in routes() {
         let rule = rule(&method, &path);
         let fixture = fixture(&server, &owner).await;
-        let (concrete, body) = call_for(&method, &path, &fixture);
+        let (concrete, body) = call_for(&method, &path, &fixture, repository);
         let context = format!("{method} {path}");
 
         let status = server
@@ -384,7 +391,7 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
                 .await;
             assert_eq!(status, expected, "owner by cookie {context}");
             let fixture = self::fixture(&server, &owner).await;
-            let (concrete, body) = call_for(&method, &path, &fixture);
+            let (concrete, body) = call_for(&method, &path, &fixture, repository);
             let bearer_user = if signs_out {
                 throwaway += 1;
                 server

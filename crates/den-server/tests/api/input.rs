@@ -338,7 +338,7 @@ async fn bad_prompts_and_queue_edits_are_refused_and_start_nothing() {
             Method::POST,
             "/api/sessions",
             Auth::Bearer(&user),
-            Some(json!({"repository": "https://example.com/a/b.git"})),
+            Some(json!({"repository": server.repository.as_deref().unwrap()})),
         )
         .await;
     let path = format!("/api/sessions/{}/prompt", session["id"].as_str().unwrap());

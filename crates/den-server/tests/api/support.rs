@@ -17,6 +17,8 @@ pub(crate) struct TestServer {
         std::sync::Arc<den_sandbox::LocalRuntime>,
     )>,
     pub(crate) store: Store,
+    /// A live server's local git repository (`…/repos/r`, one commit), in its allowed roots.
+    pub(crate) repository: Option<String>,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     _dir: tempfile::TempDir,
@@ -48,6 +50,8 @@ impl TestServer {
     }
 
     /// A server whose sessions run, on a real sandbox runtime of its own. Call [`Self::stop`].
+    /// Hermetic: its sandboxes have no network (`none`), and the same rule refuses any remote
+    /// repository host with a clear error, so sessions use [`Self::repository`], a local one.
     pub(crate) async fn start_live() -> Self {
         Self::start_live_with(|_| {}).await
     }
@@ -69,6 +73,16 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut config = ServerConfig::new(base.clone());
+        let mut repository = None;
+        if live {
+            let repos = dir.path().join("repos");
+            den_test_support::init_repository(&repos.join("r"), &[("README.md", "# r\n")])
+                .await
+                .unwrap();
+            config.local_repo_roots = vec![repos.clone()];
+            config.repository_egress.network = den_sandbox::NetworkPolicy::None;
+            repository = Some(repos.join("r").display().to_string());
+        }
         configure(&mut config);
         let metrics = den_server::install_metrics_recorder();
         let (state, live) = if live {
@@ -78,11 +92,12 @@ impl TestServer {
             local.uid_base =
                 4_000_000 + (u32::from_str_radix(&id[8..12], 16).unwrap() % 1000) * 10_000;
             let (runtime, _) = den_sandbox::LocalRuntime::start(local).await.unwrap();
-            let sessions = den_session::SessionConfig::new(
+            let mut sessions = den_session::SessionConfig::new(
                 dir.path(),
                 dir.path().join("gateway.sock"),
                 den_test_support::opencode_bin(),
             );
+            sessions.network = den_sandbox::NetworkPolicy::None;
             let dyn_runtime: std::sync::Arc<dyn den_sandbox::SandboxRuntime> = runtime.clone();
             let manager = den_session::SessionManager::new(store.clone(), dyn_runtime, sessions);
             let state = AppState::with_sessions(store.clone(), config, metrics, manager.clone());
@@ -103,6 +118,7 @@ impl TestServer {
             base,
             live,
             store,
+            repository,
             http,
             shutdown: Some(shutdown),
             _dir: dir,

@@ -11,7 +11,7 @@ use den_sandbox::{ExitReason, SandboxStatus};
 use den_store::SessionRecord;
 use tokio::sync::mpsc;
 
-use super::{Live, ProgressNote, Services, SessionActor};
+use super::{Live, ProgressNote, Services, SessionActor, StartedSandbox};
 use crate::error::{Result, SessionError};
 use crate::workspace;
 
@@ -26,7 +26,9 @@ impl SessionActor {
         let services = self.services.clone();
         let record = self.record.clone();
         let progress = self.progress_tx.clone();
-        self.starting = Some(tokio::spawn(start(services, record, progress)));
+        self.starting_sandbox = StartedSandbox::default();
+        let created = self.starting_sandbox.clone();
+        self.starting = Some(tokio::spawn(start(services, record, progress, created)));
     }
 
     pub(super) async fn on_started(&mut self, result: Result<Live>) {
@@ -127,6 +129,21 @@ impl SessionActor {
     pub(super) async fn stop_sandbox(&mut self) {
         if let Some(task) = self.starting.take() {
             task.abort();
+            // Aborting drops the start wherever it was; a sandbox it already created would
+            // otherwise run on, unowned, until its lifetime ends.
+            let created = match task.await {
+                Ok(Ok(live)) => Some(live.sandbox.id),
+                _ => self
+                    .starting_sandbox
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take(),
+            };
+            if let Some(id) = created
+                && let Err(err) = self.services.runtime.destroy(&id).await
+            {
+                tracing::warn!(error = %err, "cannot destroy the sandbox of a stopped start");
+            }
         }
         if let Some(live) = self.live.take()
             && let Err(err) = self.services.runtime.destroy(&live.sandbox.id).await
@@ -226,6 +243,7 @@ async fn start(
     services: Services,
     record: SessionRecord,
     progress: mpsc::UnboundedSender<ProgressNote>,
+    started_sandbox: StartedSandbox,
 ) -> Result<Live> {
     let note = |step, state, detail: Option<String>| {
         let _ = progress.send((step, state, detail));
@@ -289,6 +307,9 @@ async fn start(
             return Err(err.into());
         }
     };
+    *started_sandbox
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sandbox.id.clone());
     note(step, StepState::Done, None);
 
     note(ProgressStep::Agent, StepState::Started, None);
@@ -310,6 +331,10 @@ async fn start(
                 Some(err.to_string()),
             );
             let _ = services.runtime.destroy(&sandbox.id).await;
+            started_sandbox
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
             Err(err)
         }
     }

@@ -40,10 +40,12 @@ pub(crate) async fn run(settings: &Settings, quick: bool) -> anyhow::Result<Vec<
 pub(crate) fn opencode_bin(settings: &Settings) -> std::path::PathBuf {
     std::env::var_os("DEN_OPENCODE_BIN")
         .map(Into::into)
-        .unwrap_or_else(|| den_sandbox::opencode_bin_in(&settings.tools_dir))
+        .unwrap_or_else(|| {
+            den_sandbox::opencode_bin_in(&settings.tools_dir, den_opencode::PINNED_VERSION)
+        })
 }
 
 pub(crate) fn home_template(settings: &Settings) -> Option<std::path::PathBuf> {
-    let template = den_sandbox::home_template_in(&settings.tools_dir);
+    let template = den_sandbox::home_template_in(&settings.tools_dir, den_opencode::PINNED_VERSION);
     template.exists().then_some(template)
 }

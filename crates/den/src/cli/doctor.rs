@@ -6,7 +6,18 @@ use den_sandbox::DoctorCheck;
 
 use crate::config::Settings;
 
-pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+#[derive(Debug, clap::Args)]
+pub(crate) struct DoctorArgs {
+    /// Print only the OpenCode version den pins, and check nothing (scripts read the pin here).
+    #[arg(long)]
+    print_opencode_version: bool,
+}
+
+pub(crate) async fn run(settings: Settings, args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    if args.print_opencode_version {
+        println!("{}", den_opencode::PINNED_VERSION);
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut checks = Vec::new();
     checks.push(match super::open_migrated_store(&settings).await {
         Ok(store) => DoctorCheck {
@@ -23,7 +34,10 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         },
     });
     // Sandboxes: bubblewrap, slirp4netns, nftables, cgroups, git, the pinned OpenCode, …
-    checks.extend(den_sandbox::doctor_checks(&settings.tools_dir));
+    checks.extend(den_sandbox::doctor_checks(
+        &settings.tools_dir,
+        den_opencode::PINNED_VERSION,
+    ));
     let mut failed = 0;
     for check in &checks {
         let mark = if check.ok { "ok  " } else { "FAIL" };

@@ -32,7 +32,8 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
     local.max_concurrent_creates = sandbox.max_concurrent_starts.max(1);
     local.instance.clone_from(&sandbox.instance);
     local.uid_base = sandbox.uid_base;
-    let home_template = den_sandbox::home_template_in(&settings.tools_dir);
+    let home_template =
+        den_sandbox::home_template_in(&settings.tools_dir, den_opencode::PINNED_VERSION);
     local.home_template = home_template.exists().then_some(home_template);
     let (runtime, reaped) = LocalRuntime::start(local)
         .await
@@ -76,7 +77,9 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
 
     let opencode_bin = std::env::var_os("DEN_OPENCODE_BIN")
         .map(Into::into)
-        .unwrap_or_else(|| den_sandbox::opencode_bin_in(&settings.tools_dir));
+        .unwrap_or_else(|| {
+            den_sandbox::opencode_bin_in(&settings.tools_dir, den_opencode::PINNED_VERSION)
+        });
     anyhow::ensure!(
         opencode_bin.exists(),
         "OpenCode is not installed at {}: run scripts/install-opencode",

@@ -17,8 +17,24 @@ use tokio_tungstenite::tungstenite::Message;
 pub(crate) const WITHIN: Duration = Duration::from_secs(180);
 pub(crate) const PASSWORD: &str = "a long test password";
 
+/// Which database a test's den runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Database {
+    /// A file in the data directory (den's default).
+    Sqlite,
+    /// A fresh database on the server `DEN_TEST_DATABASE_URL` names; a test on PostgreSQL fails
+    /// when it is not set (it never passes without having run).
+    Postgres,
+}
+
 pub(crate) struct Den {
     child: Option<Child>,
+    /// `--database-url` (None: SQLite in the data directory).
+    pub(crate) database_url: Option<String>,
+    /// Everything den wrote to its standard error (its log), also echoed to the test's.
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The first uid of this den's sandboxes (it has 10,000).
+    pub(crate) uid_base: u32,
     pub(crate) base: String,
     pub(crate) model: ScriptedModel,
     pub(crate) token: String,
@@ -30,7 +46,7 @@ pub(crate) struct Den {
     port: u16,
 }
 
-fn den_command(data_dir: &Path, config: &Path) -> Command {
+fn den_command(data_dir: &Path, config: &Path, database_url: Option<&str>) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_den"));
     command
         .arg("--data-dir")
@@ -40,7 +56,30 @@ fn den_command(data_dir: &Path, config: &Path) -> Command {
         .env("DEN_LOG", "info,den_session=debug")
         .env_remove("DEN_DATABASE_URL")
         .kill_on_drop(true);
+    if let Some(url) = database_url {
+        command.arg("--database-url").arg(url);
+    }
     command
+}
+
+/// A fresh, empty PostgreSQL database for one den; panics with what to do when no server is
+/// configured.
+async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin_url = std::env::var("DEN_TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .expect(
+            "this test runs den on PostgreSQL: export DEN_TEST_DATABASE_URL=$(scripts/start-postgres)",
+        );
+    let name = format!("den_e2e_{}", uuid_hex());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
 }
 
 fn uuid_hex() -> String {
@@ -97,9 +136,9 @@ async fn make_repo(path: &Path) {
     commit_file(path, "README.md", "# test repo\n").await;
 }
 
-async fn add_user(data_dir: &Path, config: &Path, name: &str) {
+async fn add_user(data_dir: &Path, config: &Path, database_url: Option<&str>, name: &str) {
     use tokio::io::AsyncWriteExt;
-    let mut add = den_command(data_dir, config);
+    let mut add = den_command(data_dir, config, database_url);
     add.args(["user", "add", name, "--password-stdin"])
         .stdin(Stdio::piped());
     let mut child = add.spawn().unwrap();
@@ -127,6 +166,23 @@ impl Den {
     /// Like [`Den::start_with`], with `allowed_hosts` in `repositories.allowed_hosts` (a git
     /// stand-in on loopback is a host the egress rules forbid unless an admin allows it).
     pub(crate) async fn start_allowing(allowed_hosts: &[&str], extra: &str) -> Self {
+        Self::start_full(Database::Sqlite, allowed_hosts, extra).await
+    }
+
+    /// A den on `database`.
+    pub(crate) async fn start_on(database: Database) -> Self {
+        Self::start_full(database, &[], "").await
+    }
+
+    /// Every den of these tests is hermetic: its sandboxes' network is `none` (loopback only),
+    /// and host-side git follows the same rule, so a repository anywhere but on this machine
+    /// (or an allow-listed stand-in) is refused with an error naming the host and the policy
+    /// instead of being fetched from the internet. Sessions use the scripted model.
+    async fn start_full(database: Database, allowed_hosts: &[&str], extra: &str) -> Self {
+        let database_url = match database {
+            Database::Sqlite => None,
+            Database::Postgres => Some(fresh_postgres_database().await),
+        };
         let model = ScriptedModel::start().await.unwrap();
         let data_dir = tempfile::tempdir().unwrap();
         traversable(data_dir.path());
@@ -139,22 +195,22 @@ impl Den {
             .unwrap()
             .port();
         let config = data_dir.path().join("den.toml");
+        let uid_base =
+            3_000_000 + (u32::from_str_radix(&uuid_hex()[..4], 16).unwrap() % 1000) * 10_000;
         let toml = format!(
             "listen = \"127.0.0.1:{port}\"\n\
              [repositories]\nlocal_roots = [\"{repos}\"]\nallowed_hosts = {allowed}\n\
-             [sandbox]\nmax_concurrent_starts = 4\ninstance = \"{instance}\"\nuid_base = {uid_base}\n\
+             [sandbox]\nnetwork = \"none\"\nmax_concurrent_starts = 4\ninstance = \"{instance}\"\nuid_base = {uid_base}\n\
              [[providers]]\nname = \"{OPENAI_PROVIDER}\"\nkind = \"openai-compatible\"\nbase_url = \"{model_url}\"\nmodels = [\"{OPENAI_MODEL}\"]\n",
             repos = repos.path().display(),
             allowed = serde_json::to_string(allowed_hosts).unwrap(),
             // Each test's den has its own host state, so dens in parallel never reap each other.
             instance = &uuid_hex()[..8],
-            uid_base =
-                3_000_000 + (u32::from_str_radix(&uuid_hex()[..4], 16).unwrap() % 1000) * 10_000,
             model_url = model.base_url(),
         ) + &extra.replace("{model_url}", &model.base_url());
         std::fs::write(&config, toml).unwrap();
 
-        add_user(data_dir.path(), &config, "alice").await;
+        add_user(data_dir.path(), &config, database_url.as_deref(), "alice").await;
 
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -162,6 +218,9 @@ impl Den {
             .unwrap();
         let mut den = Self {
             child: None,
+            database_url,
+            log: std::sync::Arc::default(),
+            uid_base,
             base: format!("http://127.0.0.1:{port}"),
             model,
             token: String::new(),
@@ -179,34 +238,41 @@ impl Den {
 
     /// Starts `den serve` and waits until it says it listens.
     async fn launch(&mut self) {
-        let mut serve = den_command(self.data_dir.path(), &self.config);
+        let mut serve = den_command(
+            self.data_dir.path(),
+            &self.config,
+            self.database_url.as_deref(),
+        );
         serve
             .arg("serve")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = serve.spawn().unwrap();
-        // den's log goes to the test's output and to `den.log` in its data directory, where
-        // the secret scans read it.
-        let stderr = child.stderr.take().unwrap();
+        // den's log goes to the test's output, to memory (for the log checks) and to `den.log`
+        // in its data directory, where the secret scans read it.
+        let mut log_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = self.log.clone();
         let log_path = self.log_path();
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
-            let mut log = tokio::fs::OpenOptions::new()
+            let mut log_file = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&log_path)
                 .await
                 .unwrap();
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                #[allow(
+            while let Ok(Some(line)) = log_lines.next_line().await {
+                #[expect(
                     clippy::print_stderr,
-                    reason = "den's log belongs in the test's output"
+                    reason = "den's log goes on to the test's output, as it did when inherited"
                 )]
                 {
                     eprintln!("{line}");
                 }
-                let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+                let _ = log_file.write_all(format!("{line}\n").as_bytes()).await;
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
             }
         });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -229,7 +295,31 @@ impl Den {
 
     /// Creates another user (through the CLI, beside the running server).
     pub(crate) async fn add_user(&self, name: &str) {
-        add_user(self.data_dir.path(), &self.config, name).await;
+        add_user(
+            self.data_dir.path(),
+            &self.config,
+            self.database_url.as_deref(),
+            name,
+        )
+        .await;
+    }
+
+    /// Creates a user without a password (through the CLI); returns the one-time sign-in link
+    /// den prints for them.
+    pub(crate) async fn add_user_with_link(&self, name: &str) -> String {
+        let mut add = den_command(
+            self.data_dir.path(),
+            &self.config,
+            self.database_url.as_deref(),
+        );
+        let output = add.args(["user", "add", name]).output().await.unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        stdout
+            .split_whitespace()
+            .find(|word| word.contains("/api/auth/link/"))
+            .unwrap_or_else(|| panic!("no link in {stdout}"))
+            .to_owned()
     }
 
     /// Kills den with SIGKILL (no chance to clean up) and starts it again on the same data.
@@ -496,8 +586,10 @@ impl Socket {
 
     /// Reads to the end of the connection; the close frame's code, if den sent one.
     pub(crate) async fn read_to_end(&mut self) -> Option<u16> {
+        // One deadline for the whole wait: den's keepalive pings must not extend it.
+        let deadline = tokio::time::Instant::now() + WITHIN;
         loop {
-            let message = tokio::time::timeout(WITHIN, self.stream.next())
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("the connection did not end in time");
             match message {

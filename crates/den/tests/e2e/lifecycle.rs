@@ -4,11 +4,16 @@ use den_protocol::events::{SessionEvent, TurnOutcome};
 use den_test_support::{Gate, Turn};
 use reqwest::{Method, StatusCode};
 
-use crate::harness::{Den, seqs};
+use crate::harness::{Database, Den, seqs};
 
 #[tokio::test]
 async fn pause_and_resume_continue_the_same_conversation() {
-    let den = Den::start().await;
+    pause_and_resume(Database::Sqlite).await;
+}
+
+/// Also run on PostgreSQL (`crate::postgres`).
+pub(crate) async fn pause_and_resume(database: Database) {
+    let den = Den::start_on(database).await;
     den.model.push(Turn::text("The secret word is marmalade."));
     let session = den.create_session(Some("remember a word")).await;
     let mut socket = den.connect(&session, 0).await;
@@ -59,7 +64,12 @@ async fn pause_and_resume_continue_the_same_conversation() {
 
 #[tokio::test]
 async fn den_killed_mid_turn_keeps_history_and_the_next_prompt_works() {
-    let mut den = Den::start().await;
+    den_killed_mid_turn(Database::Sqlite).await;
+}
+
+/// Also run on PostgreSQL (`crate::postgres`).
+pub(crate) async fn den_killed_mid_turn(database: Database) {
+    let mut den = Den::start_on(database).await;
     let gate = Gate::new();
     den.model
         .push(Turn::new().say("partial ").hold(&gate).say("lost"));

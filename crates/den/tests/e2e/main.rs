@@ -9,10 +9,14 @@
 )]
 
 mod changes;
+mod deletion;
 mod git_gateway;
 mod harness;
+mod hermetic;
 mod lifecycle;
 mod models;
 mod secrets;
+mod postgres;
+mod secrets_at_rest;
 mod slow_client;
 mod turns;

@@ -8,11 +8,16 @@ use den_test_support::{Gate, Turn};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{Den, assistant_text, seqs};
+use crate::harness::{Database, Den, assistant_text, seqs};
 
 #[tokio::test]
 async fn a_prompt_writes_a_file_and_its_events_arrive_in_order() {
-    let den = Den::start().await;
+    prompt_writes_a_file(Database::Sqlite).await;
+}
+
+/// Also run on PostgreSQL (`crate::postgres`).
+pub(crate) async fn prompt_writes_a_file(database: Database) {
+    let den = Den::start_on(database).await;
     den.model.push(
         Turn::new()
             .say("Writing it. ")
@@ -103,10 +108,22 @@ async fn a_prompt_writes_a_file_and_its_events_arrive_in_order() {
         "{tool_states:?}"
     );
 
-    // The write reached the workspace: the model's follow-up request carries the tool's result.
-    let requests = den.model.agent_requests();
-    let transcript = requests.last().unwrap().transcript();
-    assert!(transcript.contains("hello.txt"), "{transcript}");
+    // The write reached the workspace: git inside the sandbox sees the new file with exactly
+    // what the model wrote (the prompt names the file, but only the tool writes its contents).
+    let (status, diff) = den
+        .api(Method::GET, &format!("/api/sessions/{session}/diff"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    assert_eq!(diff["source"], "live", "{diff:#}");
+    let files = diff["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "only hello.txt changed: {diff:#}");
+    assert_eq!(
+        (files[0]["path"].as_str(), files[0]["status"].as_str()),
+        (Some("hello.txt"), Some("added")),
+        "{diff:#}"
+    );
+    let patch = files[0]["patch"].as_str().unwrap();
+    assert!(patch.ends_with("\n+hi from den\n"), "{patch}");
     let (_, record) = den
         .api(Method::GET, &format!("/api/sessions/{session}"), None)
         .await;
@@ -115,7 +132,12 @@ async fn a_prompt_writes_a_file_and_its_events_arrive_in_order() {
 
 #[tokio::test]
 async fn two_clients_see_the_same_events_and_a_reconnecting_client_gets_exactly_the_rest() {
-    let den = Den::start().await;
+    two_clients_and_a_reconnect(Database::Sqlite).await;
+}
+
+/// Also run on PostgreSQL (`crate::postgres`).
+pub(crate) async fn two_clients_and_a_reconnect(database: Database) {
+    let den = Den::start_on(database).await;
     let gate = Gate::new();
     den.model.push(
         Turn::new()
@@ -169,7 +191,12 @@ async fn two_clients_see_the_same_events_and_a_reconnecting_client_gets_exactly_
 
 #[tokio::test]
 async fn a_running_turn_can_be_stopped_and_a_queued_prompt_runs_after_it() {
-    let den = Den::start().await;
+    stop_then_queued_prompt(Database::Sqlite).await;
+}
+
+/// Also run on PostgreSQL (`crate::postgres`).
+pub(crate) async fn stop_then_queued_prompt(database: Database) {
+    let den = Den::start_on(database).await;
     let gate = Gate::new();
     den.model
         .push(Turn::new().say("working ").hold(&gate).say("never sent"));
@@ -329,7 +356,7 @@ async fn bad_client_messages_are_refused_and_change_nothing() {
 
 /// Reads Server-Sent Events frames from `response` until `stop` matches one; returns them as
 /// (event, id, data).
-async fn sse_frames(
+pub(crate) async fn sse_frames(
     response: reqwest::Response,
     stop: impl Fn(&str, &str) -> bool,
 ) -> Vec<(String, String, String)> {
