@@ -149,7 +149,17 @@ pub struct Budget {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetBudgetRequest {
     /// US dollars a month (0 or more, at most the admin's cap); `null` removes the own cap.
-    pub monthly_usd: Option<f64>,
+    /// Required: a body without it is refused rather than read as "remove".
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, required = true)]
+    pub monthly_usd: Option<Option<f64>>,
+}
+
+/// A field that was sent (`Some`, holding `null` as `None`), as opposed to one left out.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(deserializer).map(Some)
 }
 
 /// `POST /api/provider-keys/{provider}/test` and `POST /api/model-endpoints/{name}/test`: what

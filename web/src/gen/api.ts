@@ -1316,8 +1316,9 @@ export interface components {
             /**
              * Format: double
              * @description US dollars a month (0 or more, at most the admin's cap); `null` removes the own cap.
+             *     Required: a body without it is refused rather than read as "remove".
              */
-            monthlyUsd?: number | null;
+            monthlyUsd: number | null;
         };
         /** @description `PUT /api/auth/password`: sets or changes the caller's password. */
         SetPasswordRequest: {

@@ -53,7 +53,12 @@ async fn set_budget(
     ApiJson(request): ApiJson<SetBudgetRequest>,
 ) -> Result<Json<Budget>, ApiError> {
     let store = state.store();
-    if let Some(usd) = request.monthly_usd {
+    let Some(monthly_usd) = request.monthly_usd else {
+        return Err(ApiError::bad_request(
+            "monthlyUsd is required: US dollars a month, or null to remove your cap",
+        ));
+    };
+    if let Some(usd) = monthly_usd {
         check_amount(usd).map_err(ApiError::BadRequest)?;
         let caps = Caps::of(store, caller.user.id, state.config().monthly_budget_usd).await?;
         if let Some(admin) = caps.admin
@@ -64,8 +69,6 @@ async fn set_budget(
             )));
         }
     }
-    store
-        .set_own_budget(caller.user.id, request.monthly_usd)
-        .await?;
+    store.set_own_budget(caller.user.id, monthly_usd).await?;
     Ok(Json(budget(&state, caller.user.id).await?))
 }

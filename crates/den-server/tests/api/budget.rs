@@ -99,6 +99,7 @@ async fn bad_budgets_are_refused_clearly_and_change_nothing() {
         json!({"monthlyUsd": "ten"}).to_string(),
         json!({"monthlyUsd": 5, "currency": "EUR"}).to_string(),
         json!({"monthlyUsd": true}).to_string(),
+        json!({}).to_string(),
         "{\"monthlyUsd\": 5".to_owned(),
     ] {
         let response = server
