@@ -174,3 +174,27 @@ pub struct KeyTestResult {
     /// "the key works", or the provider's own error message (never the key itself).
     pub message: String,
 }
+
+/// One person's budget as an admin sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonBudget {
+    pub username: String,
+    /// The cap the admin set for this person; `None`: den's default applies.
+    pub admin_cap_usd: Option<f64>,
+    /// The lower cap the person set for themselves, if any.
+    pub own_cap_usd: Option<f64>,
+    /// The cap that applies (`None`: no cap).
+    pub cap_usd: Option<f64>,
+    /// What their model requests cost this month.
+    pub spent_usd: f64,
+}
+
+/// `GET /api/admin/budgets`: den's default cap and every person's budget (admins only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetOverview {
+    /// `models.monthly_budget_usd`: the cap of everyone the admin set none for.
+    pub default_cap_usd: Option<f64>,
+    pub people: Vec<PersonBudget>,
+}
