@@ -7,7 +7,7 @@ import { SHOTS, createSession, signedIn, startBrowser, startDen } from "./harnes
 
 let den, browser, alice;
 before(async () => {
-  den = await startDen();
+  den = await startDen({ admins: ["root"] });
   browser = await startBrowser();
 });
 after(async () => {
@@ -225,6 +225,32 @@ describe("settings", () => {
     assert.equal(await option().textContent(), "🔒 Claude Sonnet 4.5");
     await expect(page.getByRole("status")).toContainText("is locked");
     await page.goto("/settings");
+  });
+
+  test("an admin sets a person's monthly cap; the person sees it and may only go lower", async () => {
+    const admin = await signedIn(browser, den, "root");
+    await admin.page.goto("/settings#budget");
+    const table = admin.page.getByLabel("Everyone's budgets");
+    await expect(table).toContainText("bob");
+    await admin.page.getByLabel("Cap for bob").fill("25");
+    await admin.page.getByLabel("Cap for bob").press("Enter");
+    await expect(table.getByRole("row", { name: /bob/ })).toContainText("$25.00");
+    await admin.page.screenshot({ path: `${SHOTS}/settings-budgets.png` });
+
+    const person = await signedIn(browser, den, "bob");
+    const { page } = person;
+    await page.goto("/settings#budget");
+    await expect(page.getByLabel("Monthly budget")).toContainText("$25.00 a month");
+    assert.equal(await page.getByLabel("Everyone's budgets").count(), 0, "only admins see everyone's");
+    await page.getByLabel("Your monthly cap in US dollars").fill("30");
+    await page.getByRole("button", { name: "Set my cap" }).click();
+    await expect(page.getByRole("alert")).toContainText("lower than the admin's cap");
+    await expect(page.getByLabel("Monthly budget")).toContainText("$25.00 a month");
+
+    await admin.page.getByRole("button", { name: "Default cap for bob" }).click();
+    await expect(table.getByRole("row", { name: /bob/ })).toContainText("default");
+    await admin.context.close();
+    await person.context.close();
   });
 
   test("sign out returns to the sign-in screen, in the other tabs at their next request too", async () => {

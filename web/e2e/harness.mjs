@@ -29,11 +29,12 @@ const freePort = () =>
   });
 
 /**
- * A den with users alice and bob (password "correct horse"), and a local git repository.
+ * A den with users alice and bob (password "correct horse"; `admins` are added as admins with
+ * the same password), and a local git repository.
  * `config`: TOML text for `--config` (e.g. a scripted model provider). With `users: []`, den
  * starts empty and prints its first-run admin sign-in link. `sandboxes: false`: records only.
  */
-export async function startDen({ config, users = ["alice", "bob"], sandboxes = true } = {}) {
+export async function startDen({ config, users = ["alice", "bob"], admins = [], sandboxes = true } = {}) {
   const root = mkdtempSync(join(tmpdir(), "den-web-e2e-"));
   // Sandboxes run as another user and must be able to traverse down to their directories.
   chmodSync(root, 0o711);
@@ -56,8 +57,9 @@ export async function startDen({ config, users = ["alice", "bob"], sandboxes = t
   // Two dens with sandboxes on one host share the sandbox cgroup tree, and a starting den reaps
   // what it finds there: a second den for a side test runs without sandboxes.
   if (!sandboxes) env.DEN_SANDBOX__ENABLED = "false";
-  for (const name of users) {
-    execFileSync(BIN, [...args, "--data-dir", data, "user", "add", name, "--password-stdin"], { env, input: "correct horse\n", stdio: ["pipe", "ignore", "pipe"] });
+  for (const name of [...users, ...admins]) {
+    const admin = admins.includes(name) ? ["--admin"] : [];
+    execFileSync(BIN, [...args, "--data-dir", data, "user", "add", name, ...admin, "--password-stdin"], { env, input: "correct horse\n", stdio: ["pipe", "ignore", "pipe"] });
   }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;

@@ -57,7 +57,7 @@ export function Settings({ user, onSignOut, onAccountChanged }: { user: User; on
       </section>
       <PasswordSettings user={user} onChanged={onAccountChanged} />
       <ProviderKeys />
-      <BudgetSettings />
+      <BudgetSettings isAdmin={user.isAdmin} />
       <section aria-labelledby="tokens-h" className="card">
         <h2 id="tokens-h">API tokens</h2>
         <p className="muted">For scripts and the command line: send as <code>Authorization: Bearer …</code>.</p>

@@ -4,7 +4,9 @@ import type {
   ApiToken,
   AuthOptions,
   Budget,
+  BudgetOverview,
   KeyTestResult,
+  PersonBudget,
   CreatedToken,
   ModelCatalog,
   ModelEndpoint,
@@ -102,4 +104,8 @@ export const api = {
   budget: () => request<Budget>("GET", "/api/budget"),
   // The person's own monthly cap (at most the admin's); null removes it.
   setBudget: (monthlyUsd: number | null) => request<Budget>("PUT", "/api/budget", { monthlyUsd }),
+  // Admins only: everyone's budget, and the admin's cap per person (null: den's default).
+  budgets: () => request<BudgetOverview>("GET", "/api/admin/budgets"),
+  setPersonBudget: (username: string, monthlyUsd: number | null) =>
+    request<PersonBudget>("PUT", `/api/admin/budgets/${encodeURIComponent(username)}`, { monthlyUsd }),
 };

@@ -149,7 +149,17 @@ pub struct Budget {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SetBudgetRequest {
     /// US dollars a month (0 or more, at most the admin's cap); `null` removes the own cap.
-    pub monthly_usd: Option<f64>,
+    /// Required: a body without it is refused rather than read as "remove".
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<f64>, required = true)]
+    pub monthly_usd: Option<Option<f64>>,
+}
+
+/// A field that was sent (`Some`, holding `null` as `None`), as opposed to one left out.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(deserializer).map(Some)
 }
 
 /// `POST /api/provider-keys/{provider}/test` and `POST /api/model-endpoints/{name}/test`: what
@@ -163,4 +173,28 @@ pub struct KeyTestResult {
     pub status: Option<u16>,
     /// "the key works", or the provider's own error message (never the key itself).
     pub message: String,
+}
+
+/// One person's budget as an admin sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonBudget {
+    pub username: String,
+    /// The cap the admin set for this person; `None`: den's default applies.
+    pub admin_cap_usd: Option<f64>,
+    /// The lower cap the person set for themselves, if any.
+    pub own_cap_usd: Option<f64>,
+    /// The cap that applies (`None`: no cap).
+    pub cap_usd: Option<f64>,
+    /// What their model requests cost this month.
+    pub spent_usd: f64,
+}
+
+/// `GET /api/admin/budgets`: den's default cap and every person's budget (admins only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetOverview {
+    /// `models.monthly_budget_usd`: the cap of everyone the admin set none for.
+    pub default_cap_usd: Option<f64>,
+    pub people: Vec<PersonBudget>,
 }

@@ -228,7 +228,7 @@ async fn over_budget(
     Ok(Some(match set_by {
         CapSetBy::Admin => "den: your monthly model budget is used up; an admin can raise it",
         CapSetBy::Person => {
-            "den: the monthly model budget you set for yourself is used up; you can raise it in den's settings (Usage)"
+            "den: the monthly model budget you set for yourself is used up; you can raise it in den's settings (Budget)"
         }
     }))
 }

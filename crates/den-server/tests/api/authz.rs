@@ -15,6 +15,8 @@ enum Rule {
     Own { status: StatusCode },
     /// Needs sign-in and names a resource of the owner: another user gets 404.
     Owned { status: StatusCode },
+    /// Admins only: every other user (owner included) gets 403; `status` is an admin's answer.
+    Admin { status: StatusCode },
 }
 
 /// The owner's keys: no answer to anyone may contain them.
@@ -129,6 +131,9 @@ fn rule(method: &Method, path: &str) -> Rule {
                 status: S::NO_CONTENT,
             }
         }
+        ("GET" | "PUT", "/api/admin/budgets" | "/api/admin/budgets/{username}") => {
+            Rule::Admin { status: S::OK }
+        }
         _ => panic!("{method} {path} is missing from the authorization matrix: add its rule"),
     }
 }
@@ -154,6 +159,7 @@ fn call_for(
             path.replace("{name}", "home")
         }
         "/api/git-credentials/{host}" => path.replace("{host}", "git.example.com"),
+        "/api/admin/budgets/{username}" => path.replace("{username}", "owner"),
         other => other.to_owned(),
     };
     let body = match (method.as_str(), path) {
@@ -173,7 +179,7 @@ fn call_for(
         ("POST", "/api/sessions/{id}/push") => Some(json!({"message": "work"})),
         ("POST", "/api/sessions/{id}/pull-request") => Some(json!({"title": "work"})),
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
-        ("PUT", "/api/budget") => Some(json!({"monthlyUsd": 5})),
+        ("PUT", "/api/budget" | "/api/admin/budgets/{username}") => Some(json!({"monthlyUsd": 5})),
         ("PUT", "/api/provider-keys/{provider}") => {
             Some(json!({"key": "sk-ant-caller-key-0000000000"}))
         }
@@ -270,6 +276,7 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
     let repository = server.repository.as_deref().unwrap();
     let owner = server.user("owner").await;
     let other = server.user("other").await;
+    let admin = server.admin("root").await;
     let mut throwaway = 0;
 
     for (method, path) in routes() {
@@ -285,8 +292,31 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
             Rule::Public { status: expected } => {
                 assert_eq!(status, expected, "anonymous {context}")
             }
-            Rule::Own { .. } | Rule::Owned { .. } => {
+            Rule::Own { .. } | Rule::Owned { .. } | Rule::Admin { .. } => {
                 assert_eq!(status, StatusCode::UNAUTHORIZED, "anonymous {context}")
+            }
+        }
+
+        if let Rule::Admin { status: expected } = rule {
+            for user in [&owner, &other] {
+                for auth in [Auth::Cookie(user), Auth::Bearer(user)] {
+                    let status = server
+                        .exercise(method.clone(), &concrete, auth, body.clone())
+                        .await;
+                    assert_eq!(status, StatusCode::FORBIDDEN, "non-admin {context}");
+                }
+            }
+            for auth in [Auth::Cookie(&admin), Auth::Bearer(&admin)] {
+                let (status, answer) = server
+                    .call(method.clone(), &concrete, auth, body.clone())
+                    .await;
+                assert_eq!(status, expected, "admin {context}: {answer}");
+                for secret in [OWNER_KEY, OWNER_ENDPOINT_KEY, OWNER_ENDPOINT_URL] {
+                    assert!(
+                        !answer.to_string().contains(secret),
+                        "{secret} via {context}"
+                    );
+                }
             }
         }
 

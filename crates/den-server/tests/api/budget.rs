@@ -99,6 +99,7 @@ async fn bad_budgets_are_refused_clearly_and_change_nothing() {
         json!({"monthlyUsd": "ten"}).to_string(),
         json!({"monthlyUsd": 5, "currency": "EUR"}).to_string(),
         json!({"monthlyUsd": true}).to_string(),
+        json!({}).to_string(),
         "{\"monthlyUsd\": 5".to_owned(),
     ] {
         let response = server
@@ -122,4 +123,85 @@ async fn bad_budgets_are_refused_clearly_and_change_nothing() {
             "after {body}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_admin_sees_everyones_budget_and_sets_a_cap_per_person() {
+    let server = TestServer::start_with(|config| config.monthly_budget_usd = Some(50.0)).await;
+    let root = server.admin("root").await;
+    let alice = server.user("alice").await;
+    let (status, overview) = server
+        .call(Method::GET, "/api/admin/budgets", Auth::Cookie(&root), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    assert_eq!(overview["defaultCapUsd"], 50.0);
+    let people = overview["people"].as_array().unwrap();
+    assert_eq!(people.len(), 2);
+    assert!(
+        people
+            .iter()
+            .all(|p| p["adminCapUsd"].is_null() && p["capUsd"] == 50.0)
+    );
+
+    let path = "/api/admin/budgets/alice";
+    let (status, updated) = server
+        .call(
+            Method::PUT,
+            path,
+            Auth::Cookie(&root),
+            Some(json!({"monthlyUsd": 80})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        (updated["adminCapUsd"].clone(), updated["capUsd"].clone()),
+        (json!(80.0), json!(80.0))
+    );
+    // Alice sees the admin's cap for her, and may now set hers up to it.
+    assert_eq!(budget(&server, &alice).await["adminCapUsd"], 80.0);
+    let (status, _) = set(&server, &alice, json!({"monthlyUsd": 70})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Bad amounts and unknown people are refused clearly, and change nothing.
+    for (target, body, expected) in [
+        (path, json!({"monthlyUsd": -5}), StatusCode::BAD_REQUEST),
+        (path, json!({}), StatusCode::BAD_REQUEST),
+        (path, json!({"monthlyUsd": "lots"}), StatusCode::BAD_REQUEST),
+        (
+            "/api/admin/budgets/nobody",
+            json!({"monthlyUsd": 5}),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let (status, error) = server
+            .call(Method::PUT, target, Auth::Bearer(&root), Some(body.clone()))
+            .await;
+        assert_eq!(status, expected, "{body}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    assert_eq!(budget(&server, &alice).await["adminCapUsd"], 80.0);
+
+    // Back to den's default.
+    let (status, reset) = server
+        .call(
+            Method::PUT,
+            path,
+            Auth::Cookie(&root),
+            Some(json!({"monthlyUsd": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (
+            reset["adminCapUsd"].clone(),
+            reset["ownCapUsd"].clone(),
+            reset["capUsd"].clone()
+        ),
+        (Value::Null, json!(70.0), json!(50.0)),
+        "her own cap stays; the lower default applies"
+    );
 }

@@ -132,7 +132,16 @@ impl TestServer {
 
     /// Creates `name` with `password`, signs in for a cookie and creates an API token.
     pub(crate) async fn user_with_password(&self, name: &str, password: &str) -> TestUser {
-        den_server::accounts::create_user(&self.store, name, Some(password.to_owned()), false)
+        self.signed_in(name, password, false).await
+    }
+
+    /// Creates the admin `name` with [`PASSWORD`], signed in like [`Self::user`].
+    pub(crate) async fn admin(&self, name: &str) -> TestUser {
+        self.signed_in(name, PASSWORD, true).await
+    }
+
+    async fn signed_in(&self, name: &str, password: &str, is_admin: bool) -> TestUser {
+        den_server::accounts::create_user(&self.store, name, Some(password.to_owned()), is_admin)
             .await
             .unwrap();
         let response = self.login(name, password).await;
