@@ -7,6 +7,7 @@
 mod authz;
 mod credentials;
 mod gateway;
+mod gateway_tokens;
 mod github;
 mod input;
 mod logs;
