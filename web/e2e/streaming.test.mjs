@@ -9,9 +9,7 @@ import { MODEL, gate, startScriptedModel } from "./scripted-model.mjs";
 let den, browser, model, alice;
 before(async () => {
   model = await startScriptedModel();
-  den = await startDen({
-    config: `[[providers]]\nname = "scripted"\nkind = "openai-compatible"\nbase_url = "${model.baseUrl}"\nmodels = ["${MODEL}"]\n`,
-  });
+  den = await startDen({ model });
   browser = await startBrowser();
   alice = await signedIn(browser, den, "alice");
   alice.context.setDefaultTimeout(60_000); // sandbox start and clone on a loaded 2-core machine
@@ -49,6 +47,9 @@ describe("the sidebar in every tab", () => {
     await alice.page.getByLabel("Session title").press("Enter");
     await expect(other.getByLabel("Sessions").getByRole("link", { name: /Renamed live/ })).toBeVisible();
     await other.close();
+    // The session's prompt runs on the scripted model (nothing was queued for it): its turn ends
+    // here, so it cannot take a turn the next test queues.
+    await expect(transcript(alice.page).getByText("(no scripted turn left)").first()).toBeVisible();
   });
 });
 
