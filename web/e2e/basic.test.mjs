@@ -4,15 +4,20 @@ import { realpathSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { expect } from "./expect.mjs";
 import { SHOTS, createSession, signedIn, startBrowser, startDen } from "./harness.mjs";
+import { startScriptedModel } from "./scripted-model.mjs";
 
-let den, browser, alice;
+// Sessions here run on the scripted model (no test reaches a hosted one); with no turn queued
+// it answers each prompt with a fixed text.
+let den, browser, alice, model;
 before(async () => {
-  den = await startDen({ admins: ["root"] });
+  model = await startScriptedModel();
+  den = await startDen({ model, admins: ["root"] });
   browser = await startBrowser();
 });
 after(async () => {
   await browser?.close();
   await den?.stop();
+  await model?.close();
 });
 
 describe("signing in", () => {
@@ -101,6 +106,9 @@ describe("sessions", () => {
   test("sending the first prompt creates the session and opens its page", async () => {
     const { page } = alice;
     id = await createSession(page, den);
+    // On the scripted model: no browser test reaches a hosted one.
+    const session = await (await page.request.get(`/api/sessions/${id}`)).json();
+    assert.equal(session.model, den.model);
     // Titled after the first prompt, like the original product.
     await expect(page.getByRole("heading", { name: "Say hello", level: 1 })).toBeVisible();
     await expect(page.getByLabel("Sessions").getByRole("link", { name: /Say hello/ })).toBeVisible();

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { MODEL } from "./scripted-model.mjs";
 
 const web = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const SHOTS = join(web, "test-results/screenshots");
@@ -29,12 +30,35 @@ const freePort = () =>
   });
 
 /**
+ * den's settings for every browser test: no test may reach the internet, and an attempt fails
+ * here rather than going out. Sandboxes get network `none` (host-side git follows the same
+ * rule, so a remote repository is refused with an error naming the host), and den's built-in
+ * hosted providers point at a closed local port, so a session on a hosted model fails at once
+ * instead of calling the provider. `model`: a scripted model (scripted-model.mjs), offered as
+ * provider `scripted`.
+ */
+async function hermeticConfig(model, config) {
+  const closed = `http://127.0.0.1:${await freePort()}/v1`;
+  let toml = `[sandbox]\nnetwork = "none"\n`;
+  for (const name of ["anthropic", "openai", "opencode"]) {
+    if (config.includes(`name = "${name}"`)) continue; // the test's own provider replaces it
+    toml += `[[providers]]\nname = "${name}"\nbase_url = "${closed}"\n`;
+  }
+  if (model) {
+    toml += `[[providers]]\nname = "scripted"\nkind = "openai-compatible"\nbase_url = "${model.baseUrl}"\nmodels = ["${MODEL}"]\n`;
+  }
+  return toml;
+}
+
+/**
  * A den with users alice and bob (password "correct horse"; `admins` are added as admins with
  * the same password), and a local git repository.
- * `config`: TOML text for `--config` (e.g. a scripted model provider). With `users: []`, den
- * starts empty and prints its first-run admin sign-in link. `sandboxes: false`: records only.
+ * `model`: a scripted model (scripted-model.mjs); sessions made with `createSession` use it.
+ * `config`: more TOML for `--config` (a provider it names replaces the hermetic one). With `users: []`, den starts empty and prints its
+ * first-run admin sign-in link. `sandboxes: false`: records only. Always hermetic (see
+ * `hermeticConfig`).
  */
-export async function startDen({ config, users = ["alice", "bob"], admins = [], sandboxes = true } = {}) {
+export async function startDen({ model, config = "", users = ["alice", "bob"], admins = [], sandboxes = true } = {}) {
   const root = mkdtempSync(join(tmpdir(), "den-web-e2e-"));
   // Sandboxes run as another user and must be able to traverse down to their directories.
   chmodSync(root, 0o711);
@@ -48,11 +72,8 @@ export async function startDen({ config, users = ["alice", "bob"], admins = [], 
   git("add", ".");
   git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "init");
 
-  const args = [];
-  if (config) {
-    writeFileSync(join(root, "den.toml"), config);
-    args.push("--config", join(root, "den.toml"));
-  }
+  writeFileSync(join(root, "den.toml"), (await hermeticConfig(model, config)) + config);
+  const args = ["--config", join(root, "den.toml")];
   const env = { ...process.env, DEN_REPOSITORIES__LOCAL_ROOTS: repos };
   // Two dens with sandboxes on one host share the sandbox cgroup tree, and a starting den reaps
   // what it finds there: a second den for a side test runs without sandboxes.
@@ -82,6 +103,8 @@ export async function startDen({ config, users = ["alice", "bob"], admins = [], 
   return {
     url,
     repo,
+    /** The model `createSession` picks: the scripted one, when den has it. */
+    model: model ? `scripted/${MODEL}` : undefined,
     log: () => log,
     /** What den printed (its first-run sign-in link among it). */
     stdout: () => out,
@@ -115,6 +138,7 @@ export async function signedIn(browser, den, user, viewport = { width: 1280, hei
 export async function createSession(page, den, prompt = "Say hello") {
   await page.goto("/");
   await page.getByLabel("Repository").fill(den.repo);
+  if (den.model) await page.getByLabel("Model").selectOption(den.model);
   await page.getByLabel("Prompt", { exact: true }).fill(prompt);
   await page.getByLabel("Prompt", { exact: true }).press("Enter");
   await page.waitForURL(/\/s\/[0-9a-f-]+$/);

@@ -10,10 +10,9 @@ let den, browser, model, alice;
 before(async () => {
   model = await startScriptedModel();
   den = await startDen({
+    model,
     // den's own Anthropic provider, pointed at the scripted model: locked until a person adds a key.
-    config:
-      `[[providers]]\nname = "scripted"\nkind = "openai-compatible"\nbase_url = "${model.baseUrl}"\nmodels = ["${MODEL}"]\n` +
-      `[[providers]]\nname = "anthropic"\nbase_url = "${model.baseUrl}"\n`,
+    config: `[[providers]]\nname = "anthropic"\nbase_url = "${model.baseUrl}"\n`,
   });
   browser = await startBrowser();
   alice = await signedIn(browser, den, "alice");
@@ -52,6 +51,9 @@ describe("the sidebar in every tab", () => {
     await alice.page.getByLabel("Session title").press("Enter");
     await expect(other.getByLabel("Sessions").getByRole("link", { name: /Renamed live/ })).toBeVisible();
     await other.close();
+    // The session's prompt runs on the scripted model (nothing was queued for it): its turn ends
+    // here, so it cannot take a turn the next test queues.
+    await expect(transcript(alice.page).getByText("(no scripted turn left)").first()).toBeVisible();
   });
 });
 

@@ -4,7 +4,8 @@
 //! - [`SandboxRuntime`] is the backend-neutral interface; [`LocalRuntime`] is the local Linux
 //!   backend (bubblewrap, network namespace + slirp4netns + nftables, cgroups, overlayfs).
 //! - [`ArtifactStore`] keeps snapshot archives; [`LocalArtifactStore`] in a directory.
-//! - [`doctor_checks`] reports the host prerequisites; [`bench`] measures the runtime.
+//! - [`doctor_checks`] reports the host prerequisites; [`bench`] starts what `den bench`
+//!   needs outside a sandbox (the benchmark repository, OpenCode on the host).
 //!
 //! This is the only crate of den that starts processes.
 

@@ -8,6 +8,7 @@ mod authz;
 mod budget;
 mod credentials;
 mod gateway;
+mod gateway_tokens;
 mod github;
 mod input;
 mod key_test;

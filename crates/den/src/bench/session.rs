@@ -5,8 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-
 use super::den::{BenchDen, rss_mb, traversable};
 use super::model::BenchModel;
 use super::{Metric, median};
@@ -144,23 +142,22 @@ async fn idle_rss_per_session(
 async fn floor_ms(settings: &Settings, repo: &std::path::Path, quick: bool) -> anyhow::Result<f64> {
     let root = tempfile::tempdir()?;
     traversable(root.path())?;
-    let config = den_sandbox::bench::BenchConfig {
-        root_dir: root.path().to_owned(),
-        opencode_bin: super::sandbox::opencode_bin(settings),
-        home_template: super::sandbox::home_template(settings),
-        quick,
-    };
+    let opencode_bin = super::sandbox::opencode_bin(settings);
+    let home_template = super::sandbox::home_template(settings);
     let auth = den_sandbox::probe::BasicAuth {
         user: "opencode".to_owned(),
         password: uuid_like(),
     };
     let mut runs = Vec::new();
     for _ in 0..if quick { 1 } else { 3 } {
-        runs.push(
-            den_sandbox::bench::host_boot_ms(&config, repo, &auth)
-                .await
-                .context("starting OpenCode on the host")?,
+        let boot = super::sandbox::host_boot_ms(
+            &opencode_bin,
+            home_template.as_deref(),
+            root.path(),
+            repo,
+            &auth,
         );
+        runs.push(boot.await?);
     }
     Ok(median(runs))
 }
