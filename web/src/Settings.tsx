@@ -1,5 +1,6 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { api } from "./api";
+import { GitCredentials } from "./GitCredentials";
 import { PasswordSettings } from "./PasswordSettings";
 import { ProviderKeys } from "./ProviderKeys";
 import type { ApiToken, CreatedToken, User } from "./types";
@@ -56,6 +57,7 @@ export function Settings({ user, onSignOut, onAccountChanged }: { user: User; on
       </section>
       <PasswordSettings user={user} onChanged={onAccountChanged} />
       <ProviderKeys />
+      <GitCredentials />
       <section aria-labelledby="tokens-h" className="card">
         <h2 id="tokens-h">API tokens</h2>
         <p className="muted">For scripts and the command line: send as <code>Authorization: Bearer …</code>.</p>

@@ -8,7 +8,9 @@ import type {
   ModelEndpoint,
   PromptAccepted,
   ProviderKeyStatus,
+  PullRequest,
   PushResult,
+  GitCredential,
   RepositoryList,
   Session,
   SessionDiff,
@@ -73,6 +75,9 @@ export const api = {
   remove: (id: string) => request<void>("DELETE", `/api/sessions/${id}`),
   diff: (id: string) => request<SessionDiff>("GET", `/api/sessions/${id}/diff`),
   push: (id: string, message?: string) => request<PushResult>("POST", `/api/sessions/${id}/push`, message ? { message } : {}),
+  // The session's pull request as GitHub has it now (404: none yet).
+  pullRequest: (id: string) => request<PullRequest>("GET", `/api/sessions/${id}/pull-request`),
+  openPullRequest: (id: string, draft = false) => request<PullRequest>("POST", `/api/sessions/${id}/pull-request`, { draft }),
   prompt: (id: string, text: string, model?: string) =>
     request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text, ...(model ? { model } : {}) }),
   control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),
@@ -80,6 +85,10 @@ export const api = {
   editQueued: (id: string, item: string, text: string) =>
     request<void>("PUT", `/api/sessions/${id}/queue/${encodeURIComponent(item)}`, { text }),
   clearQueue: (id: string) => request<void>("DELETE", `/api/sessions/${id}/queue`),
+  gitCredentials: () => request<GitCredential[]>("GET", "/api/git-credentials"),
+  putGitCredential: (host: string, username: string, token: string) =>
+    request<void>("PUT", `/api/git-credentials/${encodeURIComponent(host)}`, { username, token }),
+  deleteGitCredential: (host: string) => request<void>("DELETE", `/api/git-credentials/${encodeURIComponent(host)}`),
   tokens: () => request<ApiToken[]>("GET", "/api/tokens"),
   createToken: (name: string) => request<CreatedToken>("POST", "/api/tokens", { name }),
   revokeToken: (id: string) => request<void>("DELETE", `/api/tokens/${id}`),

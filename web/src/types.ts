@@ -33,3 +33,5 @@ export type SessionDiff = S["SessionDiff"];
 export type FileChange = S["FileChange"];
 export type DiffSummary = S["DiffSummary"];
 export type PushResult = S["PushResult"];
+export type PullRequest = S["PullRequest"];
+export type GitCredential = S["GitCredential"];
