@@ -19,6 +19,7 @@ mod extract;
 mod gateway;
 mod git_gateway;
 mod github_api;
+mod github_token;
 mod observability;
 pub mod routes;
 mod state;

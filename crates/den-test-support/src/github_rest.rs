@@ -4,7 +4,10 @@
 //! absolute `Link: <…>; rel="next"` header, as GitHub does), with GitHub's payload shapes (the fields octocrab requires
 //! included), `Authorization: Bearer <token>` (or `token <token>`), and GitHub's errors:
 //! `401 Bad credentials`, `404 Not Found`, `422 Validation Failed` for a pull request that
-//! already exists or whose head branch does not.
+//! already exists or whose head branch does not. And GitHub's token refresh for a GitHub App's
+//! user tokens (`POST /login/oauth/access_token`, `grant_type=refresh_token`): each refresh
+//! token works once, a refresh answers the stand-in's token with a new refresh token, and a
+//! refusal comes, as GitHub sends it, with status 200 and an `error` field.
 
 use std::sync::Arc;
 
@@ -281,4 +284,51 @@ pub(crate) async fn user_repositories(
         }
     }
     response
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RefreshForm {
+    grant_type: String,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+pub(crate) async fn refresh_token(
+    State(shared): State<Arc<Shared>>,
+    axum::Form(form): axum::Form<RefreshForm>,
+) -> Response {
+    *lock(&shared.refresh_calls) += 1;
+    let refused = |error: &str, description: &str| {
+        // GitHub's habit: a refused token request is still a 200.
+        Json(json!({"error": error, "error_description": description,
+            "error_uri": "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"}))
+        .into_response()
+    };
+    if form.grant_type != "refresh_token" {
+        return refused("unsupported_grant_type", "The grant type is not supported.");
+    }
+    if form.client_id.is_none() || form.client_secret.is_none() {
+        return refused(
+            "incorrect_client_credentials",
+            "The client_id and/or client_secret passed are incorrect.",
+        );
+    }
+    let presented = form.refresh_token.unwrap_or_default();
+    let mut tokens = lock(&shared.refresh_tokens);
+    let Some(index) = tokens.iter().position(|t| *t == presented) else {
+        return refused(
+            "bad_refresh_token",
+            "The refresh token passed is incorrect or expired.",
+        );
+    };
+    let calls = *lock(&shared.refresh_calls);
+    tokens.remove(index);
+    let next = format!("ghr_standin_refresh_{calls}");
+    tokens.push(next.clone());
+    Json(json!({
+        "access_token": shared.token, "expires_in": 28800, "refresh_token": next,
+        "refresh_token_expires_in": 15811200, "scope": "", "token_type": "bearer",
+    }))
+    .into_response()
 }

@@ -27,8 +27,7 @@ use crate::extract::{ApiJson, ApiQuery};
 
 /// The cookie that ties a GitHub callback to the browser that started it.
 const OAUTH_STATE_COOKIE: &str = "den_oauth_state";
-/// The secret purpose under which a user's GitHub access token is kept.
-pub(crate) const GITHUB_TOKEN_PURPOSE: &str = "github:token";
+pub(crate) use crate::github_token::GITHUB_TOKEN_PURPOSE;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -283,7 +282,7 @@ async fn github_callback(
     let user = github_account(&state, &config, &github_user).await?;
     state
         .store()
-        .put_secret(user.id, GITHUB_TOKEN_PURPOSE, access_token.as_bytes())
+        .put_secret(user.id, GITHUB_TOKEN_PURPOSE, &access_token.sealable())
         .await?;
     let jar = jar
         .remove(Cookie::build(OAUTH_STATE_COOKIE).path("/api/auth/github"))
