@@ -13,7 +13,7 @@ before(async () => {
   github = await startGithub(TOKEN);
   den = await startDen({
     sandboxes: false,
-    config: `[github]\nclient_id = "test"\nclient_secret = "test"\napi_url = "${github.apiUrl}"\n\n[repositories]\nallowed_hosts = ["${github.host}"]\n`,
+    config: `${github.config()}\n[repositories]\nallowed_hosts = ["${github.host}"]\n`,
   });
   browser = await startBrowser();
   alice = await signedIn(browser, den, "alice");
@@ -25,6 +25,28 @@ after(async () => {
 });
 
 describe("GitHub", () => {
+  test("Settings → GitHub connects the GitHub account of a person signed in with a password", async () => {
+    const { page } = alice;
+    await page.goto("/settings");
+    const section = page.getByRole("region", { name: "GitHub" });
+    await expect(section.getByRole("status")).toContainText("Not connected.");
+    await section.getByRole("button", { name: "Connect GitHub" }).click();
+    // To GitHub (the stand-in approves at once) and back to this section.
+    await page.waitForURL(/\/settings#github$/);
+    await expect(section.getByRole("status")).toContainText("Connected as octocat.");
+    assert.ok(!(await page.content()).includes(TOKEN), "the token is never shown");
+    await page.screenshot({ path: `${SHOTS}/settings-github.png` });
+    // Repositories now come from GitHub in the new-session picker, and no "not connected" note.
+    await page.goto("/");
+    await page.getByRole("heading", { name: "What should we build?" }).waitFor();
+    await page.locator(`#recent-repos option[value="${github.base}/acme/widgets.git"]`).waitFor({ state: "attached" });
+    assert.equal(await page.getByText("GitHub is not connected").count(), 0);
+    await page.goto("/settings");
+    await section.getByRole("button", { name: "Disconnect" }).click();
+    await expect(section.getByRole("status")).toContainText("Not connected.");
+  });
+
+
   test("Settings → Git hosts stores a token, lists the host without it, and deletes it", async () => {
     const { page } = alice;
     await page.goto("/settings");

@@ -2,7 +2,7 @@ import { useEffect, useMemo, useState } from "react";
 import { api } from "./api";
 import { Composer } from "./Composer";
 import { ModelPicker } from "./ModelPicker";
-import { navigate } from "./router";
+import { Link, navigate } from "./router";
 import { upsert, useSessions } from "./sessions";
 import type { RepositoryList } from "./types";
 
@@ -92,7 +92,9 @@ export function Home() {
           ))}
         </datalist>
         {found && !found.githubConnected && (
-          <p className="muted small">GitHub is not connected: type any git URL, or pick a local repository.</p>
+          <p className="muted small">
+            GitHub is not connected (<Link href="/settings#github">Settings → GitHub</Link>): type any git URL, or pick a local repository.
+          </p>
         )}
         {findError && <p className="muted small">Could not list your repositories: {findError}</p>}
         {recent.length > 0 && (

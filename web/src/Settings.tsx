@@ -1,6 +1,7 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { api } from "./api";
 import { GitCredentials } from "./GitCredentials";
+import { GithubConnection } from "./GithubConnection";
 import { PasswordSettings } from "./PasswordSettings";
 import { ProviderKeys } from "./ProviderKeys";
 import type { ApiToken, CreatedToken, User } from "./types";
@@ -57,6 +58,7 @@ export function Settings({ user, onSignOut, onAccountChanged }: { user: User; on
       </section>
       <PasswordSettings user={user} onChanged={onAccountChanged} />
       <ProviderKeys />
+      <GithubConnection onChanged={onAccountChanged} />
       <GitCredentials />
       <section aria-labelledby="tokens-h" className="card">
         <h2 id="tokens-h">API tokens</h2>

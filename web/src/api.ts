@@ -11,6 +11,8 @@ import type {
   PullRequest,
   PushResult,
   GitCredential,
+  GithubConnect,
+  GithubStatus,
   RepositoryList,
   Session,
   SessionDiff,
@@ -85,6 +87,9 @@ export const api = {
   editQueued: (id: string, item: string, text: string) =>
     request<void>("PUT", `/api/sessions/${id}/queue/${encodeURIComponent(item)}`, { text }),
   clearQueue: (id: string) => request<void>("DELETE", `/api/sessions/${id}/queue`),
+  github: () => request<GithubStatus>("GET", "/api/github"),
+  connectGithub: () => request<GithubConnect>("POST", "/api/github/connect"),
+  disconnectGithub: () => request<void>("DELETE", "/api/github"),
   gitCredentials: () => request<GitCredential[]>("GET", "/api/git-credentials"),
   putGitCredential: (host: string, username: string, token: string) =>
     request<void>("PUT", `/api/git-credentials/${encodeURIComponent(host)}`, { username, token }),

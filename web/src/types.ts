@@ -35,3 +35,5 @@ export type DiffSummary = S["DiffSummary"];
 export type PushResult = S["PushResult"];
 export type PullRequest = S["PullRequest"];
 export type GitCredential = S["GitCredential"];
+export type GithubStatus = S["GithubStatus"];
+export type GithubConnect = S["GithubConnect"];

@@ -193,7 +193,7 @@ async fn send(
 
 /// What a person hears when GitHub no longer accepts their token.
 pub(crate) const RECONNECT: &str =
-    "GitHub no longer accepts your sign-in: reconnect GitHub (sign in with GitHub again)";
+    "GitHub no longer accepts den's access for you: reconnect GitHub (Settings → GitHub)";
 
 /// GitHub's most pages den reads of one list: 10 pages of 100 repositories.
 const MAX_PAGES: usize = 10;

@@ -104,6 +104,18 @@ impl RefreshLocks {
     }
 }
 
+/// What den holds for the person, as stored (nothing refreshed).
+pub(crate) async fn stored_token(
+    state: &AppState,
+    user: Uuid,
+) -> Result<Option<StoredToken>, ApiError> {
+    match state.store().secret(user, GITHUB_TOKEN_PURPOSE).await {
+        Ok(bytes) => Ok(Some(StoredToken::parse(&bytes))),
+        Err(den_store::StoreError::NotFound) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// The person's GitHub access token, refreshed first when it is about to expire. `Ok(None)`:
 /// they never connected GitHub. A link GitHub no longer honours is a 409 saying to reconnect.
 pub(crate) async fn github_token(
@@ -114,13 +126,7 @@ pub(crate) async fn github_token(
         return Ok(None);
     };
     let store = state.store();
-    let read = || async {
-        match store.secret(user, GITHUB_TOKEN_PURPOSE).await {
-            Ok(bytes) => Ok(Some(StoredToken::parse(&bytes))),
-            Err(den_store::StoreError::NotFound) => Ok(None),
-            Err(err) => Err(ApiError::from(err)),
-        }
-    };
+    let read = || stored_token(state, user);
     let Some(stored) = read().await? else {
         return Ok(None);
     };

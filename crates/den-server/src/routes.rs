@@ -3,6 +3,7 @@
 mod auth;
 mod changes;
 mod credentials;
+mod github_link;
 mod live;
 mod models;
 mod ops;
@@ -84,6 +85,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(changes::router())
         .merge(credentials::router())
         .merge(pull_request::router())
+        .merge(github_link::router())
         .merge(repositories::router())
         .merge(live::router())
         .merge(models::router())

@@ -185,6 +185,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/github": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's GitHub connection. Never carries the token. */
+        get: operations["git_github_status"];
+        put?: never;
+        post?: never;
+        /** Forgets the caller's GitHub token (404 when den holds none). */
+        delete: operations["git_disconnect_github"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Starts connecting the caller's GitHub account: answers GitHub's authorization page (the
+         *     browser goes there) and sets the cookies that tie GitHub's return to this browser. The
+         *     callback links the account to the caller (409 there if it is another den user's) and stores
+         *     its token sealed.
+         */
+        post: operations["git_connect_github"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/model-endpoints": {
         parameters: {
             query?: never;
@@ -826,6 +866,11 @@ export interface components {
             /** @description The username the host expects with the token (GitHub accepts any, e.g. `x-access-token`). */
             username: string;
         };
+        /** @description `POST /api/github/connect`: where to send the browser to approve den on GitHub. */
+        GithubConnect: {
+            /** @description GitHub's authorization page; it returns to den's callback, which links the account. */
+            url: string;
+        };
         /** @description One GitHub repository the caller can reach. */
         GithubRepository: {
             archived: boolean;
@@ -844,6 +889,17 @@ export interface components {
              * @description When something was last pushed (the list is ordered by it, newest first).
              */
             pushedAt?: string | null;
+        };
+        /** @description `GET /api/github`: the caller's GitHub connection. */
+        GithubStatus: {
+            /** @description Whether this den has GitHub settings at all (else nothing here can be connected). */
+            available: boolean;
+            /** @description Whether den holds a GitHub token for the caller. */
+            connected: boolean;
+            /** @description The linked GitHub login. */
+            login?: string | null;
+            /** @description GitHub refused to renew the caller's token: connect again. */
+            needsReconnect: boolean;
         };
         /** @description A git repository directly inside one of the admin's local roots. */
         LocalRepository: {
@@ -1672,6 +1728,103 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_github_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GithubStatus"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_disconnect_github: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description forgotten */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_connect_github: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GithubConnect"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description this den has no GitHub settings */
             404: {
                 headers: {
                     [name: string]: unknown;

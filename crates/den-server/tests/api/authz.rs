@@ -88,6 +88,12 @@ fn rule(method: &Method, path: &str) -> Rule {
         ) => Rule::Owned {
             status: S::NO_CONTENT,
         },
+        // The caller's own GitHub connection (this server has no GitHub settings: connecting
+        // is a 404, and the owner holds no GitHub token to forget).
+        ("GET", "/api/github") => Rule::Own { status: S::OK },
+        ("POST", "/api/github/connect") | ("DELETE", "/api/github") => Rule::Own {
+            status: S::NOT_FOUND,
+        },
         // This server has no GitHub settings: the owner hears so.
         ("GET" | "POST", "/api/sessions/{id}/pull-request") => Rule::Owned {
             status: S::CONFLICT,

@@ -85,7 +85,7 @@ async fn start_fake_github() -> String {
     base
 }
 
-async fn server_with_github(allowed: &[&str]) -> TestServer {
+pub(crate) async fn server_with_github(allowed: &[&str]) -> TestServer {
     let github = start_fake_github().await;
     let allowed = allowed.iter().map(|s| (*s).to_owned()).collect();
     TestServer::start_with(move |config| {
@@ -103,7 +103,7 @@ async fn server_with_github(allowed: &[&str]) -> TestServer {
 }
 
 /// Runs the browser's side up to den's callback URL; returns it and the state cookie.
-async fn approve_at_github(server: &TestServer) -> (String, String) {
+pub(crate) async fn approve_at_github(server: &TestServer) -> (String, String) {
     let start = server
         .http()
         .get(format!("{}/api/auth/github/start", server.base))

@@ -8,6 +8,7 @@ mod authz;
 mod credentials;
 mod gateway;
 mod github;
+mod github_connect;
 mod github_refresh;
 mod input;
 mod logs;
