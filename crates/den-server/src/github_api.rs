@@ -1,5 +1,6 @@
 //! The few GitHub REST calls den makes: a session's pull request (`GET /repos/{o}/{r}`,
-//! `GET|POST /repos/{o}/{r}/pulls`) and a person's repositories (`GET /user/repos`), with reqwest and GitHub's documented payloads. The API
+//! `GET|POST /repos/{o}/{r}/pulls`), a repository's branches (`GET /repos/{o}/{r}/branches`)
+//! and a person's repositories (`GET /user/repos`), with reqwest and GitHub's documented payloads. The API
 //! base comes from the config, so tests run against a local stand-in.
 
 use chrono::{DateTime, Utc};
@@ -124,6 +125,33 @@ impl GithubRepo<'_> {
             .await
             .map_err(ApiError::internal)?;
         Ok(repo.default_branch)
+    }
+
+    /// Every branch name (following `Link: rel="next"` for at most [`MAX_PAGES`] pages of 100,
+    /// never to another host).
+    pub(crate) async fn branches(&self) -> Result<Vec<String>, ApiError> {
+        #[derive(Deserialize)]
+        struct Branch {
+            name: String,
+        }
+        let prefix = format!("{}/", self.api_url.trim_end_matches('/'));
+        let mut url = format!("{}?per_page=100&page=1", self.url("/branches"));
+        let mut names = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let response = self.call(reqwest::Client::new().get(&url)).await?;
+            let next = next_link(response.headers());
+            let page: Vec<Branch> = response.json().await.map_err(|err| {
+                ApiError::Unavailable(format!(
+                    "GitHub answered a branch list den cannot read: {err}"
+                ))
+            })?;
+            names.extend(page.into_iter().map(|b| b.name));
+            match next {
+                Some(next) if next.starts_with(&prefix) => url = next,
+                _ => break,
+            }
+        }
+        Ok(names)
     }
 
     pub(crate) async fn open_pull(

@@ -1,6 +1,7 @@
 //! The router: every route, its OpenAPI description, and the layers around them.
 
 mod auth;
+mod branches;
 mod changes;
 mod credentials;
 mod github_link;
@@ -86,6 +87,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(credentials::router())
         .merge(pull_request::router())
         .merge(github_link::router())
+        .merge(branches::router())
         .merge(repositories::router())
         .merge(live::router())
         .merge(models::router())

@@ -130,6 +130,10 @@ impl GitServer {
                 axum::routing::get(github_rest::list_pulls).post(github_rest::create_pull),
             )
             .route(
+                "/api/v3/repos/{owner}/{name}/branches",
+                axum::routing::get(github_rest::branches),
+            )
+            .route(
                 "/login/oauth/access_token",
                 axum::routing::post(github_rest::refresh_token),
             )

@@ -63,6 +63,10 @@ fn rule(method: &Method, path: &str) -> Rule {
         ("DELETE", "/api/tokens/{id}" | "/api/git-credentials/{host}") => Rule::Owned {
             status: S::NO_CONTENT,
         },
+        // This server allows no local root: the owner hears the path is not allowed.
+        ("GET", "/api/repositories/branches") => Rule::Own {
+            status: S::BAD_REQUEST,
+        },
         // Without [github] settings the owner gets the (empty) local list.
         ("GET", "/api/git-credentials" | "/api/repositories") => Rule::Own { status: S::OK },
         ("PUT", "/api/git-credentials/{host}") => Rule::Own {
@@ -136,6 +140,7 @@ fn call_for(method: &Method, path: &str, fixture: &Fixture) -> (String, Option<V
         "/api/provider-keys/{provider}" => path.replace("{provider}", "anthropic"),
         "/api/model-endpoints/{name}" => path.replace("{name}", "home"),
         "/api/git-credentials/{host}" => path.replace("{host}", "git.example.com"),
+        "/api/repositories/branches" => format!("{path}?repository=/srv/not-a-root/repo"),
         other => other.to_owned(),
     };
     let body = match (method.as_str(), path) {

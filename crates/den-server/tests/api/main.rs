@@ -5,6 +5,7 @@
 )]
 
 mod authz;
+mod branches;
 mod credentials;
 mod gateway;
 mod github;
