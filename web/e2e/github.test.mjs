@@ -2,6 +2,7 @@
 // the host in Settings → Git hosts (never shown again), opens the session's pull request from the
 // Changes panel, and the header keeps its state current from GitHub.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { expect } from "./expect.mjs";
 import { SHOTS, signedIn, startBrowser, startDen } from "./harness.mjs";
@@ -46,6 +47,26 @@ describe("GitHub", () => {
     await expect(section.getByRole("status")).toContainText("Not connected.");
   });
 
+
+  test("the branch picker lists the repository's branches, the default chosen; a pick starts the session there", async () => {
+    const { page } = alice;
+    execFileSync("git", ["branch", "feature-x"], { cwd: den.repo, stdio: "ignore" });
+    await page.goto("/");
+    await page.getByLabel("Repository").fill(den.repo);
+    const picker = page.getByLabel("Branch");
+    await picker.waitFor();
+    assert.equal(await picker.inputValue(), "main");
+    assert.deepEqual(await picker.locator("option").allTextContents(), ["main (default)", "feature-x"]);
+    await picker.selectOption("feature-x");
+    await page.screenshot({ path: `${SHOTS}/home-branch-picker.png` });
+    // This den runs no sandboxes, so the start itself is refused: what matters is what was sent.
+    const sent = page.waitForRequest((r) => r.method() === "POST" && new URL(r.url()).pathname === "/api/sessions");
+    await page.getByLabel("Prompt", { exact: true }).fill("work on the feature");
+    await page.getByLabel("Prompt", { exact: true }).press("Enter");
+    const body = (await sent).postDataJSON();
+    assert.equal(body.repository, den.repo);
+    assert.equal(body.baseBranch, "feature-x");
+  });
 
   test("Settings → Git hosts stores a token, lists the host without it, and deletes it", async () => {
     const { page } = alice;

@@ -3,6 +3,7 @@
 import type {
   ApiToken,
   AuthOptions,
+  BranchList,
   CreatedToken,
   ModelCatalog,
   ModelEndpoint,
@@ -67,9 +68,17 @@ export const api = {
     request<void>("PUT", "/api/auth/password", { new: next, ...(current !== undefined ? { current } : {}) }),
   sessions: () => request<SessionPage>("GET", "/api/sessions?limit=100"),
   session: (id: string) => request<Session>("GET", `/api/sessions/${encodeURIComponent(id)}`),
-  createSession: (repository: string, model: string, prompt: string) =>
-    // No model yet (the catalog still loading) means den's default.
-    request<Session>("POST", "/api/sessions", { repository, ...(model ? { model } : {}), ...(prompt ? { prompt } : {}) }),
+  createSession: (repository: string, model: string, prompt: string, baseBranch?: string) =>
+    // No model yet (the catalog still loading) means den's default; no branch, the default one.
+    request<Session>("POST", "/api/sessions", {
+      repository,
+      ...(model ? { model } : {}),
+      ...(prompt ? { prompt } : {}),
+      ...(baseBranch ? { baseBranch } : {}),
+    }),
+  // The repository's branches, its default first.
+  branches: (repository: string) =>
+    request<BranchList>("GET", `/api/repositories/branches?repository=${encodeURIComponent(repository)}`),
   // The person's GitHub repositories (newest push first) and the admin's local ones.
   repositories: (query: string) =>
     request<RepositoryList>("GET", `/api/repositories?query=${encodeURIComponent(query.slice(0, 200))}`),

@@ -29,6 +29,7 @@ export type ProviderKeyStatus = S["ProviderKeyStatus"];
 export type ModelEndpoint = S["ModelEndpoint"];
 export type UsageTotals = S["UsageTotals"];
 export type RepositoryList = S["RepositoryList"];
+export type BranchList = S["BranchList"];
 export type SessionDiff = S["SessionDiff"];
 export type FileChange = S["FileChange"];
 export type DiffSummary = S["DiffSummary"];

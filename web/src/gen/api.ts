@@ -361,6 +361,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/repositories/branches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The repository's branches, its default branch first. */
+        get: operations["git_list_branches"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions": {
         parameters: {
             query?: never;
@@ -750,6 +767,16 @@ export interface components {
         AuthOptions: {
             /** @description True when "Sign in with GitHub" is configured. */
             github: boolean;
+        };
+        /** @description `GET /api/repositories/branches?repository=`: the branches a session could start from. */
+        BranchList: {
+            /** @description Branch names, the default first, then by name; at most 1,000. */
+            branches: string[];
+            /**
+             * @description The repository's default branch (what a session starts from when none is picked),
+             *     when known.
+             */
+            defaultBranch?: string | null;
         };
         /** @description What a client sends over the session WebSocket. */
         ClientMessage: {
@@ -2125,6 +2152,63 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RepositoryList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_list_branches: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The repository, as a session takes it: an http(s) git URL or a local path the admin
+                 *     allowed.
+                 */
+                repository: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchList"];
                 };
             };
             400: {
