@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 import { api } from "./api";
 import { Diff } from "./ToolChip";
-import type { DiffSummary, PushResult, SessionDiff } from "./types";
+import type { DiffSummary, PullRequest, PushResult, SessionDiff } from "./types";
 
 const STATUS_MARK: Record<string, string> = {
   added: "A",
@@ -13,14 +13,30 @@ const STATUS_MARK: Record<string, string> = {
 };
 
 /** The session's changes against its base commit (refetched after each turn), each file's
- * diff on demand, and the Push button. */
-export function ChangesPanel({ id, summary, onClose }: { id: string; summary: DiffSummary | null; onClose: () => void }) {
+ * diff on demand, the Push button and the "Open pull request" button (which shows the
+ * existing one instead once there is one). */
+export function ChangesPanel({
+  id,
+  summary,
+  pull,
+  onPull,
+  onClose,
+}: {
+  id: string;
+  summary: DiffSummary | null;
+  pull: PullRequest | null;
+  onPull: (pull: PullRequest) => void;
+  onClose: () => void;
+}) {
   const [diff, setDiff] = useState<SessionDiff | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [open, setOpen] = useState<string | null>(null);
   const [pushing, setPushing] = useState(false);
   const [pushed, setPushed] = useState<PushResult | null>(null);
   const [pushError, setPushError] = useState<string | null>(null);
+  const [opening, setOpening] = useState(false);
+  const [opened, setOpened] = useState<PullRequest | null>(null);
+  const [pullError, setPullError] = useState<string | null>(null);
 
   useEffect(() => {
     let current = true;
@@ -45,6 +61,19 @@ export function ChangesPanel({ id, summary, onClose }: { id: string; summary: Di
     }
     setPushing(false);
   };
+  const openPull = async () => {
+    setOpening(true);
+    setPullError(null);
+    setOpened(null);
+    try {
+      const created = await api.openPullRequest(id);
+      setOpened(created);
+      onPull(created);
+    } catch (e) {
+      setPullError((e as Error).message);
+    }
+    setOpening(false);
+  };
 
   return (
     <section className="changes" aria-label="Changes">
@@ -60,6 +89,15 @@ export function ChangesPanel({ id, summary, onClose }: { id: string; summary: Di
         <button onClick={() => void push()} disabled={pushing} aria-busy={pushing}>
           {pushing ? "Pushing…" : "Push"}
         </button>
+        {pull?.state === "open" ? (
+          <a className="button" href={pull.url} target="_blank" rel="noreferrer">
+            View pull request #{pull.number}
+          </a>
+        ) : (
+          <button onClick={() => void openPull()} disabled={opening} aria-busy={opening}>
+            {opening ? "Opening pull request…" : "Open pull request"}
+          </button>
+        )}
         <button className="link" onClick={onClose} aria-label="Close changes">
           ×
         </button>
@@ -68,6 +106,20 @@ export function ChangesPanel({ id, summary, onClose }: { id: string; summary: Di
         <p className="banner ok" role="status">
           Pushed {pushed.branch} at {pushed.commit.slice(0, 8)}
           {pushed.committed ? " (uncommitted work was committed first)" : ""}.
+        </p>
+      )}
+      {opened && (
+        <p className="banner ok" role="status">
+          {opened.created ? "Opened" : "Already open:"}{" "}
+          <a href={opened.url} target="_blank" rel="noreferrer">
+            pull request #{opened.number}
+          </a>
+          .
+        </p>
+      )}
+      {pullError && (
+        <p className="banner error" role="alert">
+          {pullError}
         </p>
       )}
       {pushError && (

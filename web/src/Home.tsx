@@ -2,9 +2,9 @@ import { useEffect, useMemo, useState } from "react";
 import { api } from "./api";
 import { Composer } from "./Composer";
 import { ModelPicker } from "./ModelPicker";
-import { navigate } from "./router";
+import { Link, navigate } from "./router";
 import { upsert, useSessions } from "./sessions";
-import type { RepositoryList } from "./types";
+import type { BranchList, RepositoryList } from "./types";
 
 export function Home() {
   const { sessions } = useSessions();
@@ -17,6 +17,8 @@ export function Home() {
   const [error, setError] = useState<string | null>(null);
   const [found, setFound] = useState<RepositoryList | null>(null);
   const [findError, setFindError] = useState<string | null>(null);
+  const [branches, setBranches] = useState<BranchList | null>(null);
+  const [branch, setBranch] = useState("");
 
   // The picker searches what the person types (a name part); anything typed is still accepted.
   useEffect(() => {
@@ -36,6 +38,29 @@ export function Home() {
           if (current) setFindError(e.message);
         });
     }, 250);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [repository]);
+  // A complete repository (a URL or an absolute path) offers its branches, the default chosen.
+  useEffect(() => {
+    const text = repository.trim();
+    setBranches(null);
+    setBranch("");
+    if (!/^(https?:\/\/[^/]+\/.+|\/.+)/.test(text)) return;
+    let current = true;
+    const timer = setTimeout(() => {
+      api.branches(text).then(
+        (list) => {
+          if (!current) return;
+          setBranches(list);
+          setBranch(list.defaultBranch ?? list.branches[0] ?? "");
+        },
+        // Not (yet) a repository den can read: the session's own clone will say why.
+        () => current && setBranches(null),
+      );
+    }, 400);
     return () => {
       current = false;
       clearTimeout(timer);
@@ -62,7 +87,9 @@ export function Home() {
     setBusy(true);
     setError(null);
     try {
-      const session = await api.createSession(repository.trim(), model, prompt.trim());
+      // The default branch is what den uses without one: send only another pick.
+      const picked = branch && branch !== branches?.defaultBranch ? branch : undefined;
+      const session = await api.createSession(repository.trim(), model, prompt.trim(), picked);
       upsert(session);
       navigate(`/s/${session.id}`);
     } catch (e) {
@@ -92,9 +119,24 @@ export function Home() {
           ))}
         </datalist>
         {found && !found.githubConnected && (
-          <p className="muted small">GitHub is not connected: type any git URL, or pick a local repository.</p>
+          <p className="muted small">
+            GitHub is not connected (<Link href="/settings#github">Settings → GitHub</Link>): type any git URL, or pick a local repository.
+          </p>
         )}
         {findError && <p className="muted small">Could not list your repositories: {findError}</p>}
+        {branches && branches.branches.length > 0 && (
+          <label>
+            Branch
+            <select value={branch} onChange={(e) => setBranch(e.target.value)}>
+              {branches.branches.map((b) => (
+                <option key={b} value={b}>
+                  {b}
+                  {b === branches.defaultBranch ? " (default)" : ""}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
         {recent.length > 0 && (
           <div className="chips" aria-label="Recent repositories">
             {recent.slice(0, 5).map((r) => (

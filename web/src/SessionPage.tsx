@@ -8,7 +8,7 @@ import { QueuedPrompts } from "./QueuedPrompts";
 import { navigate } from "./router";
 import { removed, upsert, useSessions } from "./sessions";
 import { Transcript } from "./Transcript";
-import type { Session } from "./types";
+import type { PullRequest, Session } from "./types";
 import { useSessionStream, type Connection } from "./useSessionStream";
 import { shortRepo } from "./util";
 
@@ -32,6 +32,7 @@ export function SessionPage({ id }: { id: string }) {
   const [renaming, setRenaming] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [showChanges, setShowChanges] = useState(false);
+  const [pull, setPull] = useState<PullRequest | null>(null);
   const { sessions } = useSessions();
   const { transcript: t, connection } = useSessionStream(id, setNotice);
 
@@ -40,6 +41,25 @@ export function SessionPage({ id }: { id: string }) {
       if (e instanceof ApiError && (e.status === 404 || e.status === 400)) setMissing(true);
       else setLoadError((e as Error).message);
     });
+  }, [id]);
+
+  // The pull request's state is GitHub's: read it now, when the tab comes back, and each minute.
+  useEffect(() => {
+    let current = true;
+    const refresh = () =>
+      api.pullRequest(id).then(
+        (p) => current && setPull(p),
+        // None yet (404), or no GitHub for this session (409): no link to show.
+        () => current && setPull(null),
+      );
+    void refresh();
+    const timer = setInterval(() => void refresh(), 60_000);
+    window.addEventListener("focus", refresh);
+    return () => {
+      current = false;
+      clearInterval(timer);
+      window.removeEventListener("focus", refresh);
+    };
   }, [id]);
 
   if (missing)
@@ -148,6 +168,12 @@ export function SessionPage({ id }: { id: string }) {
             {metered.requests} model {metered.requests === 1 ? "request" : "requests"} · ${metered.cost.toFixed(4)}
           </span>
         )}
+        {pull && (
+          <a className={`pull ${pull.state}`} href={pull.url} target="_blank" rel="noreferrer" aria-label={`Pull request #${pull.number}: ${pull.state}`}>
+            PR #{pull.number} · {pull.state}
+            {pull.draft && pull.state === "open" ? " (draft)" : ""}
+          </a>
+        )}
         <span className={`conn ${connection}`} role="status" aria-label={`Connection: ${CONNECTION_LABEL[connection]}`}>
           {CONNECTION_LABEL[connection]}
         </span>
@@ -184,7 +210,7 @@ export function SessionPage({ id }: { id: string }) {
           </button>
         </p>
       )}
-      {showChanges && <ChangesPanel id={id} summary={t.diff} onClose={() => setShowChanges(false)} />}
+      {showChanges && <ChangesPanel id={id} summary={t.diff} pull={pull} onPull={setPull} onClose={() => setShowChanges(false)} />}
       <Transcript
         items={t.items}
         onRetry={() => lastPrompt?.kind === "user" && void prompt(lastPrompt.text)}

@@ -1,6 +1,8 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { api } from "./api";
 import { BudgetSettings } from "./BudgetSettings";
+import { GitCredentials } from "./GitCredentials";
+import { GithubConnection } from "./GithubConnection";
 import { PasswordSettings } from "./PasswordSettings";
 import { ProviderKeys } from "./ProviderKeys";
 import type { ApiToken, CreatedToken, User } from "./types";
@@ -58,6 +60,8 @@ export function Settings({ user, onSignOut, onAccountChanged }: { user: User; on
       <PasswordSettings user={user} onChanged={onAccountChanged} />
       <ProviderKeys />
       <BudgetSettings isAdmin={user.isAdmin} />
+      <GithubConnection onChanged={onAccountChanged} />
+      <GitCredentials />
       <section aria-labelledby="tokens-h" className="card">
         <h2 id="tokens-h">API tokens</h2>
         <p className="muted">For scripts and the command line: send as <code>Authorization: Bearer …</code>.</p>

@@ -7,12 +7,17 @@ import type {
   BudgetOverview,
   KeyTestResult,
   PersonBudget,
+  BranchList,
   CreatedToken,
   ModelCatalog,
   ModelEndpoint,
   PromptAccepted,
   ProviderKeyStatus,
+  PullRequest,
   PushResult,
+  GitCredential,
+  GithubConnect,
+  GithubStatus,
   RepositoryList,
   Session,
   SessionDiff,
@@ -67,9 +72,17 @@ export const api = {
     request<void>("PUT", "/api/auth/password", { new: next, ...(current !== undefined ? { current } : {}) }),
   sessions: () => request<SessionPage>("GET", "/api/sessions?limit=100"),
   session: (id: string) => request<Session>("GET", `/api/sessions/${encodeURIComponent(id)}`),
-  createSession: (repository: string, model: string, prompt: string) =>
-    // No model yet (the catalog still loading) means den's default.
-    request<Session>("POST", "/api/sessions", { repository, ...(model ? { model } : {}), ...(prompt ? { prompt } : {}) }),
+  createSession: (repository: string, model: string, prompt: string, baseBranch?: string) =>
+    // No model yet (the catalog still loading) means den's default; no branch, the default one.
+    request<Session>("POST", "/api/sessions", {
+      repository,
+      ...(model ? { model } : {}),
+      ...(prompt ? { prompt } : {}),
+      ...(baseBranch ? { baseBranch } : {}),
+    }),
+  // The repository's branches, its default first.
+  branches: (repository: string) =>
+    request<BranchList>("GET", `/api/repositories/branches?repository=${encodeURIComponent(repository)}`),
   // The person's GitHub repositories (newest push first) and the admin's local ones.
   repositories: (query: string) =>
     request<RepositoryList>("GET", `/api/repositories?query=${encodeURIComponent(query.slice(0, 200))}`),
@@ -77,6 +90,9 @@ export const api = {
   remove: (id: string) => request<void>("DELETE", `/api/sessions/${id}`),
   diff: (id: string) => request<SessionDiff>("GET", `/api/sessions/${id}/diff`),
   push: (id: string, message?: string) => request<PushResult>("POST", `/api/sessions/${id}/push`, message ? { message } : {}),
+  // The session's pull request as GitHub has it now (404: none yet).
+  pullRequest: (id: string) => request<PullRequest>("GET", `/api/sessions/${id}/pull-request`),
+  openPullRequest: (id: string, draft = false) => request<PullRequest>("POST", `/api/sessions/${id}/pull-request`, { draft }),
   prompt: (id: string, text: string, model?: string) =>
     request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text, ...(model ? { model } : {}) }),
   control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),
@@ -84,6 +100,13 @@ export const api = {
   editQueued: (id: string, item: string, text: string) =>
     request<void>("PUT", `/api/sessions/${id}/queue/${encodeURIComponent(item)}`, { text }),
   clearQueue: (id: string) => request<void>("DELETE", `/api/sessions/${id}/queue`),
+  github: () => request<GithubStatus>("GET", "/api/github"),
+  connectGithub: () => request<GithubConnect>("POST", "/api/github/connect"),
+  disconnectGithub: () => request<void>("DELETE", "/api/github"),
+  gitCredentials: () => request<GitCredential[]>("GET", "/api/git-credentials"),
+  putGitCredential: (host: string, username: string, token: string) =>
+    request<void>("PUT", `/api/git-credentials/${encodeURIComponent(host)}`, { username, token }),
+  deleteGitCredential: (host: string) => request<void>("DELETE", `/api/git-credentials/${encodeURIComponent(host)}`),
   tokens: () => request<ApiToken[]>("GET", "/api/tokens"),
   createToken: (name: string) => request<CreatedToken>("POST", "/api/tokens", { name }),
   revokeToken: (id: string) => request<void>("DELETE", `/api/tokens/${id}`),

@@ -32,3 +32,25 @@ pub struct GitCredential {
     pub username: String,
     pub updated_at: DateTime<Utc>,
 }
+
+/// `GET /api/github`: the caller's GitHub connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GithubStatus {
+    /// Whether this den has GitHub settings at all (else nothing here can be connected).
+    pub available: bool,
+    /// Whether den holds a GitHub token for the caller.
+    pub connected: bool,
+    /// The linked GitHub login.
+    pub login: Option<String>,
+    /// GitHub refused to renew the caller's token: connect again.
+    pub needs_reconnect: bool,
+}
+
+/// `POST /api/github/connect`: where to send the browser to approve den on GitHub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GithubConnect {
+    /// GitHub's authorization page; it returns to den's callback, which links the account.
+    pub url: String,
+}

@@ -49,3 +49,14 @@ pub struct RepositoryList {
     /// The page after this one, when there is one.
     pub next_page: Option<u32>,
 }
+
+/// `GET /api/repositories/branches?repository=`: the branches a session could start from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BranchList {
+    /// The repository's default branch (what a session starts from when none is picked),
+    /// when known.
+    pub default_branch: Option<String>,
+    /// Branch names, the default first, then by name; at most 1,000.
+    pub branches: Vec<String>,
+}

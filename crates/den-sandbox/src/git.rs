@@ -2,7 +2,12 @@
 //! later pushing with credentials the agent never sees).
 //!
 //! Every call disables what would let a repository run code on the host: hooks, fsmonitor,
-//! the system and global config files, credential prompts and the `ext::` transport.
+//! the system and global config files, credential helpers and prompts, submodule recursion,
+//! bundle URIs, every transport but http(s) and (for the admin's local roots) file, and checks
+//! every object received (`transfer.fsckObjects`). Only clones and bare repositories den
+//! made, or the admin's local roots, are ever touched: never a tree an agent wrote. Filters
+//! and diff drivers come from config only, which a fresh clone's is den's; host git never
+//! diffs (the diff runs inside the sandbox).
 //!
 //! A remote URL is reached under the sandbox's egress rules ([`EgressPolicy`]): its host is
 //! resolved and every address checked here, then git is told to use exactly those addresses
@@ -59,15 +64,35 @@ fn git() -> Command {
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "/bin/false")
         .env("HOME", "/nonexistent")
+        // Protocols named in a repository (submodule URLs, remotes) are never trusted.
+        .env("GIT_PROTOCOL_FROM_USER", "0")
         .args([
             "-c",
             "core.hooksPath=/dev/null",
             "-c",
             "core.fsmonitor=false",
+            // Nothing recursed into, nothing fetched from a URL a server suggests, and every
+            // object checked as it arrives (the malformed-`.gitmodules` CVEs are caught here).
+            "-c",
+            "submodule.recurse=false",
+            "-c",
+            "transfer.bundleURI=false",
+            "-c",
+            "transfer.fsckObjects=true",
+            // No helper or program a repository's config could name.
+            "-c",
+            "credential.helper=",
+            "-c",
+            "core.sshCommand=false",
+            "-c",
+            "diff.external=",
         ])
         .args([
             "-c",
+            "protocol.allow=never",
+            "-c",
             "protocol.ext.allow=never",
+            // Local paths are the admin's local roots; remote URLs turn it off (`confinement`).
             "-c",
             "protocol.file.allow=always",
             // Never to another host than the one checked (also stops http-alternates).
@@ -237,6 +262,61 @@ pub async fn remote_commit(
     Ok(commit.to_owned())
 }
 
+/// A repository's branches as its remote advertises them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteBranches {
+    /// The branch `HEAD` names, when the remote says.
+    pub default_branch: Option<String>,
+    /// Every branch name, sorted.
+    pub branches: Vec<String>,
+}
+
+/// The branches of `source` (an http(s) URL under the egress rules, or a local path the caller
+/// checked), asked with `ls-remote`: nothing is cloned or checked out, so nothing of the
+/// repository runs.
+pub async fn remote_branches(
+    source: &str,
+    auth: Option<&HttpAuth>,
+    egress: &EgressPolicy,
+    timeout: Duration,
+) -> Result<RemoteBranches, GitError> {
+    let mut ls_remote = git();
+    with_auth(&mut ls_remote, auth);
+    ls_remote.args(confinement(source, egress).await?).args([
+        "ls-remote",
+        "--symref",
+        "--",
+        source,
+        "HEAD",
+        "refs/heads/*",
+    ]);
+    let listing = run(ls_remote, "ls-remote", timeout).await?;
+    Ok(parse_branches(&listing))
+}
+
+fn parse_branches(listing: &str) -> RemoteBranches {
+    let mut default_branch = None;
+    let mut branches = Vec::new();
+    for line in listing.lines() {
+        let Some((left, name)) = line.split_once('\t') else {
+            continue;
+        };
+        if let Some(target) = left.strip_prefix("ref: ") {
+            if name == "HEAD" {
+                default_branch = target.strip_prefix("refs/heads/").map(str::to_owned);
+            }
+        } else if let Some(branch) = name.strip_prefix("refs/heads/") {
+            branches.push(branch.to_owned());
+        }
+    }
+    branches.sort();
+    branches.dedup();
+    RemoteBranches {
+        default_branch,
+        branches,
+    }
+}
+
 /// Clones `source` into `dest` at `base_branch` (or the default branch), authenticating with
 /// `auth` if given; returns the commit.
 pub async fn clone_at(
@@ -253,6 +333,10 @@ pub async fn clone_at(
         "clone",
         "--quiet",
         "--no-recurse-submodules",
+        // A local path goes through git's transport too, not hard links or a copy of its
+        // object files: every object is checked (`transfer.fsckObjects`), and none of the
+        // local-clone CVEs (2024-32004/32020/32021) applies.
+        "--no-local",
     ]);
     if let Some(branch) = base_branch {
         clone.args(["--branch", branch]);
@@ -402,6 +486,46 @@ mod tests {
         let head = std::fs::read_to_string(checkout.join(".git/HEAD")).unwrap();
         assert_eq!(head.trim(), "ref: refs/heads/den/abc");
         assert!(!marker.exists(), "a repository hook ran on the host");
+    }
+
+    #[test]
+    fn branches_and_the_default_are_read_from_ls_remote_symref() {
+        let listing = "ref: refs/heads/trunk\tHEAD\n\
+                       1111111111111111111111111111111111111111\tHEAD\n\
+                       2222222222222222222222222222222222222222\trefs/heads/trunk\n\
+                       3333333333333333333333333333333333333333\trefs/heads/feature/x\n";
+        assert_eq!(
+            parse_branches(listing),
+            RemoteBranches {
+                default_branch: Some("trunk".to_owned()),
+                branches: vec!["feature/x".to_owned(), "trunk".to_owned()],
+            }
+        );
+        assert_eq!(parse_branches("").default_branch, None);
+    }
+
+    #[tokio::test]
+    async fn a_local_repository_lists_its_branches_and_default() {
+        let source = tempfile::tempdir().unwrap();
+        repo_with_commit(source.path()).await;
+        let mut branch = git();
+        branch
+            .arg("-C")
+            .arg(source.path())
+            .args(["branch", "feature"]);
+        run(branch, "branch", Duration::from_secs(30))
+            .await
+            .unwrap();
+        let listed = remote_branches(
+            source.path().to_str().unwrap(),
+            None,
+            &EgressPolicy::default(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        assert_eq!(listed.default_branch.as_deref(), Some("main"));
+        assert_eq!(listed.branches, ["feature", "main"]);
     }
 
     #[tokio::test]
@@ -619,6 +743,8 @@ mod tests {
                 port,
                 &["127.0.0.1".parse().unwrap()],
             ))
+            // What `confinement` allows for a URL (host git allows no protocol by default).
+            .args(["-c", "protocol.http.allow=always"])
             .args([
                 "ls-remote",
                 "--",

@@ -1,5 +1,6 @@
 //! The few GitHub REST calls den makes: a session's pull request (`GET /repos/{o}/{r}`,
-//! `GET|POST /repos/{o}/{r}/pulls`) and a person's repositories (`GET /user/repos`), with reqwest and GitHub's documented payloads. The API
+//! `GET|POST /repos/{o}/{r}/pulls`), a repository's branches (`GET /repos/{o}/{r}/branches`)
+//! and a person's repositories (`GET /user/repos`), with reqwest and GitHub's documented payloads. The API
 //! base comes from the config, so tests run against a local stand-in.
 
 use chrono::{DateTime, Utc};
@@ -126,6 +127,33 @@ impl GithubRepo<'_> {
         Ok(repo.default_branch)
     }
 
+    /// Every branch name (following `Link: rel="next"` for at most [`MAX_PAGES`] pages of 100,
+    /// never to another host).
+    pub(crate) async fn branches(&self) -> Result<Vec<String>, ApiError> {
+        #[derive(Deserialize)]
+        struct Branch {
+            name: String,
+        }
+        let prefix = format!("{}/", self.api_url.trim_end_matches('/'));
+        let mut url = format!("{}?per_page=100&page=1", self.url("/branches"));
+        let mut names = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let response = self.call(reqwest::Client::new().get(&url)).await?;
+            let next = next_link(response.headers());
+            let page: Vec<Branch> = response.json().await.map_err(|err| {
+                ApiError::Unavailable(format!(
+                    "GitHub answered a branch list den cannot read: {err}"
+                ))
+            })?;
+            names.extend(page.into_iter().map(|b| b.name));
+            match next {
+                Some(next) if next.starts_with(&prefix) => url = next,
+                _ => break,
+            }
+        }
+        Ok(names)
+    }
+
     pub(crate) async fn open_pull(
         &self,
         head: &str,
@@ -193,7 +221,7 @@ async fn send(
 
 /// What a person hears when GitHub no longer accepts their token.
 pub(crate) const RECONNECT: &str =
-    "GitHub no longer accepts your sign-in: reconnect GitHub (sign in with GitHub again)";
+    "GitHub no longer accepts den's access for you: reconnect GitHub (Settings → GitHub)";
 
 /// GitHub's most pages den reads of one list: 10 pages of 100 repositories.
 const MAX_PAGES: usize = 10;

@@ -21,6 +21,7 @@ mod extract;
 mod gateway;
 mod git_gateway;
 mod github_api;
+mod github_token;
 mod observability;
 pub mod routes;
 mod state;

@@ -1,9 +1,11 @@
 //! The router: every route, its OpenAPI description, and the layers around them.
 
 mod auth;
+mod branches;
 mod budget;
 mod changes;
 mod credentials;
+mod github_link;
 mod key_test;
 mod live;
 mod models;
@@ -86,6 +88,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(changes::router())
         .merge(credentials::router())
         .merge(pull_request::router())
+        .merge(github_link::router())
+        .merge(branches::router())
         .merge(repositories::router())
         .merge(live::router())
         .merge(models::router())

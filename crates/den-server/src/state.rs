@@ -62,8 +62,8 @@ impl ServerConfig {
     }
 }
 
-/// Shared, cheaply cloneable handler state. Immutable after start: nothing here is locked
-/// across an await.
+/// Shared, cheaply cloneable handler state. Immutable after start; the one lock held across an
+/// await is a person's GitHub refresh lock (`github_token`), on purpose.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -76,6 +76,7 @@ struct Inner {
     metrics: PrometheusHandle,
     http: reqwest::Client,
     sessions: Option<SessionManager>,
+    github_refresh_locks: crate::github_token::RefreshLocks,
 }
 
 impl AppState {
@@ -114,6 +115,7 @@ impl AppState {
             metrics,
             http,
             sessions,
+            github_refresh_locks: Default::default(),
         };
         Self {
             inner: Arc::new(inner),
@@ -146,6 +148,10 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &PrometheusHandle {
         &self.inner.metrics
+    }
+
+    pub(crate) fn github_refresh_locks(&self) -> &crate::github_token::RefreshLocks {
+        &self.inner.github_refresh_locks
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {

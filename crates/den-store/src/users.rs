@@ -147,6 +147,28 @@ impl Store {
         Ok(())
     }
 
+    /// Links a GitHub account to an existing user ("Connect GitHub" in settings);
+    /// [`StoreError::Conflict`] when another user has that GitHub account.
+    pub async fn link_github(&self, user_id: Uuid, github_id: i64, login: &str) -> Result<()> {
+        let sql =
+            "UPDATE users SET github_id = $2, github_login = $3, updated_at = $4 WHERE id = $1";
+        let done = with_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(user_id)
+                .bind(github_id)
+                .bind(login)
+                .bind(now())
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(|err| StoreError::unique(err, "a den account linked to that GitHub account"))?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     /// Updates the GitHub login shown for a linked user.
     pub async fn set_github_login(&self, user_id: Uuid, login: &str) -> Result<()> {
         let sql = "UPDATE users SET github_login = $2, updated_at = $3 WHERE id = $1";

@@ -49,6 +49,10 @@ pub(crate) struct Shared {
     /// What `GET /user/repos` lists, in the order given.
     pub(crate) user_repositories: Mutex<Vec<crate::github_rest::UserRepository>>,
     pushes: Mutex<Vec<RecordedPush>>,
+    /// The refresh tokens `POST /login/oauth/access_token` still honours (each works once).
+    pub(crate) refresh_tokens: Mutex<Vec<String>>,
+    /// How many refreshes were asked for (honoured or not).
+    pub(crate) refresh_calls: Mutex<usize>,
     /// Every `Authorization` header value received (to check what a client sent).
     authorizations: Mutex<Vec<String>>,
 }
@@ -111,6 +115,8 @@ impl GitServer {
             pulls: Mutex::new(Vec::new()),
             user_repositories: Mutex::new(Vec::new()),
             pushes: Mutex::new(Vec::new()),
+            refresh_tokens: Mutex::new(Vec::new()),
+            refresh_calls: Mutex::new(0),
             authorizations: Mutex::new(Vec::new()),
         });
         use crate::github_rest;
@@ -122,6 +128,14 @@ impl GitServer {
             .route(
                 "/api/v3/repos/{owner}/{name}/pulls",
                 axum::routing::get(github_rest::list_pulls).post(github_rest::create_pull),
+            )
+            .route(
+                "/api/v3/repos/{owner}/{name}/branches",
+                axum::routing::get(github_rest::branches),
+            )
+            .route(
+                "/login/oauth/access_token",
+                axum::routing::post(github_rest::refresh_token),
             )
             .route(
                 "/api/v3/user/repos",
@@ -143,6 +157,16 @@ impl GitServer {
             server,
             _root: root,
         })
+    }
+
+    /// A refresh token `POST /login/oauth/access_token` will honour once (a GitHub App's).
+    pub fn issue_refresh_token(&self, refresh_token: &str) {
+        lock(&self.shared.refresh_tokens).push(refresh_token.to_owned());
+    }
+
+    /// How many token refreshes were asked for, honoured or not.
+    pub fn refresh_calls(&self) -> usize {
+        *lock(&self.shared.refresh_calls)
     }
 
     /// `http://127.0.0.1:<port>`.

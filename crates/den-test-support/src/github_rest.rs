@@ -1,10 +1,14 @@
 //! The GitHub REST endpoints den calls, served beside [`GitServer`](crate::GitServer)'s git on
 //! the same host (as GitHub Enterprise serves both): `GET /repos/{o}/{r}` and
-//! `GET|POST /repos/{o}/{r}/pulls` and `GET /user/repos` (paged with `per_page`, `page` and an
+//! `GET|POST /repos/{o}/{r}/pulls`, `GET /repos/{o}/{r}/branches` (the repository's real
+//! branches, paged like `/user/repos`) and `GET /user/repos` (paged with `per_page`, `page` and an
 //! absolute `Link: <…>; rel="next"` header, as GitHub does), with GitHub's payload shapes (the fields octocrab requires
 //! included), `Authorization: Bearer <token>` (or `token <token>`), and GitHub's errors:
 //! `401 Bad credentials`, `404 Not Found`, `422 Validation Failed` for a pull request that
-//! already exists or whose head branch does not.
+//! already exists or whose head branch does not. And GitHub's token refresh for a GitHub App's
+//! user tokens (`POST /login/oauth/access_token`, `grant_type=refresh_token`): each refresh
+//! token works once, a refresh answers the stand-in's token with a new refresh token, and a
+//! refusal comes, as GitHub sends it, with status 200 and an `error` field.
 
 use std::sync::Arc;
 
@@ -276,6 +280,121 @@ pub(crate) async fn user_repositories(
         if let Some(sort) = &query.sort {
             next.push_str(&format!("&sort={sort}"));
         }
+        if let Ok(value) = format!("<{next}>; rel=\"next\"").parse() {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    response
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RefreshForm {
+    grant_type: String,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+pub(crate) async fn refresh_token(
+    State(shared): State<Arc<Shared>>,
+    axum::Form(form): axum::Form<RefreshForm>,
+) -> Response {
+    *lock(&shared.refresh_calls) += 1;
+    let refused = |error: &str, description: &str| {
+        // GitHub's habit: a refused token request is still a 200.
+        Json(json!({"error": error, "error_description": description,
+            "error_uri": "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"}))
+        .into_response()
+    };
+    if form.grant_type != "refresh_token" {
+        return refused("unsupported_grant_type", "The grant type is not supported.");
+    }
+    if form.client_id.is_none() || form.client_secret.is_none() {
+        return refused(
+            "incorrect_client_credentials",
+            "The client_id and/or client_secret passed are incorrect.",
+        );
+    }
+    let presented = form.refresh_token.unwrap_or_default();
+    let mut tokens = lock(&shared.refresh_tokens);
+    let Some(index) = tokens.iter().position(|t| *t == presented) else {
+        return refused(
+            "bad_refresh_token",
+            "The refresh token passed is incorrect or expired.",
+        );
+    };
+    let calls = *lock(&shared.refresh_calls);
+    tokens.remove(index);
+    let next = format!("ghr_standin_refresh_{calls}");
+    tokens.push(next.clone());
+    Json(json!({
+        "access_token": shared.token, "expires_in": 28800, "refresh_token": next,
+        "refresh_token_expires_in": 15811200, "scope": "", "token_type": "bearer",
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PageQuery {
+    page: Option<usize>,
+    per_page: Option<usize>,
+}
+
+/// The branch names of the bare repository at `repo` (loose and packed refs).
+fn branch_names(repo: &std::path::Path) -> Vec<String> {
+    fn walk(dir: &std::path::Path, prefix: &str, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            if entry.path().is_dir() {
+                walk(&entry.path(), &format!("{name}/"), out);
+            } else {
+                out.push(name);
+            }
+        }
+    }
+    let mut names = Vec::new();
+    walk(&repo.join("refs/heads"), "", &mut names);
+    let packed = std::fs::read_to_string(repo.join("packed-refs")).unwrap_or_default();
+    names.extend(
+        packed
+            .lines()
+            .filter_map(|l| l.split_once(" refs/heads/").map(|(_, b)| b.to_owned())),
+    );
+    names.sort();
+    names.dedup();
+    names
+}
+
+pub(crate) async fn branches(
+    State(shared): State<Arc<Shared>>,
+    Path((owner, name)): Path<(String, String)>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&shared, &headers) {
+        return error(StatusCode::UNAUTHORIZED, "Bad credentials");
+    }
+    let full = format!("{owner}/{name}");
+    let repo = shared.root.join(format!("{full}.git"));
+    if !repo.exists() {
+        return error(StatusCode::NOT_FOUND, "Not Found");
+    }
+    let all = branch_names(&repo);
+    let page = query.page.unwrap_or(1).max(1);
+    let per_page = query.per_page.unwrap_or(30).clamp(1, 100);
+    let items: Vec<Value> = all
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|branch| json!({"name": branch, "commit": {"sha": "0".repeat(40), "url": ""}, "protected": false}))
+        .collect();
+    let mut response = Json(items).into_response();
+    if page * per_page < all.len() {
+        let base = lock(&shared.base_url).clone();
+        let next = format!(
+            "{base}/api/v3/repos/{full}/branches?per_page={per_page}&page={}",
+            page + 1
+        );
         if let Ok(value) = format!("<{next}>; rel=\"next\"").parse() {
             response.headers_mut().insert(header::LINK, value);
         }

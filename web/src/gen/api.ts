@@ -246,6 +246,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/github": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's GitHub connection. Never carries the token. */
+        get: operations["git_github_status"];
+        put?: never;
+        post?: never;
+        /** Forgets the caller's GitHub token (404 when den holds none). */
+        delete: operations["git_disconnect_github"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/github/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Starts connecting the caller's GitHub account: answers GitHub's authorization page (the
+         *     browser goes there) and sets the cookies that tie GitHub's return to this browser. The
+         *     callback links the account to the caller (409 there if it is another den user's) and stores
+         *     its token sealed.
+         */
+        post: operations["git_connect_github"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/model-endpoints": {
         parameters: {
             query?: never;
@@ -414,6 +454,23 @@ export interface paths {
          *     pushed first, 30 a page, and on page 1 the local repositories the admin allowed.
          */
         get: operations["git_list_repositories"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/repositories/branches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The repository's branches, its default branch first. */
+        get: operations["git_list_branches"];
         put?: never;
         post?: never;
         delete?: never;
@@ -812,6 +869,16 @@ export interface components {
             /** @description True when "Sign in with GitHub" is configured. */
             github: boolean;
         };
+        /** @description `GET /api/repositories/branches?repository=`: the branches a session could start from. */
+        BranchList: {
+            /** @description Branch names, the default first, then by name; at most 1,000. */
+            branches: string[];
+            /**
+             * @description The repository's default branch (what a session starts from when none is picked),
+             *     when known.
+             */
+            defaultBranch?: string | null;
+        };
         /**
          * @description `GET /api/budget`: the caller's monthly model spending caps (US dollars, calendar month in
          *     UTC) and what they spent. The cap that applies is the lower of the admin's and their own.
@@ -963,6 +1030,11 @@ export interface components {
             /** @description The username the host expects with the token (GitHub accepts any, e.g. `x-access-token`). */
             username: string;
         };
+        /** @description `POST /api/github/connect`: where to send the browser to approve den on GitHub. */
+        GithubConnect: {
+            /** @description GitHub's authorization page; it returns to den's callback, which links the account. */
+            url: string;
+        };
         /** @description One GitHub repository the caller can reach. */
         GithubRepository: {
             archived: boolean;
@@ -981,6 +1053,17 @@ export interface components {
              * @description When something was last pushed (the list is ordered by it, newest first).
              */
             pushedAt?: string | null;
+        };
+        /** @description `GET /api/github`: the caller's GitHub connection. */
+        GithubStatus: {
+            /** @description Whether this den has GitHub settings at all (else nothing here can be connected). */
+            available: boolean;
+            /** @description Whether den holds a GitHub token for the caller. */
+            connected: boolean;
+            /** @description The linked GitHub login. */
+            login?: string | null;
+            /** @description GitHub refused to renew the caller's token: connect again. */
+            needsReconnect: boolean;
         };
         /**
          * @description `POST /api/provider-keys/{provider}/test` and `POST /api/model-endpoints/{name}/test`: what
@@ -2026,6 +2109,103 @@ export interface operations {
             };
         };
     };
+    git_github_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GithubStatus"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_disconnect_github: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description forgotten */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_connect_github: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GithubConnect"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description this den has no GitHub settings */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     models_list_model_endpoints: {
         parameters: {
             query?: never;
@@ -2400,6 +2580,63 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RepositoryList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    git_list_branches: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The repository, as a session takes it: an http(s) git URL or a local path the admin
+                 *     allowed.
+                 */
+                repository: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BranchList"];
                 };
             };
             400: {

@@ -12,6 +12,7 @@ use oauth2::{
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::github_token::StoredToken;
 
 /// GitHub sign-in settings. `Debug` hides the client secret.
 #[derive(Clone)]
@@ -103,7 +104,7 @@ pub(crate) async fn finish(
     redirect_url: &str,
     code: String,
     pkce_verifier: String,
-) -> Result<(GithubUser, String), ApiError> {
+) -> Result<(GithubUser, StoredToken), ApiError> {
     let client = BasicClient::new(ClientId::new(config.client_id.clone()))
         .set_client_secret(ClientSecret::new(config.client_secret.clone()))
         .set_auth_uri(
@@ -132,6 +133,12 @@ pub(crate) async fn finish(
         .await
         .map_err(|e| oauth_error("token exchange", e))?;
     let access_token = token.access_token().secret().clone();
+    // A GitHub App's user token expires (8 hours) and comes with a refresh token.
+    let stored = StoredToken::issued(
+        access_token.clone(),
+        token.refresh_token().map(|r| r.secret().clone()),
+        token.expires_in(),
+    );
     let user = http
         .get(format!("{}/user", config.api_url.trim_end_matches('/')))
         .bearer_auth(&access_token)
@@ -144,7 +151,7 @@ pub(crate) async fn finish(
         .json::<GithubUser>()
         .await
         .map_err(|e| oauth_error("user lookup", e))?;
-    Ok((user, access_token))
+    Ok((user, stored))
 }
 
 /// oauth2's HTTP client, over den's reqwest client (which never follows redirects).

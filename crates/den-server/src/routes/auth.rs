@@ -27,8 +27,9 @@ use crate::extract::{ApiJson, ApiQuery};
 
 /// The cookie that ties a GitHub callback to the browser that started it.
 const OAUTH_STATE_COOKIE: &str = "den_oauth_state";
-/// The secret purpose under which a user's GitHub access token is kept.
-pub(crate) const GITHUB_TOKEN_PURPOSE: &str = "github:token";
+/// Set when the flow links GitHub to the signed-in person rather than signing in.
+const OAUTH_CONNECT_COOKIE: &str = "den_oauth_connect";
+pub(crate) use crate::github_token::GITHUB_TOKEN_PURPOSE;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -213,21 +214,41 @@ async fn link(
     (status = 303, description = "redirect to GitHub"),
     (status = 404, body = ErrorBody, description = "GitHub sign-in is not configured")))]
 async fn github_start(State(state): State<AppState>, jar: CookieJar) -> Result<Response, ApiError> {
+    let (jar, url) = begin_github(&state, jar, false).await?;
+    Ok((jar, Redirect::to(&url)).into_response())
+}
+
+/// Starts GitHub's authorization: stores the state with its PKCE verifier and ties it to this
+/// browser by a cookie. `connect`: the callback links the GitHub account to the person signed
+/// in (settings' "Connect GitHub") instead of signing in as it. Returns GitHub's URL.
+pub(super) async fn begin_github(
+    state: &AppState,
+    jar: CookieJar,
+    connect: bool,
+) -> Result<(CookieJar, String), ApiError> {
     let config = state.config().github.as_ref().ok_or(ApiError::NotFound)?;
-    let authorization = github::authorize(config, &github_redirect_url(&state))?;
+    let authorization = github::authorize(config, &github_redirect_url(state))?;
     let expires = den_store::now() + Duration::minutes(10);
     state
         .store()
         .create_oauth_state(&authorization.state, &authorization.pkce_verifier, expires)
         .await?;
-    let cookie = Cookie::build((OAUTH_STATE_COOKIE, authorization.state))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.serves_https())
-        .path("/api/auth/github")
-        .max_age(cookie::time::Duration::minutes(10))
-        .build();
-    Ok((jar.add(cookie), Redirect::to(&authorization.url)).into_response())
+    let cookie = |name: &'static str, value: String| {
+        Cookie::build((name, value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(state.serves_https())
+            .path("/api/auth/github")
+            .max_age(cookie::time::Duration::minutes(10))
+            .build()
+    };
+    let jar = jar.add(cookie(OAUTH_STATE_COOKIE, authorization.state));
+    let jar = if connect {
+        jar.add(cookie(OAUTH_CONNECT_COOKIE, "1".to_owned()))
+    } else {
+        jar.remove(Cookie::build(OAUTH_CONNECT_COOKIE).path("/api/auth/github"))
+    };
+    Ok((jar, authorization.url))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -280,15 +301,57 @@ async fn github_callback(
         verifier,
     )
     .await?;
+    let connecting = jar.get(OAUTH_CONNECT_COOKIE).is_some();
+    let jar = jar
+        .remove(Cookie::build(OAUTH_STATE_COOKIE).path("/api/auth/github"))
+        .remove(Cookie::build(OAUTH_CONNECT_COOKIE).path("/api/auth/github"));
+    if connecting {
+        // Settings' "Connect GitHub": the account goes to whoever this browser is signed in as.
+        let Some(user) = signed_in_user(&state, &jar).await? else {
+            return Err(ApiError::bad_request(
+                "sign in to den first, then connect GitHub from settings",
+            ));
+        };
+        match state.store().user_by_github_id(github_user.id).await {
+            Ok(other) if other.id != user.id => {
+                return Err(ApiError::Conflict(format!(
+                    "GitHub user {} is linked to another den account",
+                    github_user.login
+                )));
+            }
+            Ok(_) | Err(StoreError::NotFound) => {}
+            Err(err) => return Err(err.into()),
+        }
+        state
+            .store()
+            .link_github(user.id, github_user.id, &github_user.login)
+            .await?;
+        state
+            .store()
+            .put_secret(user.id, GITHUB_TOKEN_PURPOSE, &access_token.sealable())
+            .await?;
+        return Ok((jar, Redirect::to("/settings#github")).into_response());
+    }
     let user = github_account(&state, &config, &github_user).await?;
     state
         .store()
-        .put_secret(user.id, GITHUB_TOKEN_PURPOSE, access_token.as_bytes())
+        .put_secret(user.id, GITHUB_TOKEN_PURPOSE, &access_token.sealable())
         .await?;
-    let jar = jar
-        .remove(Cookie::build(OAUTH_STATE_COOKIE).path("/api/auth/github"))
-        .add(start_web_session(&state, &user).await?);
+    let jar = jar.add(start_web_session(&state, &user).await?);
     Ok((jar, Redirect::to("/")).into_response())
+}
+
+/// The person this browser is signed in as (its session cookie), if any.
+async fn signed_in_user(state: &AppState, jar: &CookieJar) -> Result<Option<UserRecord>, ApiError> {
+    let Some(cookie) = jar.get(crate::auth::SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let token_hash = secret_token::hash(cookie.value());
+    match state.store().web_session_user(&token_hash).await {
+        Ok(user_id) => Ok(Some(state.store().user_by_id(user_id).await?)),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// The den user linked to a GitHub account, created on first sign-in when allowed.

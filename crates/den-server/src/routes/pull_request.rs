@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, IdPath};
 use crate::github_api::{GithubRepo, github_repo_of};
-use crate::routes::auth::GITHUB_TOKEN_PURPOSE;
+use crate::github_token::github_token;
 use crate::validate;
 
 const MAX_BODY: usize = 65_536;
@@ -52,14 +52,13 @@ async fn github_for(
     let user = caller.user.id;
     let token = match state.store().git_credential(user, &host).await? {
         Some(credential) => credential.token,
-        None => match state.store().secret(user, GITHUB_TOKEN_PURPOSE).await {
-            Ok(bytes) => Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()),
-            Err(den_store::StoreError::NotFound) => {
+        None => match github_token(state, user).await? {
+            Some(token) => token,
+            None => {
                 return Err(ApiError::Conflict(format!(
-                    "connect GitHub (sign in with GitHub) or add a credential for {host} first"
+                    "connect GitHub (Settings → GitHub) or add a credential for {host} first"
                 )));
             }
-            Err(err) => return Err(err.into()),
         },
     };
     Ok((github.api_url.clone(), owner, name, token))

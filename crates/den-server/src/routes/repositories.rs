@@ -18,7 +18,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::github_api::user_repositories;
-use crate::routes::auth::GITHUB_TOKEN_PURPOSE;
+use crate::github_token::github_token;
 
 /// GitHub repositories per page of den's answer.
 const PAGE_SIZE: usize = 30;
@@ -61,20 +61,12 @@ async fn list(
     }
     let matches = |name: &str| name.to_lowercase().contains(&needle);
 
+    // Refreshed first when it is about to expire; a link GitHub no longer honours is a 409.
     let token = match state.config().github.as_ref() {
         None => None,
-        Some(github) => match state
-            .store()
-            .secret(caller.user.id, GITHUB_TOKEN_PURPOSE)
-            .await
-        {
-            Ok(bytes) => Some((
-                github.api_url.clone(),
-                zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned()),
-            )),
-            Err(den_store::StoreError::NotFound) => None,
-            Err(err) => return Err(err.into()),
-        },
+        Some(github) => github_token(&state, caller.user.id)
+            .await?
+            .map(|token| (github.api_url.clone(), token)),
     };
     let github_connected = token.is_some();
     let mut github = match &token {

@@ -67,6 +67,10 @@ fn rule(method: &Method, path: &str) -> Rule {
         ("DELETE", "/api/tokens/{id}" | "/api/git-credentials/{host}") => Rule::Owned {
             status: S::NO_CONTENT,
         },
+        // This server allows no local root: the owner hears the path is not allowed.
+        ("GET", "/api/repositories/branches") => Rule::Own {
+            status: S::BAD_REQUEST,
+        },
         // Without [github] settings the owner gets the (empty) local list.
         ("GET", "/api/git-credentials" | "/api/repositories") => Rule::Own { status: S::OK },
         ("PUT", "/api/git-credentials/{host}") => Rule::Own {
@@ -91,6 +95,12 @@ fn rule(method: &Method, path: &str) -> Rule {
             "/api/sessions/{id}/abort" | "/api/sessions/{id}/pause" | "/api/sessions/{id}/resume",
         ) => Rule::Owned {
             status: S::NO_CONTENT,
+        },
+        // The caller's own GitHub connection (this server has no GitHub settings: connecting
+        // is a 404, and the owner holds no GitHub token to forget).
+        ("GET", "/api/github") => Rule::Own { status: S::OK },
+        ("POST", "/api/github/connect") | ("DELETE", "/api/github") => Rule::Own {
+            status: S::NOT_FOUND,
         },
         // This server has no GitHub settings: the owner hears so.
         ("GET" | "POST", "/api/sessions/{id}/pull-request") => Rule::Owned {
@@ -160,6 +170,7 @@ fn call_for(
         }
         "/api/git-credentials/{host}" => path.replace("{host}", "git.example.com"),
         "/api/admin/budgets/{username}" => path.replace("{username}", "owner"),
+        "/api/repositories/branches" => format!("{path}?repository=/srv/not-a-root/repo"),
         other => other.to_owned(),
     };
     let body = match (method.as_str(), path) {

@@ -85,7 +85,7 @@ async fn start_fake_github() -> String {
     base
 }
 
-async fn server_with_github(allowed: &[&str]) -> TestServer {
+pub(crate) async fn server_with_github(allowed: &[&str]) -> TestServer {
     let github = start_fake_github().await;
     let allowed = allowed.iter().map(|s| (*s).to_owned()).collect();
     TestServer::start_with(move |config| {
@@ -103,7 +103,7 @@ async fn server_with_github(allowed: &[&str]) -> TestServer {
 }
 
 /// Runs the browser's side up to den's callback URL; returns it and the state cookie.
-async fn approve_at_github(server: &TestServer) -> (String, String) {
+pub(crate) async fn approve_at_github(server: &TestServer) -> (String, String) {
     let start = server
         .http()
         .get(format!("{}/api/auth/github/start", server.base))
@@ -164,14 +164,13 @@ async fn github_sign_in_creates_the_user_and_keeps_the_token_sealed() {
     assert!(!me.to_string().contains(ACCESS_TOKEN));
 
     let user_id = me["id"].as_str().unwrap().parse().unwrap();
-    assert_eq!(
-        server
-            .store
-            .secret(user_id, "github:token")
-            .await
-            .unwrap()
-            .as_slice(),
-        ACCESS_TOKEN.as_bytes()
+    let stored: serde_json::Value =
+        serde_json::from_slice(&server.store.secret(user_id, "github:token").await.unwrap())
+            .unwrap();
+    assert_eq!(stored["access_token"], ACCESS_TOKEN);
+    assert!(
+        stored.get("expires_at").is_none(),
+        "an OAuth App's token does not expire"
     );
     let sealed = server
         .store

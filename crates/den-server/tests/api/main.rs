@@ -6,10 +6,13 @@
 
 mod authz;
 mod budget;
+mod branches;
 mod credentials;
 mod gateway;
 mod gateway_tokens;
 mod github;
+mod github_connect;
+mod github_refresh;
 mod input;
 mod key_test;
 mod logs;

@@ -1,0 +1,146 @@
+//! A GitHub App's user token expires after 8 hours: den refreshes it on the server before use,
+//! once per person even when requests race (the refresh token works once), and a refresh GitHub
+//! refuses (status 200 with an `error` field, as GitHub answers) asks the person to reconnect.
+
+use den_test_support::{GitServer, UserRepository};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Auth, TestServer, TestUser, assert_error};
+
+/// The token the stand-in accepts: what a refresh hands out.
+const FRESH_TOKEN: &str = "ghu_fresh_user_to_server_token";
+const EXPIRED_TOKEN: &str = "ghu_expired_user_to_server_token";
+
+struct Setup {
+    server: TestServer,
+    github: GitServer,
+    user: TestUser,
+    user_id: uuid::Uuid,
+}
+
+/// A den whose GitHub is the stand-in; its user `ada` holds an expired GitHub App token whose
+/// refresh token is `refresh_token`.
+async fn setup(refresh_token: &str) -> Setup {
+    let github = GitServer::start(FRESH_TOKEN).await.unwrap();
+    github.add_user_repository(UserRepository::new("acme/widgets", "2026-01-01T00:00:00Z"));
+    let api_url = github.api_url();
+    let token_url = format!("{}/login/oauth/access_token", github.base_url());
+    let server = TestServer::start_with(move |config| {
+        config.github = Some(den_server::GithubConfig {
+            client_id: "client-id".to_owned(),
+            client_secret: "client-secret".to_owned(),
+            authorize_url: format!("{api_url}/login/oauth/authorize"),
+            token_url,
+            api_url,
+            scopes: Vec::new(),
+            allowed_logins: Vec::new(),
+        });
+    })
+    .await;
+    let user = server.user("ada").await;
+    let user_id = server.store.user_by_name("ada").await.unwrap().id;
+    let expired = json!({
+        "access_token": EXPIRED_TOKEN,
+        "refresh_token": refresh_token,
+        "expires_at": (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(),
+    });
+    server
+        .store
+        .put_secret(user_id, "github:token", expired.to_string().as_bytes())
+        .await
+        .unwrap();
+    Setup {
+        server,
+        github,
+        user,
+        user_id,
+    }
+}
+
+async fn repositories(setup: &Setup) -> (StatusCode, Value) {
+    setup
+        .server
+        .call(
+            Method::GET,
+            "/api/repositories",
+            Auth::Cookie(&setup.user),
+            None,
+        )
+        .await
+}
+
+async fn stored(setup: &Setup) -> Value {
+    let bytes = setup
+        .server
+        .store
+        .secret(setup.user_id, "github:token")
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once_even_when_requests_race() {
+    let setup = setup("ghr_first").await;
+    setup.github.issue_refresh_token("ghr_first");
+
+    let answers = futures::future::join_all((0..6).map(|_| repositories(&setup))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!(body["github"][0]["fullName"], "acme/widgets", "{body}");
+    }
+    assert_eq!(
+        setup.github.refresh_calls(),
+        1,
+        "one refresh for six requests"
+    );
+
+    // The new pair is stored sealed, with its new expiry; the spent refresh token is gone.
+    let token = stored(&setup).await;
+    assert_eq!(token["access_token"], FRESH_TOKEN);
+    assert_eq!(token["refresh_token"], "ghr_standin_refresh_1");
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        token["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(expires_at > chrono::Utc::now() + chrono::Duration::hours(7));
+    let sealed = setup
+        .server
+        .store
+        .sealed_secret(setup.user_id, "github:token")
+        .await
+        .unwrap();
+    for secret in [FRESH_TOKEN, "ghr_standin_refresh_1"] {
+        assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+    for (_, body) in &answers {
+        assert!(!body.to_string().contains(FRESH_TOKEN));
+    }
+
+    // A fresh token is used as it is: no second refresh.
+    let (status, body) = repositories(&setup).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(setup.github.refresh_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_refresh_asks_the_person_to_reconnect_github() {
+    // The stand-in never issued this refresh token: it answers 200 with `bad_refresh_token`.
+    let setup = setup("ghr_spent_elsewhere").await;
+    let (status, body) = repositories(&setup).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("reconnect GitHub"), "{message}");
+    assert!(!body.to_string().contains("ghr_spent_elsewhere"));
+    assert_eq!(stored(&setup).await["needs_reconnect"], true);
+
+    // Known broken: den does not ask GitHub again, and still says what to do.
+    let (status, body) = repositories(&setup).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reconnect GitHub")
+    );
+    assert_eq!(setup.github.refresh_calls(), 1);
+}
