@@ -40,6 +40,11 @@ impl TurnMapper {
         }
     }
 
+    /// The agent conversation this turn belongs to.
+    pub(crate) fn agent_session_id(&self) -> &str {
+        &self.agent_session_id
+    }
+
     /// Tokens and cost of the turn so far.
     pub(crate) fn usage(&self) -> (TokenUsage, f64) {
         self.usage.values().fold(

@@ -252,6 +252,57 @@ async fn events_are_ordered_resumable_and_never_share_a_number() {
 }
 
 #[tokio::test]
+async fn the_database_picks_the_next_event_number_and_two_writers_never_share_one() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let id = session(&store, alice, "s").await;
+        let payload = serde_json::json!({});
+        assert_eq!(
+            store
+                .append_next_event(id, "k", &payload, now())
+                .await
+                .unwrap(),
+            1
+        );
+        store
+            .append_event(id, 2, "k", &payload, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .append_next_event(id, "k", &payload, now())
+                .await
+                .unwrap(),
+            3
+        );
+        // Two writers at once: each append gets its own number or fails on the key.
+        let writer = |store: den_store::Store| async move {
+            let mut got = Vec::new();
+            for _ in 0..20 {
+                match store
+                    .append_next_event(id, "k", &serde_json::json!({}), now())
+                    .await
+                {
+                    Ok(seq) => got.push(seq),
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(err) => panic!("{err}"),
+                }
+            }
+            got
+        };
+        let (a, b) = tokio::join!(writer(store.clone()), writer(store.clone()));
+        let mut all: Vec<i64> = a.into_iter().chain(b).collect();
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), count, "no number was handed out twice");
+        let stored = store.events_after(id, 0, 100).await.unwrap();
+        assert_eq!(stored.len(), 3 + count);
+    }
+}
+
+#[tokio::test]
 async fn sign_in_links_work_once_and_expire() {
     let (stores, _dir) = stores().await;
     for store in stores {

@@ -1,7 +1,6 @@
 //! The session's diff: answered without holding up the actor, and recomputed after each turn.
 
 use den_protocol::changes::SessionDiff;
-use den_protocol::events::SessionEvent;
 use tokio::sync::oneshot;
 
 use super::SessionActor;
@@ -68,32 +67,5 @@ impl SessionActor {
             &message,
         )
         .await
-    }
-
-    /// After a turn: computes the diff, saves it for when the sandbox is gone, and tells
-    /// clients its summary. A failure is logged; the turn's outcome does not depend on it.
-    pub(super) async fn refresh_diff(&mut self) {
-        let Some((sandbox, base)) = self
-            .live
-            .as_ref()
-            .map(|live| (live.sandbox.id.clone(), live.base_commit.clone()))
-        else {
-            return;
-        };
-        let diff = match changes::compute(self.services.runtime.as_ref(), &sandbox, &base).await {
-            Ok(diff) => diff,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot compute the session's diff after the turn");
-                return;
-            }
-        };
-        let dir = workspace::snapshots_dir(&self.services.config, self.session_id());
-        if let Err(err) = changes::save(&dir, &diff).await {
-            tracing::warn!(error = %err, "cannot save the session's diff");
-        }
-        self.emit(SessionEvent::DiffChanged {
-            summary: diff.summary,
-        })
-        .await;
     }
 }
