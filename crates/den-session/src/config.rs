@@ -43,6 +43,9 @@ pub struct SessionConfig {
     pub max_prompt_bytes: usize,
     /// The longest queue of waiting prompts.
     pub max_queue: usize,
+    /// This den's name among those sharing the database (the sandbox instance name): recorded
+    /// on each session it starts, so recovery after a restart takes only its own sessions.
+    pub runner: String,
 }
 
 impl SessionConfig {
@@ -65,6 +68,7 @@ impl SessionConfig {
             repository_hosts: Vec::new(),
             max_prompt_bytes: 100_000,
             max_queue: 20,
+            runner: "den".to_owned(),
         }
     }
 }

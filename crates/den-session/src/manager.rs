@@ -68,15 +68,16 @@ impl SessionManager {
         &self.registry.services().config
     }
 
-    /// After a restart: sessions that were starting or running lost their sandbox with the
-    /// previous den (sandboxes die with their parent), so a turn in flight is closed as
-    /// interrupted and the session is left paused at its last snapshot (idle without one).
-    /// Returns how many sessions were recovered.
+    /// After a restart: sessions this den was starting or running (or that no den claimed)
+    /// lost their sandbox with the previous process (sandboxes die with their parent), so a
+    /// turn in flight is closed as interrupted and the session is left paused at its last
+    /// snapshot (idle without one). A recorded snapshot that is gone is said so, and forgotten:
+    /// the next prompt starts from the repository again. Sessions another den runs are left
+    /// alone. Returns how many sessions were recovered.
     pub async fn recover(&self) -> Result<usize> {
-        let store = &self.registry.services().store;
-        let stale = store
-            .sessions_with_status(&[SessionStatus::Starting, SessionStatus::Running])
-            .await?;
+        let services = self.registry.services();
+        let store = &services.store;
+        let stale = store.sessions_to_recover(&services.config.runner).await?;
         for record in &stale {
             let (live, _) = broadcast::channel(1);
             let mut log = EventLog::new(store.clone(), record.id, live);
@@ -90,17 +91,21 @@ impl SessionManager {
                 };
                 log.append(finished).await?;
             }
-            let status = if record.snapshot_id.is_some() {
-                SessionStatus::Paused
-            } else {
-                SessionStatus::Idle
+            let (status, error) = match &record.snapshot_id {
+                Some(snapshot) if !snapshot_exists(services, snapshot).await => {
+                    store.set_session_agent_state(record.id, None, None).await?;
+                    let message = "the session's last snapshot is missing; the next prompt \
+                                   starts again from the repository"
+                        .to_owned();
+                    (SessionStatus::Error, Some(message))
+                }
+                Some(_) => (SessionStatus::Paused, None),
+                None => (SessionStatus::Idle, None),
             };
-            store.set_session_status(record.id, status, None).await?;
-            log.append(SessionEvent::Status {
-                status,
-                error: None,
-            })
-            .await?;
+            store
+                .set_session_status(record.id, status, error.as_deref())
+                .await?;
+            log.append(SessionEvent::Status { status, error }).await?;
         }
         Ok(stale.len())
     }
@@ -160,6 +165,14 @@ impl SessionManager {
         }))
         .await;
     }
+}
+
+/// Whether a recorded snapshot can still be restored.
+async fn snapshot_exists(services: &Services, recorded: &str) -> bool {
+    if crate::workspace::is_legacy_snapshot_path(recorded) {
+        return tokio::fs::metadata(recorded).await.is_ok();
+    }
+    services.artifacts.fetch(recorded).await.is_ok()
 }
 
 /// The id of the last turn that started and did not finish, if any.

@@ -303,6 +303,51 @@ async fn the_database_picks_the_next_event_number_and_two_writers_never_share_on
 }
 
 #[tokio::test]
+async fn recovery_finds_only_starting_or_running_sessions_of_this_runner_or_none() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let mine = session(&store, alice, "mine").await;
+        let unclaimed = session(&store, alice, "unclaimed").await;
+        let other = session(&store, alice, "other").await;
+        let paused = session(&store, alice, "paused").await;
+        for (id, status) in [
+            (mine, SessionStatus::Running),
+            (unclaimed, SessionStatus::Starting),
+            (other, SessionStatus::Running),
+            (paused, SessionStatus::Paused),
+        ] {
+            store.set_session_status(id, status, None).await.unwrap();
+        }
+        store.set_session_runner(mine, "den-a").await.unwrap();
+        store.set_session_runner(other, "den-b").await.unwrap();
+        store.set_session_runner(paused, "den-a").await.unwrap();
+        let mut found: Vec<_> = store
+            .sessions_to_recover("den-a")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|record| record.id)
+            .collect();
+        found.sort();
+        let mut expected = vec![mine, unclaimed];
+        expected.sort();
+        assert_eq!(found, expected);
+        let running = store
+            .sessions_with_status(&[SessionStatus::Running, SessionStatus::Paused])
+            .await
+            .unwrap();
+        assert_eq!(running.len(), 3);
+        assert!(matches!(
+            store
+                .set_session_runner(uuid::Uuid::now_v7(), "den-a")
+                .await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}
+
+#[tokio::test]
 async fn sign_in_links_work_once_and_expire() {
     let (stores, _dir) = stores().await;
     for store in stores {

@@ -185,6 +185,10 @@ async fn start(
         let _ = progress.send((step, state, detail));
     };
     let config = &services.config;
+    services
+        .store
+        .set_session_runner(record.id, &config.runner)
+        .await?;
     let snapshot = match &record.snapshot_id {
         Some(recorded) if workspace::is_legacy_snapshot_path(recorded) => {
             Some(PathBuf::from(recorded))

@@ -268,3 +268,101 @@ async fn a_prompt_the_agent_refuses_fails_its_turn_with_the_reason() {
     session.prompt("accepted".to_owned()).await.unwrap();
     assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
 }
+
+#[tokio::test]
+async fn recovery_takes_only_this_dens_stale_sessions_and_says_when_a_snapshot_is_missing() {
+    let world = World::new().await;
+    let store = &world.store;
+    let running = |session: &den_session::SessionHandle| {
+        let (store, id) = (store.clone(), session.id());
+        async move {
+            store
+                .set_session_status(id, SessionStatus::Running, None)
+                .await
+                .unwrap();
+        }
+    };
+    // Ran here with a snapshot and a turn in flight; nobody recorded a runner (older den).
+    let with_turn = world.session().await;
+    running(&with_turn).await;
+    let artifact = world.dir.path().join("artifact");
+    tokio::fs::write(&artifact, "snapshot").await.unwrap();
+    let key = format!("{}-1", with_turn.id());
+    den_sandbox::ArtifactStore::put(
+        &den_sandbox::LocalArtifactStore::new(world.config.snapshots_dir.clone()),
+        &key,
+        &artifact,
+    )
+    .await
+    .unwrap();
+    store
+        .set_session_agent_state(with_turn.id(), Some("ses_x"), Some(&key))
+        .await
+        .unwrap();
+    let started = serde_json::json!({"type": "turn_started", "turnId": "t1", "prompt": "p"});
+    store
+        .append_event(
+            with_turn.id(),
+            1,
+            "turn_started",
+            &started,
+            den_store::now(),
+        )
+        .await
+        .unwrap();
+    // Was starting here, no snapshot yet.
+    let starting = world.session().await;
+    store
+        .set_session_status(starting.id(), SessionStatus::Starting, None)
+        .await
+        .unwrap();
+    store
+        .set_session_runner(starting.id(), "den")
+        .await
+        .unwrap();
+    // Runs on another den: not ours to touch.
+    let elsewhere = world.session().await;
+    running(&elsewhere).await;
+    store
+        .set_session_runner(elsewhere.id(), "den-2")
+        .await
+        .unwrap();
+    // Ran here, but its snapshot is gone.
+    let lost = world.session().await;
+    running(&lost).await;
+    store.set_session_runner(lost.id(), "den").await.unwrap();
+    store
+        .set_session_agent_state(lost.id(), Some("ses_y"), Some(&format!("{}-9", lost.id())))
+        .await
+        .unwrap();
+    // Paused: nothing to recover.
+    let paused = world.session().await;
+    store
+        .set_session_status(paused.id(), SessionStatus::Paused, None)
+        .await
+        .unwrap();
+
+    assert_eq!(world.manager.recover().await.unwrap(), 3);
+    assert_eq!(world.status(&with_turn).await, SessionStatus::Paused);
+    let events = store.events_after(with_turn.id(), 1, 10).await.unwrap();
+    assert_eq!(events[0].kind, "turn_finished");
+    assert_eq!(events[0].payload.0["outcome"], "interrupted");
+    assert_eq!(world.status(&starting).await, SessionStatus::Idle);
+    assert_eq!(world.status(&elsewhere).await, SessionStatus::Running);
+    assert_eq!(world.status(&paused).await, SessionStatus::Paused);
+    let lost_record = store.session_of(world.owner, lost.id()).await.unwrap();
+    assert_eq!(lost_record.status().unwrap(), SessionStatus::Error);
+    assert!(lost_record.error.unwrap().contains("snapshot is missing"));
+    assert_eq!(lost_record.snapshot_id, None);
+    // A second recovery finds nothing left.
+    assert_eq!(world.manager.recover().await.unwrap(), 0);
+
+    // The session whose snapshot was lost starts again from the repository.
+    let mut watch = Watch::new(&lost);
+    lost.prompt("start over".to_owned()).await.unwrap();
+    assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
+    assert_eq!(
+        world.runtime.counts(|c| (c.creates, c.restores.len())),
+        (1, 0)
+    );
+}
