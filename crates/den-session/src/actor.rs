@@ -126,6 +126,8 @@ pub(crate) struct SessionActor {
     /// Commands that run in the sandbox (diff, push), held while a snapshot freezes it.
     after_snapshot: Vec<Command>,
     pausing: Option<Pausing>,
+    /// A failed turn the agent is being told to stop; the next turn waits for its answer.
+    settling: Option<String>,
     /// The agent's event stream broke since the last reconciliation: what happened meanwhile
     /// must be read back from the agent once the stream is connected again.
     stream_broken: bool,
@@ -179,6 +181,7 @@ pub(crate) fn spawn(
                 snapshotting: None,
                 after_snapshot: Vec::new(),
                 pausing: None,
+                settling: None,
                 stream_broken: false,
                 idle_deadline: None,
             };
@@ -273,6 +276,7 @@ impl SessionActor {
             && self.snapshotting.is_none()
             && self.after_snapshot.is_empty()
             && self.pausing.is_none()
+            && self.settling.is_none()
             && matches!(
                 self.record.status().ok(),
                 Some(SessionStatus::Paused | SessionStatus::Idle | SessionStatus::Error)

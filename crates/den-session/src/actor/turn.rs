@@ -96,7 +96,7 @@ impl SessionActor {
     /// Starts the next queued prompt if the agent is free. The prompt goes to the agent from a
     /// child task; its answer comes back as [`Work::PromptSent`].
     pub(super) async fn run_next_turn(&mut self) {
-        if self.turn.is_some() || self.pausing.is_some() {
+        if self.turn.is_some() || self.pausing.is_some() || self.settling.is_some() {
             return;
         }
         let Some(live) = &self.live else {
@@ -255,11 +255,19 @@ impl SessionActor {
         }
     }
 
-    pub(super) fn on_stop_answered(
+    pub(super) async fn on_stop_answered(
         &mut self,
         turn_id: &str,
         result: std::result::Result<(), String>,
     ) {
+        if self.settling.as_deref() == Some(turn_id) {
+            if let Err(err) = &result {
+                tracing::warn!(error = %err, "the agent did not stop a failed turn");
+            }
+            self.settling = None;
+            self.run_next_turn().await;
+            return;
+        }
         let Some(turn) = self.turn.as_mut().filter(|turn| turn.id == turn_id) else {
             return;
         };
@@ -339,8 +347,8 @@ impl SessionActor {
                 return;
             }
         };
+        // Busy is no sign of progress (a hung agent is busy too): the deadline still runs.
         if reconciliation.busy || turn.mapper.finished {
-            turn.last_activity = Instant::now();
             return;
         }
         let agent_session_id = turn.mapper.agent_session_id().to_owned();
@@ -396,14 +404,24 @@ impl SessionActor {
         self.fail_turn(&message).await;
     }
 
-    /// Ends the running turn as failed with `message`, asking the agent to stop it (so it does
-    /// not go on unseen), and goes on with the queue.
+    /// Ends the running turn as failed with `message` and asks the agent to stop it (so it
+    /// does not go on unseen). The queue goes on once the agent answered: its echo of the
+    /// stop must not land in the next turn.
     pub(super) async fn fail_turn(&mut self, message: &str) {
-        if let Some(live) = &self.live {
+        let turn_id = self.turn.as_ref().map(|turn| turn.id.clone());
+        if let (Some(live), Some(turn_id)) = (&self.live, turn_id) {
             let (client, agent_session_id) = (live.client.clone(), live.agent_session_id.clone());
-            tokio::spawn(async move {
-                let _ =
-                    tokio::time::timeout(AGENT_CALL_TIMEOUT, client.abort(&agent_session_id)).await;
+            self.settling = Some(turn_id.clone());
+            self.spawn_work(async move {
+                let result =
+                    match tokio::time::timeout(AGENT_CALL_TIMEOUT, client.abort(&agent_session_id))
+                        .await
+                    {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(err)) => Err(err.to_string()),
+                        Err(_) => Err("the agent did not answer the stop request".to_owned()),
+                    };
+                Work::StopAnswered { turn_id, result }
             });
         }
         self.close_turn(TurnOutcome::Failed, Some(message.to_owned()))

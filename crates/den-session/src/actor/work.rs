@@ -53,7 +53,9 @@ impl SessionActor {
     pub(super) async fn on_work(&mut self, work: Work) {
         match work {
             Work::PromptSent { turn_id, result } => self.on_prompt_sent(&turn_id, result).await,
-            Work::StopAnswered { turn_id, result } => self.on_stop_answered(&turn_id, result),
+            Work::StopAnswered { turn_id, result } => {
+                self.on_stop_answered(&turn_id, result).await;
+            }
             Work::Snapshotted {
                 generation,
                 agent_session_id,
@@ -154,8 +156,9 @@ impl SessionActor {
         if self.pausing.is_some() {
             self.continue_pause().await;
         } else if self.turn.is_none() && self.changes != self.snapshotted {
-            // A turn ran (and ended) while this snapshot was written: it needs its own.
-            self.begin_snapshot(false);
+            // A turn ran (and ended) while this snapshot was written: its diff and snapshot
+            // were left for now.
+            self.begin_snapshot(true);
         }
     }
 
