@@ -152,11 +152,11 @@ impl SessionManager {
         self.stopping.clone().cancelled_owned()
     }
 
-    /// Stops every actor: live connections are told to end, running turns are closed as
-    /// interrupted, sandboxes stopped. No actor starts afterwards.
+    /// Stops every actor: running turns are closed as interrupted (clients still see that),
+    /// sandboxes stopped; then every live connection is told to end. No actor starts
+    /// afterwards.
     pub async fn shutdown(&self) {
-        self.stopping.cancel();
-        let mailboxes = self.registry.close();
+        let (mailboxes, live) = self.registry.close();
         futures::future::join_all(mailboxes.into_iter().map(|mailbox| async move {
             let (reply, done) = oneshot::channel();
             if mailbox.send(Command::Shutdown { reply }).await.is_ok() {
@@ -164,6 +164,14 @@ impl SessionManager {
             }
         }))
         .await;
+        self.end_connections();
+        drop(live);
+    }
+
+    /// Tells every live connection to end now (also when [`Self::shutdown`] did not finish
+    /// in time).
+    pub fn end_connections(&self) {
+        self.stopping.cancel();
     }
 }
 

@@ -155,15 +155,23 @@ impl Registry {
             .retain(|_, entry| entry.commands.is_some() || entry.live.receiver_count() > 0);
     }
 
-    /// Refuses new actors and hands out the mailboxes of the running ones; the live senders
-    /// go with the entries, so subscriptions end once the actors are gone.
-    pub(crate) fn close(&self) -> Vec<mpsc::Sender<Command>> {
+    /// Refuses new actors and hands out the mailboxes of the running ones, and the live
+    /// senders: once the caller drops those (after the actors said their last), every
+    /// subscription ends.
+    pub(crate) fn close(&self) -> (Vec<mpsc::Sender<Command>>, Vec<LiveSender>) {
         let mut entries = lock(&self.entries);
         entries.closed = true;
         entries
             .sessions
             .drain()
-            .filter_map(|(_, entry)| entry.commands)
-            .collect()
+            .map(|(_, entry)| (entry.commands, entry.live))
+            .fold(
+                (Vec::new(), Vec::new()),
+                |(mut mailboxes, mut lives), (commands, live)| {
+                    mailboxes.extend(commands);
+                    lives.push(live);
+                    (mailboxes, lives)
+                },
+            )
     }
 }

@@ -139,6 +139,9 @@ async fn serve_socket(
     let mut keepalive = tokio::time::interval(Duration::from_secs(30));
     loop {
         let message = tokio::select! {
+            // Events first: what the session said before den stopped reaches the client
+            // before the close.
+            biased;
             delivery = subscription.next() => match delivery {
                 Some(Ok(Delivery::Event(event))) => event_frame(&event),
                 Some(Ok(Delivery::CaughtUp { seq })) => text_frame(&ServerMessage::Live { seq }),
@@ -146,7 +149,11 @@ async fn serve_socket(
                     tracing::warn!(error = %err, "event subscription failed");
                     break;
                 }
-                None => break,
+                // The session's live feed ended (den stopping, or the session deleted).
+                None => {
+                    close_restarting(&mut sink).await;
+                    break;
+                }
             },
             Some(reply) = outgoing.recv() => text_frame(&reply),
             _ = keepalive.tick() => Some(Message::Ping(Vec::new().into())),
@@ -154,15 +161,7 @@ async fn serve_socket(
             _ = &mut reader => break,
             // den is stopping: tell the client, which reconnects to the next den.
             () = &mut stopping => {
-                let frame = CloseFrame {
-                    code: CLOSE_RESTARTING,
-                    reason: "den is restarting; reconnect with after=<the last seq received>".into(),
-                };
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    sink.send(Message::Close(Some(frame))),
-                )
-                .await;
+                close_restarting(&mut sink).await;
                 break;
             }
         };
@@ -204,6 +203,19 @@ async fn serve_socket(
         }
     }
     reader.abort();
+}
+
+/// Tells the client den is going away and where to pick up.
+async fn close_restarting(sink: &mut futures::stream::SplitSink<WebSocket, Message>) {
+    let frame = CloseFrame {
+        code: CLOSE_RESTARTING,
+        reason: "den is restarting; reconnect with after=<the last seq received>".into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
 }
 
 /// The WebSocket message of an event, encoded once for all of the session's clients.
@@ -277,8 +289,8 @@ async fn events(
     };
     let after = last_event_id.or(query.after).unwrap_or(0);
     let session = session_of(&state, &caller, id).await?;
-    // den stopping ends the stream; the client reconnects with `Last-Event-ID`.
-    let stopping = state.sessions()?.stopping();
+    // den stopping ends the stream once the session said its last (its live feed closes);
+    // the client reconnects with `Last-Event-ID`.
     let stream = futures::stream::unfold(
         session.subscribe(after),
         |mut subscription: EventSubscription| async move {
@@ -297,8 +309,7 @@ async fn events(
             };
             Some((Ok(sse), subscription))
         },
-    )
-    .take_until(stopping);
+    );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

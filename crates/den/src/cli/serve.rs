@@ -51,12 +51,14 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         // Sessions first: their live connections (WebSocket, SSE) are told to end, turns are
         // closed as interrupted and sandboxes stop. Otherwise the HTTP drain below would wait
         // for event streams that never finish.
-        if let Some(manager) = manager
-            && tokio::time::timeout(SESSIONS_STOP_LIMIT, manager.shutdown())
+        if let Some(manager) = manager {
+            if tokio::time::timeout(SESSIONS_STOP_LIMIT, manager.shutdown())
                 .await
                 .is_err()
-        {
-            tracing::warn!("sessions did not stop in time; going on");
+            {
+                tracing::warn!("sessions did not stop in time; going on");
+            }
+            manager.end_connections();
         }
         let _ = draining_tx.send(());
     };

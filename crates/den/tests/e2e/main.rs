@@ -13,5 +13,6 @@ mod git_gateway;
 mod harness;
 mod lifecycle;
 mod models;
+mod shutdown;
 mod slow_client;
 mod turns;
