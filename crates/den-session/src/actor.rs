@@ -126,6 +126,8 @@ pub(crate) struct SessionActor {
     /// Commands that run in the sandbox (diff, push), held while a snapshot freezes it.
     after_snapshot: Vec<Command>,
     pausing: Option<Pausing>,
+    /// A push (commit and push of the branch) is under way; the next turn waits for it.
+    pushing: bool,
     /// A failed turn the agent is being told to stop; the next turn waits for its answer.
     settling: Option<String>,
     /// The agent's event stream broke since the last reconciliation: what happened meanwhile
@@ -181,6 +183,7 @@ pub(crate) fn spawn(
                 snapshotting: None,
                 after_snapshot: Vec::new(),
                 pausing: None,
+                pushing: false,
                 settling: None,
                 stream_broken: false,
                 idle_deadline: None,
@@ -277,6 +280,7 @@ impl SessionActor {
             && self.after_snapshot.is_empty()
             && self.pausing.is_none()
             && self.settling.is_none()
+            && !self.pushing
             && matches!(
                 self.record.status().ok(),
                 Some(SessionStatus::Paused | SessionStatus::Idle | SessionStatus::Error)
@@ -434,9 +438,7 @@ impl SessionActor {
                 author,
                 message,
                 reply,
-            } => {
-                let _ = reply.send(self.push(&author, message).await);
-            }
+            } => self.push(author, message, reply),
             Command::AgentClient { reply } => {
                 let _ = reply.send(Ok(self.live.as_ref().map(|live| live.client.clone())));
             }

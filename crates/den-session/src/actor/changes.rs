@@ -37,35 +37,49 @@ impl SessionActor {
         });
     }
 
-    /// Commits and pushes the session's branch, between turns.
-    pub(super) async fn push(
+    /// Commits and pushes the session's branch, between turns, from a child task (git may
+    /// take a while): the next turn waits for it; `reply` hears how it went.
+    pub(super) fn push(
         &mut self,
-        author: &crate::push::Author,
+        author: crate::push::Author,
         message: Option<String>,
-    ) -> Result<den_protocol::changes::PushResult> {
-        if self.turn.is_some() {
-            return Err(crate::SessionError::Conflict(
-                "a turn is running: push once it finished".to_owned(),
-            ));
-        }
-        let Some(sandbox) = self.live.as_ref().map(|live| live.sandbox.id.clone()) else {
-            return Err(crate::SessionError::Conflict(
-                "the session has no running sandbox: resume it to push".to_owned(),
-            ));
+        reply: tokio::sync::oneshot::Sender<Result<den_protocol::changes::PushResult>>,
+    ) {
+        let refusal = if self.turn.is_some() {
+            Some("a turn is running: push once it finished")
+        } else if self.pushing {
+            Some("a push is under way: wait for it to finish")
+        } else if self.live.is_none() {
+            Some("the session has no running sandbox: resume it to push")
+        } else if !workspace::uses_git_gateway(&self.services.config, &self.record) {
+            Some("this session's repository is not on a git host den pushes to")
+        } else {
+            None
         };
-        if !workspace::uses_git_gateway(&self.services.config, &self.record) {
-            return Err(crate::SessionError::Conflict(
-                "this session's repository is not on a git host den pushes to".to_owned(),
-            ));
+        let Some(sandbox) = self.live.as_ref().map(|live| live.sandbox.id.clone()) else {
+            let _ = reply.send(Err(crate::SessionError::Conflict(
+                refusal.unwrap_or_default().to_owned(),
+            )));
+            return;
+        };
+        if let Some(refusal) = refusal {
+            let _ = reply.send(Err(crate::SessionError::Conflict(refusal.to_owned())));
+            return;
         }
         let message = message.unwrap_or_else(|| self.record.title.clone());
-        crate::push::commit_and_push(
-            self.services.runtime.as_ref(),
-            &sandbox,
-            &self.record.work_branch,
-            author,
-            &message,
-        )
-        .await
+        let runtime = self.services.runtime.clone();
+        let branch = self.record.work_branch.clone();
+        self.pushing = true;
+        self.spawn_work(async move {
+            let result = crate::push::commit_and_push(
+                runtime.as_ref(),
+                &sandbox,
+                &branch,
+                &author,
+                &message,
+            )
+            .await;
+            super::Work::Pushed { result, reply }
+        });
     }
 }

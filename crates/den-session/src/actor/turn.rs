@@ -96,7 +96,8 @@ impl SessionActor {
     /// Starts the next queued prompt if the agent is free. The prompt goes to the agent from a
     /// child task; its answer comes back as [`Work::PromptSent`].
     pub(super) async fn run_next_turn(&mut self) {
-        if self.turn.is_some() || self.pausing.is_some() || self.settling.is_some() {
+        if self.turn.is_some() || self.pausing.is_some() || self.settling.is_some() || self.pushing
+        {
             return;
         }
         let Some(live) = &self.live else {

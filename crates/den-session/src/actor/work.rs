@@ -34,6 +34,11 @@ pub(crate) enum Work {
     },
     /// The diff after a turn, saved for when no sandbox runs.
     DiffComputed { summary: DiffSummary },
+    /// A push finished; its caller waits for `result`.
+    Pushed {
+        result: Result<den_protocol::changes::PushResult>,
+        reply: oneshot::Sender<Result<den_protocol::changes::PushResult>>,
+    },
     /// What the agent says about the turn after its event stream came back.
     Reconciled {
         turn_id: String,
@@ -73,6 +78,11 @@ impl SessionActor {
                 self.emit(SessionEvent::DiffChanged { summary }).await;
             }
             Work::Reconciled { turn_id, result } => self.on_reconciled(&turn_id, result).await,
+            Work::Pushed { result, reply } => {
+                self.pushing = false;
+                let _ = reply.send(result);
+                self.run_next_turn().await;
+            }
         }
     }
 
@@ -164,6 +174,11 @@ impl SessionActor {
 
     /// Refuses a pause the caller cannot have now.
     pub(super) fn check_pausable(&self) -> Result<()> {
+        if self.pushing {
+            return Err(SessionError::Conflict(
+                "a push is under way: pause once it finished".to_owned(),
+            ));
+        }
         if self.turn.is_some() {
             return Err(SessionError::Conflict(
                 "a turn is running: stop it before pausing".to_owned(),
