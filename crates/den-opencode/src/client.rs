@@ -115,6 +115,15 @@ impl OpencodeClient {
         .await
     }
 
+    /// What each session is doing now. OpenCode lists only sessions that are not idle, so a
+    /// session missing from the map is idle.
+    pub async fn session_statuses(
+        &self,
+    ) -> Result<std::collections::HashMap<String, crate::session::SessionStatus>> {
+        self.call(endpoints::SESSION_STATUS, &[], None::<&()>, self.timeout())
+            .await
+    }
+
     /// All sessions, most recently updated first.
     pub async fn sessions(&self) -> Result<Vec<Session>> {
         self.call(endpoints::SESSION_LIST, &[], None::<&()>, self.timeout())

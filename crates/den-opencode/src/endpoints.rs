@@ -67,6 +67,7 @@ pub(crate) const HEALTH: Endpoint = get("global.health", "/global/health");
 pub(crate) const EVENTS: Endpoint = get("event.subscribe", "/event");
 pub(crate) const SESSION_CREATE: Endpoint = post("session.create", "/session");
 pub(crate) const SESSION_LIST: Endpoint = get("session.list", "/session");
+pub(crate) const SESSION_STATUS: Endpoint = get("session.status", "/session/status");
 pub(crate) const SESSION_GET: Endpoint = get("session.get", "/session/{sessionID}");
 pub(crate) const SESSION_PROMPT_ASYNC: Endpoint =
     post("session.prompt_async", "/session/{sessionID}/prompt_async");
@@ -88,6 +89,7 @@ pub(crate) const ALL: &[(&str, Endpoint)] = &[
     ("EVENTS", EVENTS),
     ("SESSION_CREATE", SESSION_CREATE),
     ("SESSION_LIST", SESSION_LIST),
+    ("SESSION_STATUS", SESSION_STATUS),
     ("SESSION_GET", SESSION_GET),
     ("SESSION_PROMPT_ASYNC", SESSION_PROMPT_ASYNC),
     ("SESSION_ABORT", SESSION_ABORT),

@@ -1,5 +1,6 @@
 //! Where snapshot archives are kept between pause and resume. Local directory now; object
-//! storage later, behind the same trait.
+//! storage later, behind the same trait. The session layer records an artifact's key, never
+//! its path, so moving snapshots elsewhere changes only the store.
 
 use std::path::{Path, PathBuf};
 
@@ -21,10 +22,9 @@ pub struct LocalArtifactStore {
 }
 
 impl LocalArtifactStore {
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
-        let dir = dir.into();
-        std::fs::create_dir_all(&dir).ctx(|| format!("create artifact dir {}", dir.display()))?;
-        Ok(Self { dir })
+    /// Artifacts under `dir`, made when the first one is stored.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
     }
 
     fn path(&self, key: &str) -> Result<PathBuf> {
@@ -45,6 +45,9 @@ impl ArtifactStore for LocalArtifactStore {
     fn put<'a>(&'a self, key: &'a str, file: &'a Path) -> BoxFuture<'a, Result<ArtifactInfo>> {
         Box::pin(async move {
             let dest = self.path(key)?;
+            tokio::fs::create_dir_all(&self.dir)
+                .await
+                .ctx(|| format!("create artifact dir {}", self.dir.display()))?;
             let what = || format!("store artifact {} as {}", file.display(), dest.display());
             // rename is atomic, so a reader never sees half an artifact; it fails across file
             // systems, where a copy to a temporary name followed by a rename does the same.
@@ -92,7 +95,7 @@ mod tests {
     #[tokio::test]
     async fn put_fetch_delete_and_bad_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalArtifactStore::new(dir.path().join("store")).unwrap();
+        let store = LocalArtifactStore::new(dir.path().join("store"));
         let src = dir.path().join("snap");
         std::fs::write(&src, b"abc").unwrap();
         let info = store.put("s1", &src).await.unwrap();

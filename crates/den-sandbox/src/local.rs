@@ -17,6 +17,7 @@ mod reaper;
 mod snapshot;
 mod supervise;
 
+use crate::runtime::lock;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -182,12 +183,10 @@ impl LocalRuntime {
                 report.left.join("; ")
             )));
         }
-        if let Ok(mut m) = self.sandboxes.lock() {
-            m.clear();
-        }
+        lock(&self.sandboxes).clear();
         // Nothing of the instance is left: another runtime may take the name.
-        if let Some(lock) = self.lock.lock().ok().and_then(|mut lock| lock.take()) {
-            lock.remove();
+        if let Some(held) = lock(&self.lock).take() {
+            held.remove();
         }
         first_err.map_or(Ok(()), Err)
     }
@@ -204,17 +203,13 @@ impl LocalRuntime {
     }
 
     fn live_ids(&self) -> Vec<SandboxId> {
-        self.sandboxes
-            .lock()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+        lock(&self.sandboxes).keys().cloned().collect()
     }
 
     fn get(&self, id: &SandboxId) -> Result<Arc<Live>> {
-        self.sandboxes
-            .lock()
-            .ok()
-            .and_then(|m| m.get(id).cloned())
+        lock(&self.sandboxes)
+            .get(id)
+            .cloned()
             .ok_or_else(|| SandboxError::NotFound { id: id.clone() })
     }
 
@@ -236,10 +231,7 @@ impl LocalRuntime {
     /// Round-robin over the range, so a just-freed uid is the last to be reused (a restored
     /// sandbox never gets the uid of the one it replaces while others are free).
     fn alloc_uid(&self) -> Result<u32> {
-        let mut used = self
-            .uids
-            .lock()
-            .map_err(|_| SandboxError::Host("uid table poisoned".into()))?;
+        let mut used = lock(&self.uids);
         let count = self.cfg.uid_count.max(1);
         let start = self
             .next_uid
@@ -257,9 +249,7 @@ impl LocalRuntime {
     }
 
     fn free_uid(&self, uid: u32) {
-        if let Ok(mut used) = self.uids.lock() {
-            used.remove(&uid);
-        }
+        lock(&self.uids).remove(&uid);
     }
 
     async fn create_inner(
@@ -297,19 +287,12 @@ impl LocalRuntime {
             cleanup.run().await;
         }
         let handle = r?;
-        let cgroup = self
-            .sandboxes
-            .lock()
-            .map_err(|_| SandboxError::Host("sandbox table poisoned".into()))?
+        let cgroup = lock(&self.sandboxes)
             .get(&id)
             .map(|live| live.cgroup.clone());
         let millicpus = spec.limits.millicpus;
         {
-            let mut slot = handle
-                .start_slot
-                .0
-                .lock()
-                .map_err(|_| SandboxError::Host("start slot poisoned".into()))?;
+            let mut slot = lock(&handle.start_slot.0);
             slot.permit = Some(permit);
             slot.on_release = Some(Box::new(move || {
                 // A sandbox that exited before it was ready has no cgroup left to limit.
@@ -438,9 +421,7 @@ impl LocalRuntime {
             }
             .run(),
         );
-        if let Ok(mut m) = self.sandboxes.lock() {
-            m.insert(id.clone(), live);
-        }
+        lock(&self.sandboxes).insert(id.clone(), live);
         cleanup.disarm();
         Ok(SandboxHandle {
             id: id.clone(),
@@ -475,9 +456,7 @@ impl LocalRuntime {
             .await
             .map_err(|e| SandboxError::Host(format!("remove task failed: {e}")))?
             .ctx(|| format!("remove {}", live.layout.dir.display()))?;
-        if let Ok(mut m) = self.sandboxes.lock() {
-            m.remove(id);
-        }
+        lock(&self.sandboxes).remove(id);
         self.free_uid(live.uid);
         Ok(())
     }

@@ -59,17 +59,24 @@ impl std::fmt::Debug for StartSlot {
 impl StartSlot {
     /// Frees the slot for the next queued create and ends the start. Idempotent.
     pub fn mark_ready(&self) {
-        let release = match self.0.lock() {
-            Ok(mut state) => {
-                state.permit.take();
-                state.on_release.take()
-            }
-            Err(_) => None,
+        let release = {
+            let mut state = lock(&self.0);
+            state.permit.take();
+            state.on_release.take()
         };
         if let Some(release) = release {
             release();
         }
     }
+}
+
+/// Takes a std mutex whoever held it before. The crate's mutexes guard plain tables changed
+/// in single statements, so a panic while one was held cannot leave it half-written: the one
+/// way this crate treats a poisoned lock is to go on with the data.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Metadata of a snapshot archive (tar + zstd of the sandbox's writable layers).

@@ -29,6 +29,9 @@ pub enum ApiError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// Something den depends on (a session's agent) failed or did not answer.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -52,6 +55,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,6 +71,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
+            Self::BadGateway(_) => "bad_gateway",
             Self::Internal(_) => "internal",
         }
     }
@@ -139,8 +144,11 @@ impl From<SessionError> for ApiError {
             SessionError::ActorGone => {
                 Self::Unavailable("the session is shutting down; try again".to_owned())
             }
+            SessionError::AgentUnreachable(message) => Self::BadGateway(message),
             SessionError::Store(err) => Self::from(err),
-            SessionError::Sandbox(_)
+            SessionError::Snapshot(_)
+            | SessionError::Internal(_)
+            | SessionError::Sandbox(_)
             | SessionError::Agent(_)
             | SessionError::Git(_)
             | SessionError::Diff(_)

@@ -38,6 +38,9 @@ pub use state::{AppState, ServerConfig};
 
 /// WebSocket close code for "too slow; reconnect with `after=<seq>`" (private 4000–4999 range).
 pub const CLOSE_RESUMABLE: u16 = 4008;
+/// WebSocket close code for "den is restarting; reconnect with `after=<seq>`" (the standard
+/// "service restart" code).
+pub const CLOSE_RESTARTING: u16 = 1012;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -102,11 +102,18 @@ impl AppState {
         metrics: PrometheusHandle,
         sessions: Option<SessionManager>,
     ) -> Self {
+        // No silent fallback to a default client: it would follow redirects, which den's
+        // outbound calls must never do. A client that cannot be built (no TLS backend) stops
+        // den at start, loudly.
+        #[allow(
+            clippy::expect_used,
+            reason = "only fails when the TLS backend cannot start; den cannot run without it"
+        )]
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(20))
             .build()
-            .unwrap_or_default();
+            .expect("den's HTTP client (no redirects) cannot be built");
         let throttle = LoginThrottle::new(config.throttle);
         let inner = Inner {
             store,

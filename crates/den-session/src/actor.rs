@@ -1,33 +1,43 @@
 //! The session actor: one tokio task per session that owns its state and is the only writer
 //! of its event log. It reacts to a closed set of inputs: commands from handles, progress of a
-//! start in the background, OpenCode's events, the sandbox's status, and the idle timer.
+//! start in the background, OpenCode's events, the sandbox's status, the results of its own
+//! slow work (agent calls, snapshots, the diff), and its two timers (idle pause, turn
+//! inactivity).
+//!
+//! The loop never awaits slow work: anything that can take longer than a store round trip runs
+//! in a child task that reports back as a [`Work`] wake-up, so a stop request or an agent event
+//! is handled while a snapshot of a large repository is still being written.
 
 mod changes;
 mod lifecycle;
 mod turn;
+mod work;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use den_opencode::{EventEnvelope, EventStream, OpencodeClient, OpencodeError};
 use den_protocol::events::{ProgressStep, QueuedPrompt, SequencedEvent, SessionEvent, StepState};
 use den_protocol::sessions::SessionStatus;
-use den_sandbox::{SandboxHandle, SandboxRuntime, SandboxStatus};
+use den_sandbox::{ArtifactStore, SandboxHandle, SandboxRuntime, SandboxStatus};
 use den_store::{SessionRecord, Store};
 use futures::StreamExt;
-use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::SessionConfig;
 use crate::error::{Result, SessionError};
-use crate::eventlog::EventLog;
-use crate::handle::{Command, SessionHandle};
+use crate::eventlog::{EventLog, LiveSender};
+use crate::handle::Command;
 use crate::manager::ListChange;
 use crate::mapping::TurnMapper;
+use crate::registry::Registry;
+
+pub(crate) use work::Work;
 
 /// How many commands may wait in a session's mailbox; senders wait beyond that.
 const MAILBOX: usize = 64;
@@ -37,6 +47,8 @@ const MAILBOX: usize = 64;
 pub(crate) struct Services {
     pub(crate) store: Store,
     pub(crate) runtime: Arc<dyn SandboxRuntime>,
+    /// Where snapshots are kept between a pause and a resume (the record holds its key).
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
     pub(crate) config: Arc<SessionConfig>,
     pub(crate) list: broadcast::Sender<ListChange>,
 }
@@ -60,6 +72,34 @@ pub(crate) struct Turn {
     pub(crate) mapper: TurnMapper,
     /// When it started: the gateway's metering after this belongs to it.
     pub(crate) started_at: chrono::DateTime<chrono::Utc>,
+    /// The prompt's delivery to the agent, while it is under way; ended with the turn.
+    pub(crate) sending: Option<AbortHandle>,
+    /// The agent accepted the prompt (so an idle agent means the turn is over).
+    pub(crate) accepted: bool,
+    /// A stop request to the agent under way, and who waits for its answer.
+    pub(crate) stopping: Option<Stopping>,
+    /// The last time the agent showed any sign of working on this turn.
+    pub(crate) last_activity: Instant,
+}
+
+/// A stop request under way: its task (ended with the turn) and the callers waiting for it.
+pub(crate) struct Stopping {
+    pub(crate) task: AbortHandle,
+    pub(crate) waiters: Vec<oneshot::Sender<Result<()>>>,
+}
+
+/// A snapshot being written by a child task.
+pub(crate) struct Snapshotting {
+    pub(crate) task: AbortHandle,
+}
+
+/// A pause under way: it waits for a running snapshot, takes one if the sandbox changed since,
+/// then stops the sandbox.
+pub(crate) struct Pausing {
+    pub(crate) waiters: Vec<oneshot::Sender<Result<()>>>,
+    /// The idle timer asked for it (a failure then fails the session; a caller's pause just
+    /// reports it).
+    pub(crate) idle: bool,
 }
 
 pub(crate) struct SessionActor {
@@ -69,6 +109,8 @@ pub(crate) struct SessionActor {
     commands: mpsc::Receiver<Command>,
     progress_tx: mpsc::UnboundedSender<ProgressNote>,
     progress_rx: mpsc::UnboundedReceiver<ProgressNote>,
+    work_tx: mpsc::UnboundedSender<Work>,
+    work_rx: mpsc::UnboundedReceiver<Work>,
     starting: Option<JoinHandle<Result<Live>>>,
     /// The sandbox the running start has created, if it got that far: a start stopped midway
     /// (the session deleted or den stopping) cannot remove it itself.
@@ -78,9 +120,24 @@ pub(crate) struct SessionActor {
     queue: VecDeque<QueuedPrompt>,
     /// Whether clients were last shown a non-empty queue (so they must see it shrink).
     queue_shown: bool,
-    /// Whether the sandbox changed since its last snapshot (a turn ran, or it never had one),
-    /// so a pause knows whether it must snapshot again.
-    unsnapshotted: bool,
+    /// Bumped each time the sandbox may have changed (a turn started, or a fresh sandbox);
+    /// a pause must snapshot again unless the last snapshot covers the current generation.
+    changes: u64,
+    /// The generation the recorded snapshot covers.
+    snapshotted: u64,
+    snapshotting: Option<Snapshotting>,
+    /// The session was deleted: its live side ends with this actor.
+    deleted: bool,
+    /// Commands that run in the sandbox (diff, push), held while a snapshot freezes it.
+    after_snapshot: Vec<Command>,
+    pausing: Option<Pausing>,
+    /// A push (commit and push of the branch) is under way; the next turn waits for it.
+    pushing: bool,
+    /// A failed turn the agent is being told to stop; the next turn waits for its answer.
+    settling: Option<String>,
+    /// The agent's event stream broke since the last reconciliation: what happened meanwhile
+    /// must be read back from the agent once the stream is connected again.
+    stream_broken: bool,
     idle_deadline: Option<Instant>,
 }
 
@@ -94,31 +151,27 @@ enum Wake {
     Started(Result<Live>),
     Agent(Option<std::result::Result<EventEnvelope, OpencodeError>>),
     SandboxStatus(SandboxStatus),
+    Work(Work),
     Idle,
+    TurnInactive,
 }
 
-/// Starts the actor of `record` and returns its handle.
-pub(crate) fn spawn(services: Services, record: SessionRecord) -> SessionHandle {
+/// Starts the actor of `record` and returns its mailbox. `live` is the session's live
+/// broadcast (it outlives the actor while anyone subscribes).
+pub(crate) fn spawn(
+    services: Services,
+    registry: Weak<Registry>,
+    record: SessionRecord,
+    live_tx: LiveSender,
+) -> mpsc::Sender<Command> {
     let (commands_tx, commands) = mpsc::channel(MAILBOX);
-    let (live_tx, _) = broadcast::channel(crate::eventlog::LIVE_BUFFER);
-    let handle = SessionHandle::new(
-        record.id,
-        record.owner_id,
-        commands_tx,
-        live_tx.clone(),
-        services.store.clone(),
-    );
+    let mailbox = commands_tx.downgrade();
     let span = tracing::info_span!("session", session.id = %record.id);
     tokio::spawn(
         async move {
-            let log = match EventLog::open(services.store.clone(), record.id, live_tx).await {
-                Ok(log) => log,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot open the session's event log");
-                    return;
-                }
-            };
+            let log = EventLog::new(services.store.clone(), record.id, live_tx);
             let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+            let (work_tx, work_rx) = mpsc::unbounded_channel();
             let actor = SessionActor {
                 services,
                 record,
@@ -126,25 +179,35 @@ pub(crate) fn spawn(services: Services, record: SessionRecord) -> SessionHandle 
                 commands,
                 progress_tx,
                 progress_rx,
+                work_tx,
+                work_rx,
                 starting: None,
                 starting_sandbox: StartedSandbox::default(),
                 live: None,
                 turn: None,
                 queue: VecDeque::new(),
                 queue_shown: false,
-                unsnapshotted: false,
+                changes: 0,
+                snapshotted: 0,
+                snapshotting: None,
+                after_snapshot: Vec::new(),
+                deleted: false,
+                pausing: None,
+                pushing: false,
+                settling: None,
+                stream_broken: false,
                 idle_deadline: None,
             };
-            actor.run().await;
+            actor.run(registry, mailbox).await;
         }
         .instrument(span),
     );
-    handle
+    commands_tx
 }
 
 impl SessionActor {
-    async fn run(mut self) {
-        loop {
+    async fn run(mut self, registry: Weak<Registry>, mailbox: mpsc::WeakSender<Command>) {
+        let ended = loop {
             let wake = self.wait().await;
             let keep_going = match wake {
                 Wake::Command(None) => false,
@@ -171,38 +234,99 @@ impl SessionActor {
                     self.on_sandbox_status(status).await;
                     true
                 }
+                Wake::Work(work) => {
+                    self.on_work(work).await;
+                    true
+                }
                 Wake::Idle => {
                     self.idle_deadline = None;
                     tracing::info!("idle timeout: pausing");
-                    if let Err(err) = self.pause().await {
-                        self.fail(&err).await;
-                    }
+                    self.begin_pause(None, true).await;
+                    true
+                }
+                Wake::TurnInactive => {
+                    self.on_turn_inactive().await;
                     true
                 }
             };
             if !keep_going {
-                break;
+                break true;
+            }
+            // A session with no sandbox, nothing starting and nothing under way has nothing
+            // for an actor to do: it exits, and the next command starts a fresh one from the
+            // record.
+            if self.is_dormant() {
+                break false;
+            }
+        };
+        if let Some(registry) = registry.upgrade() {
+            if self.deleted {
+                // Its clients are disconnected: the live side goes with the session.
+                registry.remove(self.session_id());
+            } else if let Some(mailbox) = mailbox.upgrade() {
+                registry.forget(self.session_id(), &mailbox);
             }
         }
+        self.commands.close();
+        // Commands sent before the registry forgot this actor go to its successor (a deleted
+        // or stopping session has none: their callers hear that it is gone).
+        let mut leftover = Vec::new();
+        while let Ok(command) = self.commands.try_recv() {
+            leftover.push(command);
+        }
+        if !ended
+            && !leftover.is_empty()
+            && let Some(registry) = registry.upgrade()
+            && let Ok(successor) = registry.restart(self.record.clone())
+        {
+            for command in leftover {
+                let _ = successor.send(command).await;
+            }
+        }
+    }
+
+    /// Nothing runs, starts, waits or is being written: the record says all there is.
+    fn is_dormant(&self) -> bool {
+        self.live.is_none()
+            && self.starting.is_none()
+            && self.turn.is_none()
+            && self.queue.is_empty()
+            && self.snapshotting.is_none()
+            && self.after_snapshot.is_empty()
+            && self.pausing.is_none()
+            && self.settling.is_none()
+            && !self.pushing
+            && matches!(
+                self.record.status().ok(),
+                Some(SessionStatus::Paused | SessionStatus::Idle | SessionStatus::Error)
+            )
     }
 
     async fn wait(&mut self) -> Wake {
         let commands = &mut self.commands;
         let progress = &mut self.progress_rx;
+        let work = &mut self.work_rx;
         let starting = &mut self.starting;
         let live = &mut self.live;
-        let idle_deadline = self.idle_deadline.filter(|_| self.turn.is_none());
+        let idle_deadline = self
+            .idle_deadline
+            .filter(|_| self.turn.is_none() && self.pausing.is_none());
+        let turn_deadline = self
+            .turn
+            .as_ref()
+            .map(|turn| turn.last_activity + self.services.config.turn_inactivity_timeout);
         tokio::select! {
             // Progress first, so a start's steps are recorded before its outcome.
             biased;
             Some(note) = progress.recv() => Wake::Progress(note),
+            Some(done) = work.recv() => Wake::Work(done),
             command = commands.recv() => Wake::Command(command),
             started = async {
                 match starting.as_mut() {
                     Some(task) => task.await,
                     None => std::future::pending().await,
                 }
-            } => Wake::Started(started.unwrap_or_else(|err| Err(SessionError::Io(std::io::Error::other(err.to_string()))))),
+            } => Wake::Started(started.unwrap_or_else(|err| Err(SessionError::Internal(format!("the start task failed: {err}"))))),
             wake = async {
                 match live.as_mut() {
                     Some(live) => tokio::select! {
@@ -215,17 +339,13 @@ impl SessionActor {
                     None => std::future::pending().await,
                 }
             } => wake,
-            () = async {
-                match idle_deadline {
-                    Some(deadline) => tokio::time::sleep_until(deadline).await,
-                    None => std::future::pending().await,
-                }
-            } => Wake::Idle,
+            () = sleep_until(idle_deadline) => Wake::Idle,
+            () = sleep_until(turn_deadline) => Wake::TurnInactive,
         }
     }
 
-    /// Records an event; a failure to store it is logged (the event is then lost to history,
-    /// which is why the store's failures also move the session to `error`).
+    /// Records an event. Returns `None` when it could not be stored: it is then lost to
+    /// history and nobody saw it, and the caller decides what that means (a turn fails).
     async fn emit(&mut self, event: SessionEvent) -> Option<SequencedEvent> {
         match self.log.append(event).await {
             Ok(event) => Some(event),
@@ -236,7 +356,9 @@ impl SessionActor {
         }
     }
 
-    /// Moves the session to `status`, records it, and tells the owner's session lists.
+    /// Moves the session to `status`, records it, and tells the owner's session lists. When the
+    /// status cannot be saved nothing is announced: clients would otherwise see a state the
+    /// record does not have.
     async fn set_status(&mut self, status: SessionStatus, error: Option<String>) {
         let current = self.record.status().ok();
         if current == Some(status) && self.record.error == error {
@@ -249,7 +371,10 @@ impl SessionActor {
             .await
         {
             Ok(record) => self.record = record,
-            Err(err) => tracing::error!(error = %err, "cannot save the session's status"),
+            Err(err) => {
+                tracing::error!(error = %err, ?status, "cannot save the session's status");
+                return;
+            }
         }
         self.emit(SessionEvent::Status { status, error }).await;
         self.announce();
@@ -266,18 +391,27 @@ impl SessionActor {
         }
     }
 
+    /// Runs a command. Slow ones answer from the child task that does their work (or when it
+    /// reports back), so the loop goes on meanwhile.
     async fn handle_command(&mut self, command: Command) -> bool {
+        if self.snapshotting.is_some()
+            && matches!(command, Command::Diff { .. } | Command::Push { .. })
+        {
+            self.after_snapshot.push(command);
+            return true;
+        }
         match command {
             Command::Prompt { text, model, reply } => {
                 let result = self.prompt(text, model).await;
                 let _ = reply.send(result);
             }
-            Command::Abort { reply } => {
-                let _ = reply.send(self.abort().await);
-            }
+            Command::Abort { reply } => self.abort(reply),
             Command::Pause { reply } => {
-                let result = self.pause_on_request().await;
-                let _ = reply.send(result);
+                if let Err(err) = self.check_pausable() {
+                    let _ = reply.send(Err(err));
+                } else {
+                    self.begin_pause(Some(reply), false).await;
+                }
             }
             Command::Resume { reply } => {
                 self.begin_start();
@@ -311,6 +445,7 @@ impl SessionActor {
             }
             Command::Delete { reply } => {
                 let result = self.delete().await;
+                self.deleted = result.is_ok();
                 let _ = reply.send(result);
                 return false;
             }
@@ -319,9 +454,7 @@ impl SessionActor {
                 author,
                 message,
                 reply,
-            } => {
-                let _ = reply.send(self.push(&author, message).await);
-            }
+            } => self.push(author, message, reply),
             Command::AgentClient { reply } => {
                 let _ = reply.send(Ok(self.live.as_ref().map(|live| live.client.clone())));
             }
@@ -353,6 +486,28 @@ impl SessionActor {
 
     fn session_id(&self) -> Uuid {
         self.record.id
+    }
+
+    /// Runs `work` in a child task whose result comes back to the loop as a wake-up.
+    fn spawn_work<F>(&self, work: F) -> AbortHandle
+    where
+        F: std::future::Future<Output = Work> + Send + 'static,
+    {
+        let done = self.work_tx.clone();
+        let task = tokio::spawn(
+            async move {
+                let _ = done.send(work.await);
+            }
+            .in_current_span(),
+        );
+        task.abort_handle()
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -26,6 +26,9 @@ pub struct SessionConfig {
     pub catalog: Catalog,
     /// A running session with nothing to do is paused after this long.
     pub idle_timeout: Duration,
+    /// A running turn on which the agent shows no activity (no event of its conversation) for
+    /// this long fails with a clear error, so a lost end of turn cannot hold the session.
+    pub turn_inactivity_timeout: Duration,
     /// How long OpenCode may take to answer after its sandbox starts.
     pub ready_timeout: Duration,
     pub clone_timeout: Duration,
@@ -40,6 +43,9 @@ pub struct SessionConfig {
     pub max_prompt_bytes: usize,
     /// The longest queue of waiting prompts.
     pub max_queue: usize,
+    /// This den's name among those sharing the database (the sandbox instance name): recorded
+    /// on each session it starts, so recovery after a restart takes only its own sessions.
+    pub runner: String,
 }
 
 impl SessionConfig {
@@ -53,6 +59,7 @@ impl SessionConfig {
             opencode_bin,
             catalog: Catalog::builtin(),
             idle_timeout: Duration::from_secs(600),
+            turn_inactivity_timeout: Duration::from_secs(30 * 60),
             ready_timeout: Duration::from_secs(120),
             clone_timeout: Duration::from_secs(600),
             limits: Limits::default(),
@@ -61,6 +68,7 @@ impl SessionConfig {
             repository_hosts: Vec::new(),
             max_prompt_bytes: 100_000,
             max_queue: 20,
+            runner: "den".to_owned(),
         }
     }
 }

@@ -15,6 +15,16 @@ pub enum SessionError {
     /// The session's actor stopped (den is shutting down, or the session was deleted).
     #[error("the session is no longer running")]
     ActorGone,
+    /// The agent did not answer, or den lost its connection to it (a fault on den's side of
+    /// the request, not the caller's).
+    #[error("{0}")]
+    AgentUnreachable(String),
+    /// A snapshot could not be written; the previous one is kept.
+    #[error("{0}")]
+    Snapshot(String),
+    /// Something in den itself went wrong.
+    #[error("{0}")]
+    Internal(String),
     #[error("database error")]
     Store(#[from] StoreError),
     #[error("sandbox error: {0}")]

@@ -66,33 +66,42 @@ impl EncodedEvent {
 pub(crate) struct EventLog {
     session_id: Uuid,
     store: Store,
-    next_seq: i64,
     live: LiveSender,
 }
 
+/// How often an append retries when another writer took the same sequence number.
+const APPEND_ATTEMPTS: usize = 3;
+
 impl EventLog {
-    pub(crate) async fn open(store: Store, session_id: Uuid, live: LiveSender) -> Result<Self> {
-        let next_seq = store.last_event_seq(session_id).await? + 1;
-        Ok(Self {
+    pub(crate) fn new(store: Store, session_id: Uuid, live: LiveSender) -> Self {
+        Self {
             session_id,
             store,
-            next_seq,
             live,
-        })
+        }
     }
 
-    /// Stores `event` with the next sequence number, then sends it to live subscribers. Once
-    /// this returns, the event is durable: no subscriber can see an event that is not stored.
+    /// Stores `event` under the next sequence number (the database picks it), then sends it to
+    /// live subscribers. Once this returns, the event is durable: no subscriber can see an
+    /// event that is not stored.
     pub(crate) async fn append(&mut self, event: SessionEvent) -> Result<SequencedEvent> {
         let payload =
             serde_json::to_value(&event).map_err(|err| SessionError::Encode(err.to_string()))?;
-        let seq = self.next_seq;
         // One timestamp for the stored and the broadcast copy, so a replay equals the live event.
         let at = den_store::now();
-        self.store
-            .append_event(self.session_id, seq, event.kind(), &payload, at)
-            .await?;
-        self.next_seq += 1;
+        let mut attempt = 0;
+        let seq = loop {
+            attempt += 1;
+            match self
+                .store
+                .append_next_event(self.session_id, event.kind(), &payload, at)
+                .await
+            {
+                Ok(seq) => break seq,
+                Err(den_store::StoreError::Conflict(_)) if attempt < APPEND_ATTEMPTS => {}
+                Err(err) => return Err(err.into()),
+            }
+        };
         let sequenced = SequencedEvent { seq, at, event };
         let encoded = Arc::new(EncodedEvent::new(sequenced.clone())?);
         // No receiver is fine: nobody is watching right now.
@@ -308,9 +317,7 @@ mod tests {
     async fn a_subscriber_gets_history_after_its_cursor_then_live_events_each_once() {
         let (store, id, _dir) = store_with_session().await;
         let (live, _) = broadcast::channel(LIVE_BUFFER);
-        let mut log = EventLog::open(store.clone(), id, live.clone())
-            .await
-            .unwrap();
+        let mut log = EventLog::new(store.clone(), id, live.clone());
         for n in 1..=5 {
             log.append(delta(n)).await.unwrap();
         }
@@ -331,7 +338,7 @@ mod tests {
         log.append(delta(7)).await.unwrap();
         assert_eq!(next_event(&mut subscription).await.seq, 7);
         // A log reopened (a restarted den) continues the numbering.
-        let mut reopened = EventLog::open(store, id, live).await.unwrap();
+        let mut reopened = EventLog::new(store, id, live);
         assert_eq!(reopened.append(delta(8)).await.unwrap().seq, 8);
         assert_eq!(next_event(&mut subscription).await.seq, 8);
     }
@@ -340,9 +347,7 @@ mod tests {
     async fn a_subscriber_that_falls_far_behind_catches_up_from_the_store_without_gaps() {
         let (store, id, _dir) = store_with_session().await;
         let (live, _) = broadcast::channel(8);
-        let mut log = EventLog::open(store.clone(), id, live.clone())
-            .await
-            .unwrap();
+        let mut log = EventLog::new(store.clone(), id, live.clone());
         let mut subscription = EventSubscription::new(id, store, live.subscribe(), 0);
         assert_eq!(
             subscription.next().await.unwrap().unwrap(),

@@ -1,12 +1,44 @@
 //! `SessionHandle`: how everything outside the actor talks to a session.
 
+use std::sync::Arc;
+
 use den_protocol::events::PromptAccepted;
-use den_store::Store;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::error::{Result, SessionError};
-use crate::eventlog::{EventSubscription, LiveSender};
+use crate::eventlog::EventSubscription;
+use crate::registry::Registry;
+
+/// What a client can ask of a session, whichever way it arrives (REST or WebSocket): one
+/// place to add a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCommand {
+    /// Run `text` now or queue it, switching to `model` when its turn starts (the caller
+    /// checked that the owner may use it).
+    Prompt {
+        text: String,
+        model: Option<String>,
+    },
+    Abort,
+    Pause,
+    Resume,
+    Dequeue {
+        id: String,
+    },
+    EditQueued {
+        id: String,
+        text: String,
+    },
+    ClearQueue,
+}
+
+/// What a [`SessionCommand`] answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandOutcome {
+    Prompt(PromptAccepted),
+    Done,
+}
 
 /// A request to the session's actor; each carries where to send the answer.
 pub(crate) enum Command {
@@ -64,17 +96,13 @@ pub(crate) enum Command {
     },
 }
 
-/// A cloneable handle to one session's actor.
+/// A cloneable handle to one session. It names the session, not an actor: each command goes
+/// to the session's running actor, or starts one from the stored record.
 #[derive(Clone)]
 pub struct SessionHandle {
     id: Uuid,
     owner_id: Uuid,
-    commands: mpsc::Sender<Command>,
-    /// Weak: only the actor's event log keeps the live channel open, so when the actor ends
-    /// (its session deleted) every subscription ends too, and its clients are disconnected
-    /// rather than kept waiting on a session that no longer exists.
-    live: tokio::sync::broadcast::WeakSender<std::sync::Arc<crate::EncodedEvent>>,
-    store: Store,
+    registry: Arc<Registry>,
 }
 
 impl std::fmt::Debug for SessionHandle {
@@ -86,19 +114,12 @@ impl std::fmt::Debug for SessionHandle {
 }
 
 impl SessionHandle {
-    pub(crate) fn new(
-        id: Uuid,
-        owner_id: Uuid,
-        commands: mpsc::Sender<Command>,
-        live: LiveSender,
-        store: Store,
-    ) -> Self {
+    /// The owner was checked by whoever made the handle.
+    pub(crate) fn new(id: Uuid, owner_id: Uuid, registry: Arc<Registry>) -> Self {
         Self {
             id,
             owner_id,
-            commands,
-            live: live.downgrade(),
-            store,
+            registry,
         }
     }
 
@@ -110,20 +131,59 @@ impl SessionHandle {
         self.owner_id
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
-        self.commands.is_closed()
-    }
-
     async fn ask<T>(
         &self,
         command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
     ) -> Result<T> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(command(reply))
-            .await
-            .map_err(|_| SessionError::ActorGone)?;
+        self.send(command(reply)).await?;
         answer.await.map_err(|_| SessionError::ActorGone)?
+    }
+
+    /// Delivers `command` to the session's actor. An actor that exited between the lookup and
+    /// the send (its session went dormant) is replaced by a fresh one.
+    async fn send(&self, mut command: Command) -> Result<()> {
+        for _ in 0..3 {
+            let mailbox = self.registry.mailbox(self.owner_id, self.id).await?;
+            match mailbox.send(command).await {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::SendError(returned)) => command = returned,
+            }
+        }
+        Err(SessionError::ActorGone)
+    }
+
+    /// Runs one client command, the same way whether it came over REST or the WebSocket.
+    pub async fn dispatch(&self, command: SessionCommand) -> Result<CommandOutcome> {
+        Ok(match command {
+            SessionCommand::Prompt { text, model } => {
+                CommandOutcome::Prompt(self.prompt_with_model(text, model).await?)
+            }
+            SessionCommand::Abort => {
+                self.abort().await?;
+                CommandOutcome::Done
+            }
+            SessionCommand::Pause => {
+                self.pause().await?;
+                CommandOutcome::Done
+            }
+            SessionCommand::Resume => {
+                self.resume().await?;
+                CommandOutcome::Done
+            }
+            SessionCommand::Dequeue { id } => {
+                self.dequeue(id).await?;
+                CommandOutcome::Done
+            }
+            SessionCommand::EditQueued { id, text } => {
+                self.edit_queued(id, text).await?;
+                CommandOutcome::Done
+            }
+            SessionCommand::ClearQueue => {
+                self.clear_queue().await?;
+                CommandOutcome::Done
+            }
+        })
     }
 
     /// Runs `text` now, or queues it behind the running turn (starting or resuming the session
@@ -209,27 +269,16 @@ impl SessionHandle {
         self.ask(|reply| Command::Delete { reply }).await
     }
 
-    pub(crate) async fn shutdown(&self) {
-        let (reply, done) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Shutdown { reply })
-            .await
-            .is_ok()
-        {
-            let _ = done.await;
-        }
-    }
-
     /// The session's events after `after`: stored history first, then live, each once.
     pub fn subscribe(&self, after: i64) -> EventSubscription {
         // Subscribing before the subscription reads history is what closes the gap between
         // the two; `EventSubscription` skips what it already replayed.
-        let live = match self.live.upgrade() {
-            Some(live) => live.subscribe(),
-            // The actor has ended: what is stored, then the end.
-            None => tokio::sync::broadcast::channel(1).1,
-        };
-        EventSubscription::new(self.id, self.store.clone(), live, after)
+        let store = self.registry.services().store.clone();
+        EventSubscription::new(
+            self.id,
+            store,
+            self.registry.live(self.id).subscribe(),
+            after,
+        )
     }
 }

@@ -32,6 +32,7 @@ mod handle;
 mod manager;
 mod mapping;
 mod push;
+mod registry;
 pub mod title;
 mod workspace;
 
@@ -44,6 +45,6 @@ pub use catalog::{AdminProvider, Catalog, ProviderConfig, ProviderKind};
 pub use config::{GATEWAY_PORT, GIT_GATEWAY_PORT, SessionConfig};
 pub use error::{Result, SessionError};
 pub use eventlog::{Delivery, EncodedEvent, EventSubscription};
-pub use handle::SessionHandle;
+pub use handle::{CommandOutcome, SessionCommand, SessionHandle};
 pub use manager::{ListChange, SessionManager};
 pub use push::Author;

@@ -1,20 +1,21 @@
 //! The registry of session actors, restart recovery, and the live session lists.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use den_protocol::events::{SessionEvent, SessionListUpdate, TurnOutcome};
 use den_protocol::sessions::SessionStatus;
-use den_sandbox::SandboxRuntime;
+use den_sandbox::{ArtifactStore, LocalArtifactStore, SandboxRuntime};
 use den_store::{SessionRecord, Store, StoreError};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::actor::{self, Services};
+use crate::actor::Services;
 use crate::config::SessionConfig;
 use crate::error::{Result, SessionError};
 use crate::eventlog::EventLog;
-use crate::handle::SessionHandle;
+use crate::handle::{Command, SessionHandle};
+use crate::registry::Registry;
 
 /// A change to one user's session list.
 #[derive(Debug, Clone)]
@@ -26,52 +27,60 @@ pub struct ListChange {
 /// Finds or starts session actors. Cheap to clone.
 #[derive(Clone)]
 pub struct SessionManager {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    services: Services,
-    // A std mutex: held only to look up or insert a handle, never across an await.
-    actors: Mutex<HashMap<Uuid, SessionHandle>>,
+    registry: Arc<Registry>,
+    /// Cancelled when den starts to stop: every live connection ends.
+    stopping: CancellationToken,
 }
 
 impl SessionManager {
+    /// Snapshots are kept in a local artifact store under `config.snapshots_dir`.
     pub fn new(store: Store, runtime: Arc<dyn SandboxRuntime>, config: SessionConfig) -> Self {
+        let artifacts = Arc::new(LocalArtifactStore::new(config.snapshots_dir.clone()));
+        Self::with_artifacts(store, runtime, artifacts, config)
+    }
+
+    /// Like [`Self::new`], keeping snapshots in `artifacts`.
+    pub fn with_artifacts(
+        store: Store,
+        runtime: Arc<dyn SandboxRuntime>,
+        artifacts: Arc<dyn ArtifactStore>,
+        config: SessionConfig,
+    ) -> Self {
         let (list, _) = broadcast::channel(1024);
         let services = Services {
             store,
             runtime,
+            artifacts,
             config: Arc::new(config),
             list,
         };
         Self {
-            inner: Arc::new(Inner {
-                services,
-                actors: Mutex::new(HashMap::new()),
-            }),
+            registry: Arc::new(Registry::new(services)),
+            stopping: CancellationToken::new(),
         }
     }
 
     pub fn store(&self) -> &Store {
-        &self.inner.services.store
+        &self.registry.services().store
     }
 
     pub fn config(&self) -> &SessionConfig {
-        &self.inner.services.config
+        &self.registry.services().config
     }
 
-    /// After a restart: sessions that were starting or running lost their sandbox with the
-    /// previous den (sandboxes die with their parent), so a turn in flight is closed as
-    /// interrupted and the session is left paused at its last snapshot (idle without one).
-    /// Returns how many sessions were recovered.
+    /// After a restart: sessions this den was starting or running (or that no den claimed)
+    /// lost their sandbox with the previous process (sandboxes die with their parent), so a
+    /// turn in flight is closed as interrupted and the session is left paused at its last
+    /// snapshot (idle without one). A recorded snapshot that is gone is said so, and forgotten:
+    /// the next prompt starts from the repository again. Sessions another den runs are left
+    /// alone. Returns how many sessions were recovered.
     pub async fn recover(&self) -> Result<usize> {
-        let store = &self.inner.services.store;
-        let stale = store
-            .sessions_with_status(&[SessionStatus::Starting, SessionStatus::Running])
-            .await?;
+        let services = self.registry.services();
+        let store = &services.store;
+        let stale = store.sessions_to_recover(&services.config.runner).await?;
         for record in &stale {
             let (live, _) = broadcast::channel(1);
-            let mut log = EventLog::open(store.clone(), record.id, live).await?;
+            let mut log = EventLog::new(store.clone(), record.id, live);
             if let Some(turn_id) = unfinished_turn(store, record.id).await? {
                 let finished = SessionEvent::TurnFinished {
                     turn_id,
@@ -82,56 +91,38 @@ impl SessionManager {
                 };
                 log.append(finished).await?;
             }
-            let status = if record.snapshot_id.is_some() {
-                SessionStatus::Paused
-            } else {
-                SessionStatus::Idle
+            let (status, error) = match &record.snapshot_id {
+                Some(snapshot) if !snapshot_exists(services, snapshot).await => {
+                    store.set_session_agent_state(record.id, None, None).await?;
+                    let message = "the session's last snapshot is missing; the next prompt \
+                                   starts again from the repository"
+                        .to_owned();
+                    (SessionStatus::Error, Some(message))
+                }
+                Some(_) => (SessionStatus::Paused, None),
+                None => (SessionStatus::Idle, None),
             };
-            store.set_session_status(record.id, status, None).await?;
-            log.append(SessionEvent::Status {
-                status,
-                error: None,
-            })
-            .await?;
+            store
+                .set_session_status(record.id, status, error.as_deref())
+                .await?;
+            log.append(SessionEvent::Status { status, error }).await?;
         }
         Ok(stale.len())
     }
 
-    /// The actor of the owner's session, started if it is not running. Another user's session
-    /// is [`SessionError::NotFound`], like a missing one.
+    /// A handle to the owner's session. Another user's session is [`SessionError::NotFound`],
+    /// like a missing one. No actor starts until the handle is asked something.
     pub async fn session(&self, owner_id: Uuid, id: Uuid) -> Result<SessionHandle> {
-        let record = match self.inner.services.store.session_of(owner_id, id).await {
-            Ok(record) => record,
-            Err(StoreError::NotFound) => return Err(SessionError::NotFound),
-            Err(err) => return Err(err.into()),
-        };
-        Ok(self.actor_for(record))
-    }
-
-    fn actor_for(&self, record: SessionRecord) -> SessionHandle {
-        let mut actors = self
-            .inner
-            .actors
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(handle) = actors.get(&record.id).filter(|handle| !handle.is_closed()) {
-            return handle.clone();
+        match self.store().session_of(owner_id, id).await {
+            Ok(_) => Ok(SessionHandle::new(id, owner_id, self.registry.clone())),
+            Err(StoreError::NotFound) => Err(SessionError::NotFound),
+            Err(err) => Err(err.into()),
         }
-        let handle = actor::spawn(self.inner.services.clone(), record);
-        actors.insert(handle.id(), handle.clone());
-        handle
     }
 
     /// Deletes the owner's session: its sandbox, snapshots, checkout and records.
     pub async fn delete(&self, owner_id: Uuid, id: Uuid) -> Result<()> {
-        let handle = self.session(owner_id, id).await?;
-        handle.delete().await?;
-        self.inner
-            .actors
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .remove(&id);
-        Ok(())
+        self.session(owner_id, id).await?.delete().await
     }
 
     /// Tells the owner's open session lists that `record` was created or changed.
@@ -141,27 +132,55 @@ impl SessionManager {
                 owner_id: record.owner_id,
                 update: SessionListUpdate::Upsert { session },
             };
-            let _ = self.inner.services.list.send(change);
+            let _ = self.registry.services().list.send(change);
         }
     }
 
     /// Every change to every user's session list; filter by `owner_id`.
     pub fn list_changes(&self) -> broadcast::Receiver<ListChange> {
-        self.inner.services.list.subscribe()
+        self.registry.services().list.subscribe()
     }
 
-    /// Stops every actor: running turns are closed as interrupted, sandboxes stopped.
-    pub async fn shutdown(&self) {
-        let handles: Vec<SessionHandle> = self
-            .inner
-            .actors
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .drain()
-            .map(|(_, h)| h)
-            .collect();
-        futures::future::join_all(handles.iter().map(SessionHandle::shutdown)).await;
+    /// How many session actors run now (sessions with a sandbox, a start or work under way).
+    pub fn running_actors(&self) -> usize {
+        self.registry.running_actors()
     }
+
+    /// Completes when den starts to stop: a live connection then ends (its client reconnects
+    /// to the next den).
+    pub fn stopping(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.stopping.clone().cancelled_owned()
+    }
+
+    /// Stops every actor: running turns are closed as interrupted (clients still see that),
+    /// sandboxes stopped; then every live connection is told to end. No actor starts
+    /// afterwards.
+    pub async fn shutdown(&self) {
+        let (mailboxes, live) = self.registry.close();
+        futures::future::join_all(mailboxes.into_iter().map(|mailbox| async move {
+            let (reply, done) = oneshot::channel();
+            if mailbox.send(Command::Shutdown { reply }).await.is_ok() {
+                let _ = done.await;
+            }
+        }))
+        .await;
+        self.end_connections();
+        drop(live);
+    }
+
+    /// Tells every live connection to end now (also when [`Self::shutdown`] did not finish
+    /// in time).
+    pub fn end_connections(&self) {
+        self.stopping.cancel();
+    }
+}
+
+/// Whether a recorded snapshot can still be restored.
+async fn snapshot_exists(services: &Services, recorded: &str) -> bool {
+    if crate::workspace::is_legacy_snapshot_path(recorded) {
+        return tokio::fs::metadata(recorded).await.is_ok();
+    }
+    services.artifacts.fetch(recorded).await.is_ok()
 }
 
 /// The id of the last turn that started and did not finish, if any.

@@ -40,6 +40,11 @@ impl TurnMapper {
         }
     }
 
+    /// The agent conversation this turn belongs to.
+    pub(crate) fn agent_session_id(&self) -> &str {
+        &self.agent_session_id
+    }
+
     /// Tokens and cost of the turn so far.
     pub(crate) fn usage(&self) -> (TokenUsage, f64) {
         self.usage.values().fold(
@@ -101,7 +106,9 @@ impl TurnMapper {
                     .map(|e| (e.name, e.data))
                     .unwrap_or_else(|| ("UnknownError".to_owned(), serde_json::Value::Null));
                 if error.0 == "MessageAbortedError" {
-                    self.aborted = true;
+                    // Before this turn is busy it is the echo of stopping an earlier one (den
+                    // marks a stop of its own itself, when the agent answers it).
+                    self.aborted |= self.busy;
                     return Vec::new();
                 }
                 let message = error
@@ -116,7 +123,8 @@ impl TurnMapper {
                 }]
             }
             Event::SessionIdle { .. } => {
-                self.finished = self.busy;
+                // A turn den stopped ends at the next idle, busy or not.
+                self.finished = self.busy || self.aborted;
                 Vec::new()
             }
             // `session.idle` (the last event of a turn) ends the turn, not this status, so late
@@ -447,6 +455,14 @@ mod tests {
             "session.error",
             serde_json::json!({"sessionID": "s", "error": {"name": "MessageAbortedError", "data": {"message": "aborted"}}}),
         );
+        // Before the turn is busy: the echo of an earlier turn's stop.
+        assert!(mapper.map(aborted.clone()).is_empty());
+        assert!(!mapper.aborted);
+        let busy = event(
+            "session.status",
+            serde_json::json!({"sessionID": "s", "status": {"type": "busy"}}),
+        );
+        assert!(mapper.map(busy).is_empty());
         assert!(mapper.map(aborted).is_empty());
         assert!(mapper.aborted);
         let failed = event(

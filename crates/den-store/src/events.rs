@@ -47,6 +47,32 @@ impl Store {
         Ok(())
     }
 
+    /// Appends an event under the session's next sequence number, chosen by the insert itself
+    /// (nothing cached outside the database that a second writer could collide with), and
+    /// returns that number. Two writers racing for the same number make one insert fail on the
+    /// primary key ([`StoreError::Conflict`]); the caller may simply try again.
+    pub async fn append_next_event(
+        &self,
+        session_id: Uuid,
+        kind: &str,
+        payload: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<i64> {
+        let sql = "INSERT INTO session_events (session_id, seq, kind, payload, created_at) \
+                   SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4 FROM session_events \
+                   WHERE session_id = $1 RETURNING seq";
+        with_pool!(self, |pool| {
+            sqlx::query_scalar(sql)
+                .bind(session_id)
+                .bind(kind)
+                .bind(Json(payload))
+                .bind(at)
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(|err| StoreError::unique(err, "an event with that sequence number"))
+    }
+
     /// Up to `limit` events with a sequence number above `after`, in order.
     pub async fn events_after(
         &self,

@@ -187,20 +187,61 @@ impl Store {
         }
     }
 
-    /// Sessions in any of `statuses` (restart recovery).
+    /// Sessions in any of `statuses`, filtered by the database.
     pub async fn sessions_with_status(
         &self,
         statuses: &[SessionStatus],
     ) -> Result<Vec<SessionRecord>> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions ORDER BY created_at");
-        let all: Vec<SessionRecord> =
-            with_pool!(self, |pool| sqlx::query_as(AssertSqlSafe(sql.clone()))
+        if statuses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders = (1..=statuses.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE status IN ({placeholders}) \
+             ORDER BY created_at"
+        );
+        Ok(with_pool!(self, |pool| {
+            let mut query = sqlx::query_as(AssertSqlSafe(sql.clone()));
+            for status in statuses {
+                query = query.bind(status.as_str());
+            }
+            query.fetch_all(pool).await
+        })?)
+    }
+
+    /// Starting or running sessions that `runner` was running, or that no runner claimed:
+    /// after a restart, those lost their sandbox with the previous process. Sessions another
+    /// den runs are not among them.
+    pub async fn sessions_to_recover(&self, runner: &str) -> Result<Vec<SessionRecord>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions \
+             WHERE status IN ('starting', 'running') AND (runner IS NULL OR runner = $1) \
+             ORDER BY created_at"
+        );
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(sql.clone()))
+                .bind(runner)
                 .fetch_all(pool)
-                .await)?;
-        Ok(all
-            .into_iter()
-            .filter(|row| row.status().is_ok_and(|status| statuses.contains(&status)))
-            .collect())
+                .await
+        })?)
+    }
+
+    /// Records that `runner` (a den instance) starts the session's sandbox.
+    pub async fn set_session_runner(&self, id: Uuid, runner: &str) -> Result<()> {
+        let sql = "UPDATE sessions SET runner = $2 WHERE id = $1";
+        let done = with_pool!(self, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(runner)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))?;
+        if done == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
     }
 
     /// Renames the owner's session.

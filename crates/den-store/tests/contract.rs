@@ -273,6 +273,102 @@ async fn events_are_ordered_resumable_and_never_share_a_number() {
 }
 
 #[tokio::test]
+async fn the_database_picks_the_next_event_number_and_two_writers_never_share_one() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let id = session(&store, alice, "s").await;
+        let payload = serde_json::json!({});
+        assert_eq!(
+            store
+                .append_next_event(id, "k", &payload, now())
+                .await
+                .unwrap(),
+            1
+        );
+        store
+            .append_event(id, 2, "k", &payload, now())
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .append_next_event(id, "k", &payload, now())
+                .await
+                .unwrap(),
+            3
+        );
+        // Two writers at once: each append gets its own number or fails on the key.
+        let writer = |store: den_store::Store| async move {
+            let mut got = Vec::new();
+            for _ in 0..20 {
+                match store
+                    .append_next_event(id, "k", &serde_json::json!({}), now())
+                    .await
+                {
+                    Ok(seq) => got.push(seq),
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(err) => panic!("{err}"),
+                }
+            }
+            got
+        };
+        let (a, b) = tokio::join!(writer(store.clone()), writer(store.clone()));
+        let mut all: Vec<i64> = a.into_iter().chain(b).collect();
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), count, "no number was handed out twice");
+        let stored = store.events_after(id, 0, 100).await.unwrap();
+        assert_eq!(stored.len(), 3 + count);
+    }
+}
+
+#[tokio::test]
+async fn recovery_finds_only_starting_or_running_sessions_of_this_runner_or_none() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let alice = user(&store, "alice").await;
+        let mine = session(&store, alice, "mine").await;
+        let unclaimed = session(&store, alice, "unclaimed").await;
+        let other = session(&store, alice, "other").await;
+        let paused = session(&store, alice, "paused").await;
+        for (id, status) in [
+            (mine, SessionStatus::Running),
+            (unclaimed, SessionStatus::Starting),
+            (other, SessionStatus::Running),
+            (paused, SessionStatus::Paused),
+        ] {
+            store.set_session_status(id, status, None).await.unwrap();
+        }
+        store.set_session_runner(mine, "den-a").await.unwrap();
+        store.set_session_runner(other, "den-b").await.unwrap();
+        store.set_session_runner(paused, "den-a").await.unwrap();
+        let mut found: Vec<_> = store
+            .sessions_to_recover("den-a")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|record| record.id)
+            .collect();
+        found.sort();
+        let mut expected = vec![mine, unclaimed];
+        expected.sort();
+        assert_eq!(found, expected);
+        let running = store
+            .sessions_with_status(&[SessionStatus::Running, SessionStatus::Paused])
+            .await
+            .unwrap();
+        assert_eq!(running.len(), 3);
+        assert!(matches!(
+            store
+                .set_session_runner(uuid::Uuid::now_v7(), "den-a")
+                .await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}
+
+#[tokio::test]
 async fn sign_in_links_work_once_and_expire() {
     let (stores, _dir) = stores().await;
     for store in stores {

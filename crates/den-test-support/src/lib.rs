@@ -6,14 +6,18 @@
 //!   server replaying [`Turn`]s and recording every request.
 //! - `git_server`: [`GitServer`], `git http-backend` behind Basic auth (password = token),
 //!   recording every push.
+//! - `fake_opencode`: [`FakeOpencode`], OpenCode's HTTP API on a unix socket replaying a
+//!   recorded turn (or hanging, or breaking its stream), for actor tests without sandboxes.
 //! - `opencode`: locating the pinned OpenCode binary, writing its config, and running it as a
 //!   throwaway [`OpencodeServer`].
 
+mod fake_opencode;
 mod git_server;
 mod github_rest;
 mod model;
 mod opencode;
 
+pub use fake_opencode::{FAKE_AGENT_SESSION, FakeOpencode, FakeReply};
 pub use git_server::{GitServer, RecordedPush, RefUpdate, init_repository, ref_updates};
 pub use github_rest::{RecordedPull, UserRepository};
 pub use model::{

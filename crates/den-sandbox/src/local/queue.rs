@@ -27,9 +27,7 @@ struct Ticket<'a> {
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        if let Ok(mut w) = self.queue.waiting.lock() {
-            w.retain(|t| *t != self.id);
-        }
+        crate::runtime::lock(&self.queue.waiting).retain(|t| *t != self.id);
         self.queue.changed.send_replace(());
     }
 }
@@ -45,18 +43,16 @@ impl CreateQueue {
     }
 
     fn position(&self, id: u64) -> usize {
-        self.waiting
-            .lock()
-            .map(|w| w.iter().position(|t| *t == id).map_or(0, |p| p + 1))
-            .unwrap_or(0)
+        crate::runtime::lock(&self.waiting)
+            .iter()
+            .position(|t| *t == id)
+            .map_or(0, |p| p + 1)
     }
 
     /// Waits for a slot (FIFO: tokio's semaphore is fair). The permit frees the slot on drop.
     pub(crate) async fn acquire(&self, progress: Option<&ProgressSender>) -> OwnedSemaphorePermit {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut w) = self.waiting.lock() {
-            w.push_back(id);
-        }
+        crate::runtime::lock(&self.waiting).push_back(id);
         let ticket = Ticket { queue: self, id };
         let mut changed = self.changed.subscribe();
         let acquire = self.slots.clone().acquire_owned();

@@ -21,12 +21,10 @@ pub(crate) struct StopRequest(Mutex<Option<ExitReason>>);
 impl StopRequest {
     /// The first reason wins: a lifetime kill stays a lifetime kill even if stop follows.
     pub(crate) fn set(&self, reason: ExitReason) {
-        if let Ok(mut r) = self.0.lock() {
-            r.get_or_insert(reason);
-        }
+        crate::runtime::lock(&self.0).get_or_insert(reason);
     }
     fn get(&self) -> Option<ExitReason> {
-        self.0.lock().ok().and_then(|r| r.clone())
+        crate::runtime::lock(&self.0).clone()
     }
 }
 

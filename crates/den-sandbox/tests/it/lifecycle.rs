@@ -21,7 +21,7 @@ async fn snapshot_and_restore_under_another_uid_keep_edits_deletions_and_home() 
             .join("log");
     crate::limits_wait(&log).await;
     let uid_a = h.rt.stats(&a.id).unwrap().uid;
-    let store = LocalArtifactStore::new(h.dir.path().join("artifacts")).unwrap();
+    let store = LocalArtifactStore::new(h.dir.path().join("artifacts"));
     let tmp = h.dir.path().join("snap.tar.zst");
     let info = h.rt.snapshot(&a.id, &tmp).await.unwrap();
     assert!(info.size_bytes > 0);

@@ -16,7 +16,9 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use den_protocol::error::ErrorBody;
 use den_protocol::events::{ClientMessage, PromptAccepted, PromptRequest, ServerMessage};
-use den_session::{Delivery, EncodedEvent, EventSubscription, SessionHandle};
+use den_session::{
+    CommandOutcome, Delivery, EncodedEvent, EventSubscription, SessionCommand, SessionHandle,
+};
 use futures::{SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -27,7 +29,7 @@ use crate::auth::{Caller, check_origin};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, IdPath};
 use crate::validate;
-use crate::{AppState, CLOSE_RESUMABLE};
+use crate::{AppState, CLOSE_RESTARTING, CLOSE_RESUMABLE};
 
 /// The socket's read buffer to start with; it grows for a larger message. Clients send little,
 /// and tungstenite zeroes the whole buffer on every read: its 128 KiB default cost each of a
@@ -91,6 +93,7 @@ async fn websocket(
     let session = session_of(&state, &caller, id).await?;
     let after = query.after.unwrap_or(0);
     let slow_client = state.config().slow_client;
+    let stopping = state.sessions()?.stopping();
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(READ_BUFFER)
@@ -99,7 +102,7 @@ async fn websocket(
                 state,
                 user: caller.user,
             };
-            serve_socket(socket, session, prompter, after, slow_client)
+            serve_socket(socket, session, prompter, after, slow_client, stopping)
         })
         .into_response())
 }
@@ -110,7 +113,9 @@ async fn serve_socket(
     prompter: Prompter,
     after: i64,
     slow_client: Duration,
+    stopping: impl std::future::Future<Output = ()>,
 ) {
+    tokio::pin!(stopping);
     let (mut sink, mut stream) = socket.split();
     let (replies, mut outgoing) = tokio::sync::mpsc::channel::<ServerMessage>(16);
     let mut subscription = session.subscribe(after);
@@ -141,6 +146,9 @@ async fn serve_socket(
     let mut keepalive = tokio::time::interval(Duration::from_secs(30));
     loop {
         let message = tokio::select! {
+            // Events first: what the session said before den stopped reaches the client
+            // before the close.
+            biased;
             delivery = subscription.next() => match delivery {
                 Some(Ok(Delivery::Event(event))) => event_frame(&event),
                 Some(Ok(Delivery::CaughtUp { seq })) => text_frame(&ServerMessage::Live { seq }),
@@ -148,12 +156,21 @@ async fn serve_socket(
                     tracing::warn!(error = %err, "event subscription failed");
                     break;
                 }
-                None => break,
+                // The session's live feed ended (den stopping, or the session deleted).
+                None => {
+                    close_restarting(&mut sink).await;
+                    break;
+                }
             },
             Some(reply) = outgoing.recv() => text_frame(&reply),
             _ = keepalive.tick() => Some(Message::Ping(Vec::new().into())),
             // The client closed or went away: stop now, not at the next event or ping.
             _ = &mut reader => break,
+            // den is stopping: tell the client, which reconnects to the next den.
+            () = &mut stopping => {
+                close_restarting(&mut sink).await;
+                break;
+            }
         };
         let Some(message) = message else {
             continue;
@@ -193,6 +210,19 @@ async fn serve_socket(
         }
     }
     reader.abort();
+}
+
+/// Tells the client den is going away and where to pick up.
+async fn close_restarting(sink: &mut futures::stream::SplitSink<WebSocket, Message>) {
+    let frame = CloseFrame {
+        code: CLOSE_RESTARTING,
+        reason: "den is restarting; reconnect with after=<the last seq received>".into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
 }
 
 /// The WebSocket message of an event, encoded once for all of the session's clients.
@@ -243,7 +273,7 @@ async fn run_command(
     prompter: &Prompter,
     command: ClientMessage,
 ) -> Option<ServerMessage> {
-    let result = match command {
+    let command = match command {
         ClientMessage::Ping => return Some(ServerMessage::Pong),
         ClientMessage::Prompt { text, model } => {
             if let Err(api) =
@@ -251,17 +281,17 @@ async fn run_command(
             {
                 return Some(refused(api.code(), &api.to_string()));
             }
-            session.prompt_with_model(text, model).await.map(|_| ())
+            SessionCommand::Prompt { text, model }
         }
-        ClientMessage::Abort => session.abort().await,
-        ClientMessage::Pause => session.pause().await,
-        ClientMessage::Resume => session.resume().await,
-        ClientMessage::Dequeue { id } => session.dequeue(id).await,
-        ClientMessage::EditQueued { id, text } => session.edit_queued(id, text).await,
-        ClientMessage::ClearQueue => session.clear_queue().await,
+        ClientMessage::Abort => SessionCommand::Abort,
+        ClientMessage::Pause => SessionCommand::Pause,
+        ClientMessage::Resume => SessionCommand::Resume,
+        ClientMessage::Dequeue { id } => SessionCommand::Dequeue { id },
+        ClientMessage::EditQueued { id, text } => SessionCommand::EditQueued { id, text },
+        ClientMessage::ClearQueue => SessionCommand::ClearQueue,
     };
-    match result {
-        Ok(()) => None,
+    match session.dispatch(command).await {
+        Ok(_) => None,
         Err(err) => {
             let api = ApiError::from(err);
             Some(refused(api.code(), &api.to_string()))
@@ -295,6 +325,8 @@ async fn events(
     };
     let after = last_event_id.or(query.after).unwrap_or(0);
     let session = session_of(&state, &caller, id).await?;
+    // den stopping ends the stream once the session said its last (its live feed closes);
+    // the client reconnects with `Last-Event-ID`.
     let stream = futures::stream::unfold(
         session.subscribe(after),
         |mut subscription: EventSubscription| async move {
@@ -326,7 +358,9 @@ async fn list_stream(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let changes = state.sessions()?.list_changes();
+    let manager = state.sessions()?;
+    let changes = manager.list_changes();
+    let stopping = manager.stopping();
     let owner = caller.user.id;
     let stream = futures::stream::unfold(changes, move |mut changes| async move {
         loop {
@@ -343,7 +377,8 @@ async fn list_stream(
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
         }
-    });
+    })
+    .take_until(stopping);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -365,18 +400,20 @@ async fn prompt(
     }
     let session = session_of(&state, &caller, id).await?;
     check_prompt_model(&state, &caller.user, request.model.as_deref()).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(
-            session
-                .prompt_with_model(request.text, request.model)
-                .await?,
-        ),
-    ))
+    let command = SessionCommand::Prompt {
+        text: request.text,
+        model: request.model,
+    };
+    match session.dispatch(command).await? {
+        CommandOutcome::Prompt(accepted) => Ok((StatusCode::ACCEPTED, Json(accepted))),
+        CommandOutcome::Done => Err(ApiError::internal(std::io::Error::other(
+            "a prompt was answered without its acceptance",
+        ))),
+    }
 }
 
 macro_rules! command_route {
-    ($name:ident, $path:literal, $doc:literal, $call:ident) => {
+    ($name:ident, $path:literal, $doc:literal, $command:expr) => {
         #[doc = $doc]
         #[utoipa::path(post, path = $path, tag = "sessions",
             params(("id" = uuid::Uuid, Path, description = "the session's id")),
@@ -384,7 +421,7 @@ macro_rules! command_route {
                 (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
             security(("cookie" = []), ("bearer" = [])))]
         async fn $name(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
-            session_of(&state, &caller, id).await?.$call().await?;
+            session_of(&state, &caller, id).await?.dispatch($command).await?;
             Ok(StatusCode::NO_CONTENT)
         }
     };
@@ -394,19 +431,19 @@ command_route!(
     abort,
     "/api/sessions/{id}/abort",
     "Stops the running turn.",
-    abort
+    SessionCommand::Abort
 );
 command_route!(
     pause,
     "/api/sessions/{id}/pause",
     "Snapshots and stops the session's sandbox.",
-    pause
+    SessionCommand::Pause
 );
 command_route!(
     resume,
     "/api/sessions/{id}/resume",
     "Restores the last snapshot and starts the agent.",
-    resume
+    SessionCommand::Resume
 );
 
 /// Removes every queued prompt.
@@ -419,7 +456,10 @@ async fn clear_queue(
     caller: Caller,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    session_of(&state, &caller, id).await?.clear_queue().await?;
+    session_of(&state, &caller, id)
+        .await?
+        .dispatch(SessionCommand::ClearQueue)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -436,7 +476,10 @@ async fn dequeue(
     let id = id
         .parse()
         .map_err(|_| ApiError::bad_request("id must be a UUID"))?;
-    session_of(&state, &caller, id).await?.dequeue(item).await?;
+    session_of(&state, &caller, id)
+        .await?
+        .dispatch(SessionCommand::Dequeue { id: item })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -460,9 +503,13 @@ async fn edit_queued(
             "a queued prompt's model cannot be changed: remove it and send it again",
         ));
     }
+    let command = SessionCommand::EditQueued {
+        id: item,
+        text: request.text,
+    };
     session_of(&state, &caller, id)
         .await?
-        .edit_queued(item, request.text)
+        .dispatch(command)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,6 @@
 //! The session's diff: answered without holding up the actor, and recomputed after each turn.
 
 use den_protocol::changes::SessionDiff;
-use den_protocol::events::SessionEvent;
 use tokio::sync::oneshot;
 
 use super::SessionActor;
@@ -38,62 +37,49 @@ impl SessionActor {
         });
     }
 
-    /// Commits and pushes the session's branch, between turns.
-    pub(super) async fn push(
+    /// Commits and pushes the session's branch, between turns, from a child task (git may
+    /// take a while): the next turn waits for it; `reply` hears how it went.
+    pub(super) fn push(
         &mut self,
-        author: &crate::push::Author,
+        author: crate::push::Author,
         message: Option<String>,
-    ) -> Result<den_protocol::changes::PushResult> {
-        if self.turn.is_some() {
-            return Err(crate::SessionError::Conflict(
-                "a turn is running: push once it finished".to_owned(),
-            ));
-        }
-        let Some(sandbox) = self.live.as_ref().map(|live| live.sandbox.id.clone()) else {
-            return Err(crate::SessionError::Conflict(
-                "the session has no running sandbox: resume it to push".to_owned(),
-            ));
+        reply: tokio::sync::oneshot::Sender<Result<den_protocol::changes::PushResult>>,
+    ) {
+        let refusal = if self.turn.is_some() {
+            Some("a turn is running: push once it finished")
+        } else if self.pushing {
+            Some("a push is under way: wait for it to finish")
+        } else if self.live.is_none() {
+            Some("the session has no running sandbox: resume it to push")
+        } else if !workspace::uses_git_gateway(&self.services.config, &self.record) {
+            Some("this session's repository is not on a git host den pushes to")
+        } else {
+            None
         };
-        if !workspace::uses_git_gateway(&self.services.config, &self.record) {
-            return Err(crate::SessionError::Conflict(
-                "this session's repository is not on a git host den pushes to".to_owned(),
-            ));
-        }
-        let message = message.unwrap_or_else(|| self.record.title.clone());
-        crate::push::commit_and_push(
-            self.services.runtime.as_ref(),
-            &sandbox,
-            &self.record.work_branch,
-            author,
-            &message,
-        )
-        .await
-    }
-
-    /// After a turn: computes the diff, saves it for when the sandbox is gone, and tells
-    /// clients its summary. A failure is logged; the turn's outcome does not depend on it.
-    pub(super) async fn refresh_diff(&mut self) {
-        let Some((sandbox, base)) = self
-            .live
-            .as_ref()
-            .map(|live| (live.sandbox.id.clone(), live.base_commit.clone()))
-        else {
+        let Some(sandbox) = self.live.as_ref().map(|live| live.sandbox.id.clone()) else {
+            let _ = reply.send(Err(crate::SessionError::Conflict(
+                refusal.unwrap_or_default().to_owned(),
+            )));
             return;
         };
-        let diff = match changes::compute(self.services.runtime.as_ref(), &sandbox, &base).await {
-            Ok(diff) => diff,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot compute the session's diff after the turn");
-                return;
-            }
-        };
-        let dir = workspace::snapshots_dir(&self.services.config, self.session_id());
-        if let Err(err) = changes::save(&dir, &diff).await {
-            tracing::warn!(error = %err, "cannot save the session's diff");
+        if let Some(refusal) = refusal {
+            let _ = reply.send(Err(crate::SessionError::Conflict(refusal.to_owned())));
+            return;
         }
-        self.emit(SessionEvent::DiffChanged {
-            summary: diff.summary,
-        })
-        .await;
+        let message = message.unwrap_or_else(|| self.record.title.clone());
+        let runtime = self.services.runtime.clone();
+        let branch = self.record.work_branch.clone();
+        self.pushing = true;
+        self.spawn_work(async move {
+            let result = crate::push::commit_and_push(
+                runtime.as_ref(),
+                &sandbox,
+                &branch,
+                &author,
+                &message,
+            )
+            .await;
+            super::Work::Pushed { result, reply }
+        });
     }
 }

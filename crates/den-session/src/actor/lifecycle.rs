@@ -35,7 +35,10 @@ impl SessionActor {
         match result {
             Ok(live) => {
                 // A sandbox restored from a snapshot starts equal to it; a fresh one does not.
-                self.unsnapshotted = self.record.snapshot_id.is_none();
+                self.snapshotted = self.changes;
+                if self.record.snapshot_id.is_none() {
+                    self.changes += 1;
+                }
                 self.record.agent_session_id = Some(live.agent_session_id.clone());
                 self.live = Some(live);
                 self.set_status(SessionStatus::Running, None).await;
@@ -54,75 +57,6 @@ impl SessionActor {
                 self.fail(&err).await;
             }
         }
-    }
-
-    /// A pause the user asked for.
-    pub(super) async fn pause_on_request(&mut self) -> Result<()> {
-        if self.turn.is_some() {
-            return Err(SessionError::Conflict(
-                "a turn is running: stop it before pausing".to_owned(),
-            ));
-        }
-        if self.starting.is_some() {
-            return Err(SessionError::Conflict(
-                "the session is starting: pause it once it runs".to_owned(),
-            ));
-        }
-        self.pause().await
-    }
-
-    /// Snapshots the sandbox, stops it, and moves the session to `paused`. A session without a
-    /// sandbox is left as it is.
-    pub(super) async fn pause(&mut self) -> Result<()> {
-        self.idle_deadline = None;
-        if self.live.is_none() {
-            return Ok(());
-        }
-        if self.unsnapshotted {
-            self.snapshot().await?;
-        }
-        // The snapshot holds everything; tearing the sandbox down (processes, network, cgroups,
-        // directories: most of a pause's time) need not hold up the session.
-        if let Some(live) = self.live.take() {
-            let runtime = self.services.runtime.clone();
-            tokio::spawn(async move {
-                if let Err(err) = runtime.destroy(&live.sandbox.id).await {
-                    tracing::warn!(error = %err, "cannot destroy the paused sandbox");
-                }
-            });
-        }
-        self.set_status(SessionStatus::Paused, None).await;
-        Ok(())
-    }
-
-    /// Archives the sandbox's writable layers and records the archive as the last snapshot.
-    /// The previous archive is deleted only once the new one is recorded.
-    pub(super) async fn snapshot(&mut self) -> Result<()> {
-        // Owned copies: a `&Live` cannot be held across an await (its event stream is not Sync).
-        let Some((sandbox_id, agent_session_id)) = self
-            .live
-            .as_ref()
-            .map(|live| (live.sandbox.id.clone(), live.agent_session_id.clone()))
-        else {
-            return Ok(());
-        };
-        let dir = workspace::snapshots_dir(&self.services.config, self.session_id());
-        tokio::fs::create_dir_all(&dir).await?;
-        let dest = dir.join(format!("{}.tar.zst", uuid::Uuid::now_v7()));
-        let info = self.services.runtime.snapshot(&sandbox_id, &dest).await?;
-        let path = info.path.display().to_string();
-        let agent = Some(agent_session_id);
-        self.services
-            .store
-            .set_session_agent_state(self.session_id(), agent.as_deref(), Some(&path))
-            .await?;
-        let previous = self.record.snapshot_id.replace(path);
-        self.record.agent_session_id = agent;
-        self.unsnapshotted = false;
-        if let Some(previous) = previous {
-            let _ = tokio::fs::remove_file(previous).await;
-        }
-        Ok(())
     }
 
     /// Stops and removes the sandbox, if any.
@@ -145,10 +79,17 @@ impl SessionActor {
                 tracing::warn!(error = %err, "cannot destroy the sandbox of a stopped start");
             }
         }
+        if let Some(snapshotting) = self.snapshotting.take() {
+            snapshotting.task.abort();
+        }
         if let Some(live) = self.live.take()
             && let Err(err) = self.services.runtime.destroy(&live.sandbox.id).await
         {
             tracing::warn!(error = %err, "cannot destroy the sandbox");
+        }
+        // Whatever waited for the snapshot is answered without the sandbox.
+        for command in std::mem::take(&mut self.after_snapshot) {
+            Box::pin(self.handle_command(command)).await;
         }
     }
 
@@ -183,6 +124,11 @@ impl SessionActor {
     /// Moves the session to `error` because of `err`.
     pub(super) async fn fail(&mut self, err: &SessionError) {
         let message = err.user_message();
+        if let Some(pausing) = self.pausing.take() {
+            for waiter in pausing.waiters {
+                let _ = waiter.send(Err(SessionError::Internal(message.clone())));
+            }
+        }
         self.close_turn(TurnOutcome::Failed, Some(message.clone()))
             .await;
         self.stop_sandbox().await;
@@ -196,6 +142,9 @@ impl SessionActor {
 
     pub(super) async fn delete(&mut self) -> Result<()> {
         self.stop_sandbox().await;
+        if let Some(snapshot) = self.record.snapshot_id.take() {
+            super::work::delete_snapshot(&self.services, &snapshot).await;
+        }
         let config = &self.services.config;
         let _ =
             tokio::fs::remove_dir_all(workspace::snapshots_dir(config, self.session_id())).await;
@@ -225,6 +174,11 @@ impl SessionActor {
             Some("den stopped while the turn ran".to_owned()),
         )
         .await;
+        if let Some(pausing) = self.pausing.take() {
+            for waiter in pausing.waiters {
+                let _ = waiter.send(Err(SessionError::ActorGone));
+            }
+        }
         let running = self.live.is_some() || self.starting.is_some();
         self.stop_sandbox().await;
         if running {
@@ -249,7 +203,17 @@ async fn start(
         let _ = progress.send((step, state, detail));
     };
     let config = &services.config;
-    let snapshot = record.snapshot_id.as_ref().map(PathBuf::from);
+    services
+        .store
+        .set_session_runner(record.id, &config.runner)
+        .await?;
+    let snapshot = match &record.snapshot_id {
+        Some(recorded) if workspace::is_legacy_snapshot_path(recorded) => {
+            Some(PathBuf::from(recorded))
+        }
+        Some(key) => Some(services.artifacts.fetch(key).await?),
+        None => None,
+    };
     let checkout = workspace::checkout_dir(config, record.id);
     if snapshot.is_none() || !checkout.exists() {
         note(
@@ -370,7 +334,7 @@ async fn connect_agent(
         .endpoints
         .get(&OPENCODE_PORT)
         .cloned()
-        .ok_or_else(|| SessionError::Conflict("the sandbox does not expose OpenCode".to_owned()))?;
+        .ok_or_else(|| SessionError::Internal("the sandbox does not expose OpenCode".to_owned()))?;
     let client = OpencodeClient::new(
         OpencodeConfig::new(Target::Unix(socket)).with_password(auth.password.clone()),
     )?;

@@ -24,7 +24,7 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     }
     // Signal handlers are installed before den says it is listening, so a SIGTERM sent as soon
     // as it is up still shuts it down gracefully.
-    let shutdown = shutdown_signal()?;
+    let signal = shutdown_signal()?;
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
@@ -44,9 +44,37 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     };
     tracing::info!(%address, database = store.backend_name(), "den is listening");
     println!("den is listening on http://{address} (open {public_url})");
-    den_server::serve(listener, state, shutdown)
-        .await
-        .context("serving")?;
+    let manager = live.as_ref().map(|live| live.manager.clone());
+    let (draining_tx, draining) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        signal.await;
+        // Sessions first: their live connections (WebSocket, SSE) are told to end, turns are
+        // closed as interrupted and sandboxes stop. Otherwise the HTTP drain below would wait
+        // for event streams that never finish.
+        if let Some(manager) = manager {
+            if tokio::time::timeout(SESSIONS_STOP_LIMIT, manager.shutdown())
+                .await
+                .is_err()
+            {
+                tracing::warn!("sessions did not stop in time; going on");
+            }
+            manager.end_connections();
+        }
+        let _ = draining_tx.send(());
+    };
+    let server = den_server::serve(listener, state, shutdown);
+    tokio::pin!(server);
+    let drain_limit = async {
+        if draining.await.is_ok() {
+            tokio::time::sleep(DRAIN_LIMIT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = &mut server => served.context("serving")?,
+        () = drain_limit => tracing::warn!("open requests did not finish in time; stopping anyway"),
+    }
     if let Some(live) = live {
         live.stop().await;
     }
@@ -54,6 +82,11 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     tracing::info!("den stopped");
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long sessions may take to stop (turns closed, sandboxes stopped) once den is told to.
+const SESSIONS_STOP_LIMIT: Duration = Duration::from_secs(20);
+/// How long requests still open after that may take to finish.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 pub(crate) fn server_config(settings: &Settings, public_url: String) -> ServerConfig {
     let mut config = ServerConfig::new(public_url);

@@ -88,7 +88,10 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
     let mut config = SessionConfig::new(&settings.data_dir, gateway_socket, opencode_bin);
     config.catalog = catalog;
     config.git_gateway_socket = Some(git_gateway_socket);
+    config.runner.clone_from(&sandbox.instance);
     config.idle_timeout = Duration::from_secs(sandbox.idle_timeout_minutes * 60);
+    config.turn_inactivity_timeout =
+        Duration::from_secs(sandbox.turn_inactivity_minutes.max(1) * 60);
     config.lifetime = Duration::from_secs(sandbox.lifetime_minutes * 60);
     config.network = sandbox.network.policy();
     config

@@ -335,6 +335,34 @@ impl Den {
         self.data_dir.path().join("den.log")
     }
 
+    /// Sends den SIGTERM and waits (at most `limit`) for it to exit; its exit status.
+    pub(crate) async fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("den runs");
+        let pid = child.id().expect("den has a pid");
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(limit, child.wait())
+            .await
+            .expect("den exits in time after SIGTERM")
+            .unwrap()
+    }
+
+    /// An authenticated GET whose response body streams (SSE).
+    pub(crate) async fn stream(&self, path: &str) -> reqwest::Response {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().and_then(Child::id).unwrap()
     }

@@ -129,7 +129,7 @@ pub(crate) async fn den_killed_mid_turn(database: Database) {
 }
 
 /// The OpenCode process among den's descendants.
-fn opencode_pid(den_pid: u32) -> Option<i32> {
+pub(crate) fn opencode_pid(den_pid: u32) -> Option<i32> {
     let parent_of = |pid: i32| -> Option<i32> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         stat.rsplit_once(')')?

@@ -18,5 +18,6 @@ mod models;
 mod postgres;
 mod secrets;
 mod secrets_at_rest;
+mod shutdown;
 mod slow_client;
 mod turns;

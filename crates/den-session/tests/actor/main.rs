@@ -1,0 +1,207 @@
+//! The session actor against a fake sandbox runtime and a fake OpenCode (no root, no sandbox,
+//! no OpenCode binary): what it promises about turns, snapshots, the queue, the idle pause,
+//! the turn deadline and recovery. Time-based behaviour moves the tokio clock forward instead
+//! of waiting.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "in tests a failed unwrap is a failed test"
+)]
+
+mod fake_runtime;
+mod invariants;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use den_protocol::events::{SessionEvent, TurnOutcome};
+use den_protocol::sessions::SessionStatus;
+use den_session::{Delivery, EventSubscription, SessionConfig, SessionHandle, SessionManager};
+use den_store::{Keyring, NewSession, NewUser, Store};
+use den_test_support::FakeOpencode;
+use fake_runtime::FakeRuntime;
+use uuid::Uuid;
+
+/// How long a test waits for something the actor does promptly.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+pub struct World {
+    pub store: Store,
+    pub manager: SessionManager,
+    pub runtime: Arc<FakeRuntime>,
+    pub agent: FakeOpencode,
+    pub config: SessionConfig,
+    pub owner: Uuid,
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(configure: impl FnOnce(&mut SessionConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("den.db").display());
+        let store = Store::connect(&url, Keyring::generate().unwrap())
+            .await
+            .unwrap();
+        let owner = store
+            .create_user(NewUser {
+                username: "alice",
+                password_hash: None,
+                is_admin: false,
+                github: None,
+            })
+            .await
+            .unwrap()
+            .id;
+        let agent = FakeOpencode::start().await;
+        let runtime = FakeRuntime::new(agent.socket());
+        let mut config = SessionConfig::new(
+            dir.path(),
+            dir.path().join("gateway.sock"),
+            dir.path().join("opencode"),
+        );
+        config.idle_timeout = Duration::from_secs(300);
+        config.turn_inactivity_timeout = Duration::from_secs(600);
+        configure(&mut config);
+        let manager = SessionManager::new(store.clone(), runtime.clone(), config.clone());
+        Self {
+            store,
+            manager,
+            runtime,
+            agent,
+            config,
+            owner,
+            dir,
+        }
+    }
+
+    /// A session on a fresh local repository.
+    pub async fn session(&self) -> SessionHandle {
+        let repo = self.dir.path().join(format!("repo-{}", Uuid::now_v7()));
+        tokio::fs::create_dir_all(&repo).await.unwrap();
+        tokio::fs::write(repo.join("README.md"), "hello\n")
+            .await
+            .unwrap();
+        den_sandbox::git::init_with_commit(&repo, "first")
+            .await
+            .unwrap();
+        let id = Uuid::now_v7();
+        let repository = repo.display().to_string();
+        self.store
+            .create_session(NewSession {
+                id,
+                owner_id: self.owner,
+                title: "a session",
+                repository: &repository,
+                base_branch: None,
+                work_branch: "den/test",
+                model: "scripted/scripted-model",
+            })
+            .await
+            .unwrap();
+        self.manager.session(self.owner, id).await.unwrap()
+    }
+
+    pub async fn status(&self, session: &SessionHandle) -> SessionStatus {
+        self.store
+            .session_of(self.owner, session.id())
+            .await
+            .unwrap()
+            .status()
+            .unwrap()
+    }
+
+    pub async fn snapshot_key(&self, session: &SessionHandle) -> Option<String> {
+        self.store
+            .session_of(self.owner, session.id())
+            .await
+            .unwrap()
+            .snapshot_id
+    }
+
+    /// The snapshot archives on disk (artifacts, not partial files).
+    pub fn snapshot_files(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.config.snapshots_dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".tar.zst"))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Events of one session as they come, each waited for with a timeout.
+pub struct Watch {
+    subscription: EventSubscription,
+    pub seen: Vec<SessionEvent>,
+}
+
+impl Watch {
+    pub fn new(session: &SessionHandle) -> Self {
+        Self {
+            subscription: session.subscribe(0),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the first event (after those already taken) that `pick` accepts.
+    pub async fn until<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&SessionEvent) -> Option<T>,
+    ) -> T {
+        let wait = async {
+            loop {
+                match self.subscription.next().await {
+                    Some(Ok(Delivery::Event(event))) => {
+                        let event = event.event().event.clone();
+                        let picked = pick(&event);
+                        self.seen.push(event);
+                        if let Some(picked) = picked {
+                            return picked;
+                        }
+                    }
+                    Some(Ok(Delivery::CaughtUp { .. })) => {}
+                    Some(Err(err)) => panic!("the subscription failed: {err}"),
+                    None => panic!("the session's events ended while waiting for {what}"),
+                }
+            }
+        };
+        match tokio::time::timeout(PATIENCE, wait).await {
+            Ok(picked) => picked,
+            Err(_) => panic!("no {what} within {PATIENCE:?}; saw {:#?}", self.seen),
+        }
+    }
+
+    pub async fn turn_finished(&mut self) -> (TurnOutcome, Option<String>) {
+        self.until("turn_finished", |event| match event {
+            SessionEvent::TurnFinished { outcome, error, .. } => Some((*outcome, error.clone())),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn status(&mut self, wanted: SessionStatus) {
+        self.until(&format!("status {wanted:?}"), |event| match event {
+            SessionEvent::Status { status, .. } if *status == wanted => Some(()),
+            _ => None,
+        })
+        .await;
+    }
+}
+
+/// Moves the tokio clock forward by `by` at once (timers due meanwhile fire), then lets it run
+/// on with real time, so the IO that follows is not cut short by a clock that races ahead.
+pub async fn jump_clock(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
