@@ -46,6 +46,8 @@ struct GitGateway {
     /// The sandbox's egress rules: the gateway fetches on a sandbox's behalf, so it reaches only
     /// what a sandbox could (plus the admin's allow-list), never den's host or private networks.
     egress: Arc<EgressPolicy>,
+    /// The person's GitHub token for GitHub's host, when they stored no credential for it.
+    github: Option<crate::GithubCredentials>,
 }
 
 /// Serves the git gateway on `listener` until `shutdown` completes.
@@ -53,6 +55,7 @@ pub async fn serve_git_gateway(
     listener: UnixListener,
     store: Store,
     egress: EgressPolicy,
+    github: Option<crate::GithubCredentials>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -61,6 +64,7 @@ pub async fn serve_git_gateway(
         .with_state(GitGateway {
             store,
             egress: Arc::new(egress),
+            github,
         });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -200,7 +204,20 @@ async fn forward(
         Ok(Some(credential)) => {
             upstream = upstream.basic_auth(&credential.username, Some(credential.token.as_str()));
         }
-        Ok(None) => {}
+        Ok(None) => {
+            let from_github = match &gateway.github {
+                Some(github) => github.for_host(session.owner_id, &host).await,
+                None => Ok(None),
+            };
+            match from_github {
+                Ok(Some((username, token))) => {
+                    upstream = upstream.basic_auth(&username, Some(token.as_str()));
+                }
+                Ok(None) => {}
+                // The agent reads this: it says what the person must do, not a cryptic 401.
+                Err(message) => return answer(StatusCode::FORBIDDEN, &message),
+            }
+        }
         Err(err) => {
             tracing::error!(error = %err, "git gateway cannot open the person's credential");
             return answer(

@@ -144,3 +144,60 @@ async fn a_refused_refresh_asks_the_person_to_reconnect_github() {
     );
     assert_eq!(setup.github.refresh_calls(), 1);
 }
+
+/// den's clone and the git gateway get the same token, refreshed, as a git credential for
+/// GitHub's host (and nothing for other hosts); a link GitHub refused says to reconnect.
+#[tokio::test]
+async fn the_clone_and_the_git_gateway_get_the_refreshed_token_for_githubs_host_only() {
+    use den_session::CredentialSource;
+    let setup = setup("ghr_for_git").await;
+    setup.github.issue_refresh_token("ghr_for_git");
+    let config = den_server::GithubConfig {
+        client_id: "client-id".to_owned(),
+        client_secret: "client-secret".to_owned(),
+        authorize_url: String::new(),
+        token_url: format!("{}/login/oauth/access_token", setup.github.base_url()),
+        api_url: setup.github.api_url(),
+        scopes: Vec::new(),
+        allowed_logins: Vec::new(),
+    };
+    let source = den_server::GithubCredentials::new(setup.server.store.clone(), config);
+    let host = setup
+        .github
+        .base_url()
+        .trim_start_matches("http://")
+        .to_owned();
+
+    let auth = source
+        .credential(setup.user_id, &host)
+        .await
+        .unwrap()
+        .expect("a credential for GitHub's host");
+    assert_eq!(
+        (auth.username.as_str(), auth.password.as_str()),
+        ("x-access-token", FRESH_TOKEN)
+    );
+    assert_eq!(setup.github.refresh_calls(), 1);
+    assert!(
+        source
+            .credential(setup.user_id, "git.example.com")
+            .await
+            .unwrap()
+            .is_none(),
+        "the GitHub token goes to GitHub's host only"
+    );
+
+    // Once GitHub refuses a refresh, the clone's error says what to do.
+    let broken = json!({
+        "access_token": EXPIRED_TOKEN, "refresh_token": "ghr_unknown",
+        "expires_at": (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(),
+    });
+    setup
+        .server
+        .store
+        .put_secret(setup.user_id, "github:token", broken.to_string().as_bytes())
+        .await
+        .unwrap();
+    let refusal = source.credential(setup.user_id, &host).await.unwrap_err();
+    assert!(refusal.contains("reconnect GitHub"), "{refusal}");
+}
