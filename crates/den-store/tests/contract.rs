@@ -656,3 +656,27 @@ async fn model_usage_adds_up_per_owner_per_session_and_since_a_time() {
         assert_eq!(later.cost_usd, 0.0);
     }
 }
+
+#[tokio::test]
+async fn a_github_account_links_to_one_user_only() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let ada = user(&store, "ada").await;
+        let bob = user(&store, "bob").await;
+        store.link_github(ada, 583_231, "octocat").await.unwrap();
+        let found = store.user_by_github_id(583_231).await.unwrap();
+        assert_eq!(
+            (found.id, found.github_login.as_deref()),
+            (ada, Some("octocat"))
+        );
+        assert!(matches!(
+            store.link_github(bob, 583_231, "octocat").await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(store.user_by_id(bob).await.unwrap().github_id.is_none());
+        assert!(matches!(
+            store.link_github(Uuid::now_v7(), 1, "nobody").await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}
