@@ -3,11 +3,57 @@
 // in-process, so not usable from here): `GET /api/v3/repos/{o}/{r}` and
 // `GET|POST /api/v3/repos/{o}/{r}/pulls`, `Authorization: Bearer <token>`, GitHub's errors
 // (401 Bad credentials, 422 Validation Failed for a second open pull request on one head); and
+// git's smart HTTP for the repositories it holds (`git http-backend` as CGI, Basic auth with the
+// token as password, as GitHub takes it); and
 // the OAuth web flow den uses to connect an account (`/login/oauth/authorize` redirects back
 // with a code, `/login/oauth/access_token` exchanges it for the token, `/api/v3/user`).
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const gitEnv = { PATH: process.env.PATH, GIT_CONFIG_NOSYSTEM: "1", GIT_CONFIG_GLOBAL: "/dev/null", HOME: "/nonexistent" };
+
+/** Answers a smart-HTTP request with `git http-backend` over the bare repositories in `root`. */
+function serveGit(root, req, res, url, body) {
+  const cgi = spawn("git", ["http-backend"], {
+    env: {
+      ...gitEnv,
+      GIT_PROJECT_ROOT: root,
+      GIT_HTTP_EXPORT_ALL: "1",
+      PATH_INFO: decodeURIComponent(url.pathname),
+      QUERY_STRING: url.search.slice(1),
+      REQUEST_METHOD: req.method,
+      CONTENT_TYPE: req.headers["content-type"] ?? "",
+      CONTENT_LENGTH: String(body.length),
+      GIT_PROTOCOL: req.headers["git-protocol"] ?? "",
+      HTTP_CONTENT_ENCODING: req.headers["content-encoding"] ?? "",
+      REMOTE_USER: "x-access-token",
+    },
+  });
+  const out = [];
+  cgi.stdout.on("data", (d) => out.push(d));
+  cgi.on("close", () => {
+    const all = Buffer.concat(out);
+    const split = all.indexOf("\r\n\r\n");
+    const head = all.subarray(0, split).toString().split("\r\n");
+    const headers = {};
+    let status = 200;
+    for (const line of head) {
+      const [name, ...rest] = line.split(":");
+      const value = rest.join(":").trim();
+      if (name.toLowerCase() === "status") status = Number(value.split(" ")[0]);
+      else if (name) headers[name] = value;
+    }
+    res.writeHead(status, headers);
+    res.end(all.subarray(split + 4));
+  });
+  cgi.stdin.end(body);
+}
 
 export async function startGithub(token) {
+  const root = mkdtempSync(join(tmpdir(), "den-web-github-"));
   const pulls = [];
   const authorizations = [];
   let base = "";
@@ -23,8 +69,10 @@ export async function startGithub(token) {
     head: { ref: p.head, sha: "0".repeat(40) }, base: { ref: p.base, sha: "0".repeat(40) },
   });
   const server = createServer(async (req, res) => {
-    let text = "";
-    for await (const chunk of req) text += chunk;
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const raw = Buffer.concat(chunks);
+    const text = raw.toString();
     const url = new URL(req.url, base);
     if (url.pathname === "/login/oauth/authorize") {
       // The person approves at once: back to den with a code and den's state.
@@ -40,6 +88,15 @@ export async function startGithub(token) {
       return send(res, 200, { access_token: token, token_type: "bearer", scope: "repo" });
     }
     const auth = req.headers.authorization ?? "";
+    if (!url.pathname.startsWith("/api/")) {
+      // git: Basic auth whose password is the token.
+      const basic = auth.startsWith("Basic ") ? Buffer.from(auth.slice(6), "base64").toString() : "";
+      if (basic.split(":").slice(1).join(":") !== token) {
+        res.writeHead(401, { "WWW-Authenticate": 'Basic realm="GitHub"' });
+        return res.end();
+      }
+      return serveGit(root, req, res, url, raw);
+    }
     authorizations.push(auth);
     if (auth !== `Bearer ${token}` && auth !== `token ${token}`) return send(res, 401, { message: "Bad credentials" });
     if (url.pathname === "/api/v3/user") return send(res, 200, { id: 583231, login: "octocat" });
@@ -79,12 +136,34 @@ export async function startGithub(token) {
       `[github]\nclient_id = "test"\nclient_secret = "test"\napi_url = "${base}/api/v3"\nauthorize_url = "${base}/login/oauth/authorize"\ntoken_url = "${base}/login/oauth/access_token"\n`,
     pulls,
     authorizations,
+    /** A bare repository `owner/name` with one commit on `main`. */
+    createRepo(name) {
+      const work = mkdtempSync(join(tmpdir(), "den-web-work-"));
+      const git = (cwd, ...args) => execFileSync("git", args, { cwd, env: gitEnv, stdio: "ignore" });
+      git(work, "init", "-q", "-b", "main");
+      writeFileSync(join(work, "README.md"), `# ${name}\n`);
+      git(work, "add", ".");
+      git(work, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "init");
+      mkdirSync(join(root, name.split("/")[0]), { recursive: true });
+      git(root, "clone", "-q", "--bare", work, `${name}.git`);
+      rmSync(work, { recursive: true, force: true });
+      return `${base}/${name}.git`;
+    },
+    /** The commit `ref` points at in repository `name`, or null. */
+    commitOf(name, ref) {
+      try {
+        return execFileSync("git", ["rev-parse", "--verify", "-q", ref], { cwd: join(root, `${name}.git`), env: gitEnv }).toString().trim();
+      } catch {
+        return null;
+      }
+    },
     /** GitHub's side of a merge: the pull request is closed with `merged_at` set. */
     merge(number) {
       const p = pulls.find((x) => x.number === number);
       p.state = "closed";
       p.merged = true;
     },
-    close: () => new Promise((ok) => server.close(ok)),
+    close: () =>
+      new Promise((ok) => server.close(ok)).then(() => rmSync(root, { recursive: true, force: true })),
   };
 }

@@ -4,15 +4,18 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { expect } from "./expect.mjs";
 import { SHOTS, createSession, signedIn, startBrowser, startDen } from "./harness.mjs";
+import { startGithub } from "./github-standin.mjs";
 import { MODEL, gate, startScriptedModel } from "./scripted-model.mjs";
 
-let den, browser, model, alice;
+const GITHUB_TOKEN = "ghp_streamingBrowserToken0123456789";
+let den, browser, model, alice, github;
 before(async () => {
   model = await startScriptedModel();
+  github = await startGithub(GITHUB_TOKEN);
   den = await startDen({
     model,
     // den's own Anthropic provider, pointed at the scripted model: locked until a person adds a key.
-    config: `[[providers]]\nname = "anthropic"\nbase_url = "${model.baseUrl}"\n`,
+    config: `[[providers]]\nname = "anthropic"\nbase_url = "${model.baseUrl}"\n\n${github.config()}\n[repositories]\nallowed_hosts = ["${github.host}"]\n`,
   });
   browser = await startBrowser();
   alice = await signedIn(browser, den, "alice");
@@ -23,13 +26,14 @@ after(async () => {
   await browser?.close();
   await den?.stop();
   await model?.close();
+  await github?.close();
 });
 
 /** Creates a session on the scripted model through the API (the picker lists only the five). */
-async function scriptedSession(page, prompt) {
+async function scriptedSession(page, prompt, repository = den.repo) {
   const res = await page.request.post("/api/sessions", {
     headers: { "X-Den-Csrf": "1" },
-    data: { repository: den.repo, model: `scripted/${MODEL}`, prompt },
+    data: { repository, model: `scripted/${MODEL}`, prompt },
   });
   assert.equal(res.status(), 201, await res.text());
   const { id } = await res.json();
@@ -95,6 +99,35 @@ describe("a turn", () => {
     await changes.getByRole("button", { name: "Push" }).click();
     await expect(changes.getByRole("alert")).toContainText("not on a git host den pushes to");
     await page.screenshot({ path: `${SHOTS}/session-changes.png` });
+  });
+
+  test("a private GitHub repository: Push sends the branch, Open pull request opens it, the header shows it", async () => {
+    const { page } = alice;
+    const repository = github.createRepo("acme/widgets");
+    const put = await page.request.put(`/api/git-credentials/${github.host}`, {
+      headers: { "X-Den-Csrf": "1" },
+      data: { username: "x-access-token", token: GITHUB_TOKEN },
+    });
+    assert.equal(put.status(), 204);
+    model.push([{ tool: "write", args: { filePath: "feature.txt", content: "new feature\n" } }]);
+    model.push([{ text: ["Feature written."] }]);
+    const id = await scriptedSession(page, "write the feature", repository);
+    await expect(transcript(page).getByText("Feature written.")).toBeVisible();
+    await page.getByRole("button", { name: "Changes (1)" }).click();
+    const changes = page.getByRole("region", { name: "Changes" });
+    await expect(changes.getByRole("button", { name: /feature\.txt/ })).toBeVisible();
+    await changes.getByRole("button", { name: "Push" }).click();
+    const { workBranch } = await (await page.request.get(`/api/sessions/${id}`)).json();
+    await expect(changes.getByRole("status")).toContainText(`Pushed ${workBranch}`);
+    await expect(changes.getByRole("status")).toContainText("uncommitted work was committed first");
+    assert.ok(github.commitOf("acme/widgets", `refs/heads/${workBranch}`), "the branch reached the remote");
+    assert.equal(github.commitOf("acme/widgets", "refs/heads/main")?.length, 40);
+    await changes.getByRole("button", { name: "Open pull request" }).click();
+    await expect(changes.getByRole("status")).toContainText("Opened pull request #1");
+    await expect(page.getByRole("link", { name: "Pull request #1: open" })).toBeVisible();
+    assert.equal(github.pulls[0].head, workBranch);
+    await page.screenshot({ path: `${SHOTS}/session-push-pull-request.png` });
+    assert.ok(!(await page.content()).includes(GITHUB_TOKEN));
   });
 
   test("a reload in the middle of a reply ends with the same transcript, no duplicates", async () => {

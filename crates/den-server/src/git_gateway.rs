@@ -23,13 +23,15 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use den_session::EgressPolicy;
 use den_store::{SessionRecord, Store, StoreError};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::net::UnixListener;
 
 use crate::auth::secret_token;
 
-/// The largest push or fetch negotiation forwarded.
+/// The largest push or fetch negotiation forwarded (counted as it streams through).
 const MAX_BODY: usize = 512 * 1024 * 1024;
+/// The most a push's command list may take before its pack (den reads it before forwarding).
+const MAX_COMMANDS: usize = 1024 * 1024;
 /// Request headers passed upstream; everything else (the gateway token above all) stays here.
 const FORWARDED_HEADERS: &[&str] = &[
     "content-type",
@@ -46,6 +48,8 @@ struct GitGateway {
     /// The sandbox's egress rules: the gateway fetches on a sandbox's behalf, so it reaches only
     /// what a sandbox could (plus the admin's allow-list), never den's host or private networks.
     egress: Arc<EgressPolicy>,
+    /// The person's GitHub token for GitHub's host, when they stored no credential for it.
+    github: Option<crate::GithubCredentials>,
 }
 
 /// Serves the git gateway on `listener` until `shutdown` completes.
@@ -53,6 +57,7 @@ pub async fn serve_git_gateway(
     listener: UnixListener,
     store: Store,
     egress: EgressPolicy,
+    github: Option<crate::GithubCredentials>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
@@ -61,10 +66,30 @@ pub async fn serve_git_gateway(
         .with_state(GitGateway {
             store,
             egress: Arc::new(egress),
+            github,
         });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// `head` (what was read already) and the rest of the client's body, as one stream to the
+/// remote that fails once it passed [`MAX_BODY`] bytes.
+fn capped_body(head: Vec<u8>, rest: axum::body::BodyDataStream) -> reqwest::Body {
+    let mut sent = 0usize;
+    let chunks = futures::stream::once(async move { Ok::<Bytes, axum::Error>(Bytes::from(head)) })
+        .chain(rest)
+        .map(move |chunk| {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            sent = sent.saturating_add(chunk.len());
+            if sent > MAX_BODY {
+                return Err(std::io::Error::other(
+                    "the request is larger than den forwards",
+                ));
+            }
+            Ok(chunk)
+        });
+    reqwest::Body::wrap_stream(chunks)
 }
 
 /// A plain-text answer git shows the agent (`fatal: …` or `remote: …`).
@@ -142,7 +167,7 @@ async fn forward(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(suffix) = smart_http_suffix(&method, &uri) else {
         return answer(
@@ -160,8 +185,33 @@ async fn forward(
             "this session's repository is not on a git host den can reach",
         );
     };
+    // The body streams through (a push's pack can be large); only a push's command list, which
+    // comes first, is read before anything is forwarded.
+    let mut stream = body.into_data_stream();
+    let mut head = Vec::new();
     if suffix == "git-receive-pack" {
-        let Some(request) = receive_pack::parse(&body) else {
+        loop {
+            match receive_pack::command_list(&head) {
+                receive_pack::CommandList::Complete => break,
+                receive_pack::CommandList::Invalid => {
+                    return answer(StatusCode::BAD_REQUEST, "den cannot read this push");
+                }
+                receive_pack::CommandList::Incomplete if head.len() > MAX_COMMANDS => {
+                    return answer(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "this push names too many refs",
+                    );
+                }
+                receive_pack::CommandList::Incomplete => {}
+            }
+            match stream.next().await {
+                Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+                Some(Err(_)) | None => {
+                    return answer(StatusCode::BAD_REQUEST, "den cannot read this push");
+                }
+            }
+        }
+        let Some(request) = receive_pack::parse(&head) else {
             return answer(StatusCode::BAD_REQUEST, "den cannot read this push");
         };
         let reasons: Vec<Option<String>> = request
@@ -190,7 +240,7 @@ async fn forward(
             return answer(StatusCode::FORBIDDEN, &refusal);
         }
     };
-    let mut upstream = http.request(method, url).body(body);
+    let mut upstream = http.request(method, url).body(capped_body(head, stream));
     for name in FORWARDED_HEADERS {
         if let Some(value) = headers.get(*name) {
             upstream = upstream.header(*name, value);
@@ -200,7 +250,20 @@ async fn forward(
         Ok(Some(credential)) => {
             upstream = upstream.basic_auth(&credential.username, Some(credential.token.as_str()));
         }
-        Ok(None) => {}
+        Ok(None) => {
+            let from_github = match &gateway.github {
+                Some(github) => github.for_host(session.owner_id, &host).await,
+                None => Ok(None),
+            };
+            match from_github {
+                Ok(Some((username, token))) => {
+                    upstream = upstream.basic_auth(&username, Some(token.as_str()));
+                }
+                Ok(None) => {}
+                // The agent reads this: it says what the person must do, not a cryptic 401.
+                Err(message) => return answer(StatusCode::FORBIDDEN, &message),
+            }
+        }
         Err(err) => {
             tracing::error!(error = %err, "git gateway cannot open the person's credential");
             return answer(

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use zeroize::{Zeroize, Zeroizing};
 
+use den_store::Store;
+
 use crate::AppState;
 use crate::auth::github::GithubConfig;
 use crate::error::ApiError;
@@ -86,10 +88,14 @@ impl StoredToken {
     }
 }
 
-/// One lock per person, so their refreshes run one at a time. Entries stay for the life of the
-/// process (one small entry per person who used GitHub).
+/// One lock per person, so their refreshes run one at a time across everything in this process
+/// that uses the token (the API, the git gateway, den's clone). Entries stay for the life of
+/// the process (one small entry per person who used GitHub).
+static REFRESH_LOCKS: std::sync::LazyLock<RefreshLocks> =
+    std::sync::LazyLock::new(RefreshLocks::default);
+
 #[derive(Default)]
-pub(crate) struct RefreshLocks {
+struct RefreshLocks {
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -109,7 +115,11 @@ pub(crate) async fn stored_token(
     state: &AppState,
     user: Uuid,
 ) -> Result<Option<StoredToken>, ApiError> {
-    match state.store().secret(user, GITHUB_TOKEN_PURPOSE).await {
+    read(state.store(), user).await
+}
+
+async fn read(store: &Store, user: Uuid) -> Result<Option<StoredToken>, ApiError> {
+    match store.secret(user, GITHUB_TOKEN_PURPOSE).await {
         Ok(bytes) => Ok(Some(StoredToken::parse(&bytes))),
         Err(den_store::StoreError::NotFound) => Ok(None),
         Err(err) => Err(err.into()),
@@ -117,7 +127,8 @@ pub(crate) async fn stored_token(
 }
 
 /// The person's GitHub access token, refreshed first when it is about to expire. `Ok(None)`:
-/// they never connected GitHub. A link GitHub no longer honours is a 409 saying to reconnect.
+/// they never connected GitHub (or this den has no GitHub). A link GitHub no longer honours is
+/// a 409 saying to reconnect.
 pub(crate) async fn github_token(
     state: &AppState,
     user: Uuid,
@@ -125,9 +136,16 @@ pub(crate) async fn github_token(
     let Some(config) = state.config().github.as_ref() else {
         return Ok(None);
     };
-    let store = state.store();
-    let read = || stored_token(state, user);
-    let Some(stored) = read().await? else {
+    token_for(state.store(), config, state.http(), user).await
+}
+
+async fn token_for(
+    store: &Store,
+    config: &GithubConfig,
+    http: &reqwest::Client,
+    user: Uuid,
+) -> Result<Option<Zeroizing<String>>, ApiError> {
+    let Some(stored) = read(store, user).await? else {
         return Ok(None);
     };
     if stored.needs_reconnect {
@@ -138,9 +156,9 @@ pub(crate) async fn github_token(
     }
     drop(stored);
     // One refresh at a time for this person; whoever waited reads what the first one stored.
-    let lock = state.github_refresh_locks().of(user);
+    let lock = REFRESH_LOCKS.of(user);
     let _guard = lock.lock().await;
-    let Some(stored) = read().await? else {
+    let Some(stored) = read(store, user).await? else {
         return Ok(None);
     };
     if stored.needs_reconnect {
@@ -151,10 +169,10 @@ pub(crate) async fn github_token(
     }
     let Some(refresh_token) = stored.refresh_token.as_deref() else {
         // An expiring token without a way to renew it: only a new sign-in helps.
-        mark_needs_reconnect(state, user, &stored).await?;
+        mark_needs_reconnect(store, user, &stored).await?;
         return Err(ApiError::Conflict(RECONNECT.to_owned()));
     };
-    match refresh(state.http(), config, refresh_token).await? {
+    match refresh(http, config, refresh_token).await? {
         Some(fresh) => {
             store
                 .put_secret(user, GITHUB_TOKEN_PURPOSE, &fresh.sealable())
@@ -163,14 +181,91 @@ pub(crate) async fn github_token(
             Ok(Some(Zeroizing::new(fresh.access_token.clone())))
         }
         None => {
-            mark_needs_reconnect(state, user, &stored).await?;
+            mark_needs_reconnect(store, user, &stored).await?;
             Err(ApiError::Conflict(RECONNECT.to_owned()))
         }
     }
 }
 
+/// The person's GitHub token as a git credential for GitHub's git host, for den's clone and
+/// the git gateway when the person stored no credential for the host. Plugged into the session
+/// layer by the binary.
+#[derive(Clone)]
+pub struct GithubCredentials {
+    store: Store,
+    config: GithubConfig,
+    http: reqwest::Client,
+}
+
+impl GithubCredentials {
+    pub fn new(store: Store, config: GithubConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .unwrap_or_default();
+        Self {
+            store,
+            config,
+            http,
+        }
+    }
+
+    /// GitHub's git host for this den: `github.com` for `api.github.com`, else the API's own
+    /// host (GitHub Enterprise serves git and the API on one host).
+    fn git_host(&self) -> Option<String> {
+        let url = url::Url::parse(&self.config.api_url).ok()?;
+        let host = url.host_str()?.to_ascii_lowercase();
+        if host == "api.github.com" {
+            return Some("github.com".to_owned());
+        }
+        Some(match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        })
+    }
+
+    /// `x-access-token` + the person's token when `host` is GitHub's; `Err` with what to tell
+    /// the person when GitHub no longer accepts den's access.
+    pub(crate) async fn for_host(
+        &self,
+        user: Uuid,
+        host: &str,
+    ) -> Result<Option<(String, Zeroizing<String>)>, String> {
+        if self.git_host().as_deref() != Some(host) {
+            return Ok(None);
+        }
+        match token_for(&self.store, &self.config, &self.http, user).await {
+            Ok(token) => Ok(token.map(|t| ("x-access-token".to_owned(), t))),
+            Err(ApiError::Conflict(message)) => Err(message),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the person's GitHub token");
+                Err("den cannot use your GitHub access right now".to_owned())
+            }
+        }
+    }
+}
+
+impl den_session::CredentialSource for GithubCredentials {
+    fn credential<'a>(
+        &'a self,
+        owner: Uuid,
+        host: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Option<den_session::HttpAuth>, String>> {
+        Box::pin(async move {
+            Ok(self
+                .for_host(owner, host)
+                .await?
+                .map(|(username, token)| den_session::HttpAuth {
+                    username,
+                    password: token.to_string(),
+                }))
+        })
+    }
+}
+
 async fn mark_needs_reconnect(
-    state: &AppState,
+    store: &Store,
     user: Uuid,
     stored: &StoredToken,
 ) -> Result<(), ApiError> {
@@ -181,8 +276,7 @@ async fn mark_needs_reconnect(
         expires_at: stored.expires_at,
         needs_reconnect: true,
     };
-    state
-        .store()
+    store
         .put_secret(user, GITHUB_TOKEN_PURPOSE, &broken.sealable())
         .await?;
     Ok(())

@@ -33,6 +33,7 @@ pub use auth::{CSRF_HEADER, SESSION_COOKIE};
 pub use error::ApiError;
 pub use gateway::{GatewayPolicy, serve_gateway};
 pub use git_gateway::serve_git_gateway;
+pub use github_token::GithubCredentials;
 pub use observability::install_metrics_recorder;
 pub use state::{AppState, ServerConfig};
 

@@ -62,8 +62,8 @@ impl ServerConfig {
     }
 }
 
-/// Shared, cheaply cloneable handler state. Immutable after start; the one lock held across an
-/// await is a person's GitHub refresh lock (`github_token`), on purpose.
+/// Shared, cheaply cloneable handler state. Immutable after start: nothing here is locked
+/// across an await.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -76,7 +76,6 @@ struct Inner {
     metrics: PrometheusHandle,
     http: reqwest::Client,
     sessions: Option<SessionManager>,
-    github_refresh_locks: crate::github_token::RefreshLocks,
 }
 
 impl AppState {
@@ -122,7 +121,6 @@ impl AppState {
             metrics,
             http,
             sessions,
-            github_refresh_locks: Default::default(),
         };
         Self {
             inner: Arc::new(inner),
@@ -155,10 +153,6 @@ impl AppState {
 
     pub(crate) fn metrics(&self) -> &PrometheusHandle {
         &self.inner.metrics
-    }
-
-    pub(crate) fn github_refresh_locks(&self) -> &crate::github_token::RefreshLocks {
-        &self.inner.github_refresh_locks
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {

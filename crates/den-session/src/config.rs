@@ -20,6 +20,9 @@ pub struct SessionConfig {
     /// The host unix socket of den's git gateway, forwarded into the sandboxes of sessions on
     /// an http(s) repository, whose `origin` it becomes. `None`: origin stays the real URL.
     pub git_gateway_socket: Option<PathBuf>,
+    /// Credentials for git hosts beyond the person's stored ones (their GitHub token), for
+    /// den's clone on the host.
+    pub credentials: Option<crate::Credentials>,
     /// The pinned OpenCode binary on the host.
     pub opencode_bin: PathBuf,
     /// Every provider and model den knows (its own, and the admin's).
@@ -56,6 +59,7 @@ impl SessionConfig {
             snapshots_dir: data_dir.join("snapshots"),
             gateway_socket,
             git_gateway_socket: None,
+            credentials: None,
             opencode_bin,
             catalog: Catalog::builtin(),
             idle_timeout: Duration::from_secs(600),

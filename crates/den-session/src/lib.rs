@@ -26,6 +26,7 @@ mod actor;
 pub mod catalog;
 mod changes;
 mod config;
+mod credentials;
 mod error;
 mod eventlog;
 mod handle;
@@ -43,6 +44,7 @@ pub use den_sandbox::git::{GitError, HttpAuth, RemoteBranches, remote_branches};
 
 pub use catalog::{AdminProvider, Catalog, ProviderConfig, ProviderKind};
 pub use config::{GATEWAY_PORT, GIT_GATEWAY_PORT, SessionConfig};
+pub use credentials::{CredentialSource, Credentials};
 pub use error::{Result, SessionError};
 pub use eventlog::{Delivery, EncodedEvent, EventSubscription};
 pub use handle::{CommandOutcome, SessionCommand, SessionHandle};

@@ -808,3 +808,27 @@ async fn budgets_keep_the_admins_and_the_persons_own_cap_apart() {
         assert_eq!(store.budget(alice).await.unwrap(), none);
     }
 }
+
+#[tokio::test]
+async fn a_github_account_links_to_one_user_only() {
+    let (stores, _dir) = stores().await;
+    for store in stores {
+        let ada = user(&store, "ada").await;
+        let bob = user(&store, "bob").await;
+        store.link_github(ada, 583_231, "octocat").await.unwrap();
+        let found = store.user_by_github_id(583_231).await.unwrap();
+        assert_eq!(
+            (found.id, found.github_login.as_deref()),
+            (ada, Some("octocat"))
+        );
+        assert!(matches!(
+            store.link_github(bob, 583_231, "octocat").await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(store.user_by_id(bob).await.unwrap().github_id.is_none());
+        assert!(matches!(
+            store.link_github(Uuid::now_v7(), 1, "nobody").await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}

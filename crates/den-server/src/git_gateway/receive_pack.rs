@@ -30,6 +30,40 @@ impl PushRequest {
     }
 }
 
+/// Whether `head`, the start of a push's body, holds its whole command list (up to the flush
+/// packet), may once more arrives, or cannot be one.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CommandList {
+    Complete,
+    Incomplete,
+    Invalid,
+}
+
+pub(crate) fn command_list(head: &[u8]) -> CommandList {
+    let mut rest = head;
+    loop {
+        let Some(prefix) = rest.get(..4) else {
+            return CommandList::Incomplete;
+        };
+        let Some(length) = std::str::from_utf8(prefix)
+            .ok()
+            .and_then(|p| usize::from_str_radix(p, 16).ok())
+        else {
+            return CommandList::Invalid;
+        };
+        if length == 0 {
+            return CommandList::Complete;
+        }
+        if length < 4 {
+            return CommandList::Invalid;
+        }
+        if length > rest.len() {
+            return CommandList::Incomplete;
+        }
+        rest = &rest[length..];
+    }
+}
+
 /// Parses the command list up to its flush packet; `None` if the request is not one.
 pub(crate) fn parse(body: &[u8]) -> Option<PushRequest> {
     let mut request = PushRequest::default();
@@ -132,6 +166,26 @@ fn zero() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_list_is_complete_only_at_its_flush_packet() {
+        let line = format!(
+            "{} {} refs/heads/den/x\0report-status\n",
+            "0".repeat(40),
+            "1".repeat(40)
+        );
+        let packet = format!("{:04x}{line}", line.len() + 4);
+        assert_eq!(command_list(b""), CommandList::Incomplete);
+        assert_eq!(
+            command_list(&packet.as_bytes()[..10]),
+            CommandList::Incomplete
+        );
+        assert_eq!(command_list(packet.as_bytes()), CommandList::Incomplete);
+        let whole = format!("{packet}0000PACK...");
+        assert_eq!(command_list(whole.as_bytes()), CommandList::Complete);
+        assert_eq!(command_list(b"zzzz"), CommandList::Invalid);
+        assert_eq!(command_list(b"0002"), CommandList::Invalid);
+    }
 
     fn body(lines: &[&str]) -> Vec<u8> {
         let mut out = Vec::new();

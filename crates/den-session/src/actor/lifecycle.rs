@@ -221,8 +221,11 @@ async fn start(
             StepState::Started,
             Some(record.repository.clone()),
         );
-        let auth = clone_credential(&services, &record).await?;
-        match workspace::ensure_checkout(config, &record, auth.as_ref()).await {
+        let cloned = match clone_credential(&services, &record).await {
+            Ok(auth) => workspace::ensure_checkout(config, &record, auth.as_ref()).await,
+            Err(err) => Err(err),
+        };
+        match cloned {
             Ok(_) => note(ProgressStep::Clone, StepState::Done, None),
             Err(err) => {
                 note(
@@ -316,10 +319,21 @@ async fn clone_credential(
         .store
         .git_credential(record.owner_id, &host)
         .await?;
-    Ok(credential.map(|c| den_sandbox::git::HttpAuth {
-        username: c.username,
-        password: c.token.to_string(),
-    }))
+    if let Some(c) = credential {
+        return Ok(Some(den_sandbox::git::HttpAuth {
+            username: c.username,
+            password: c.token.to_string(),
+        }));
+    }
+    // None stored for the host: the server's source (the person's GitHub token on GitHub).
+    match &services.config.credentials {
+        Some(source) => source
+            .0
+            .credential(record.owner_id, &host)
+            .await
+            .map_err(SessionError::Conflict),
+        None => Ok(None),
+    }
 }
 
 /// Waits for OpenCode, subscribes to its events (before any prompt, so none is missed), and

@@ -104,7 +104,13 @@ pub(crate) fn server_config(settings: &Settings, public_url: String) -> ServerCo
         per_address: settings.auth.max_failed_logins_per_address,
         ..ThrottleLimits::default()
     };
-    config.github = settings.github.clone().map(|github| GithubConfig {
+    config.github = github_config(settings);
+    config
+}
+
+/// den's GitHub settings as the server takes them (sign-in, the API, token refresh).
+pub(crate) fn github_config(settings: &Settings) -> Option<GithubConfig> {
+    settings.github.clone().map(|github| GithubConfig {
         client_id: github.client_id,
         client_secret: github.client_secret,
         authorize_url: github.authorize_url,
@@ -112,8 +118,7 @@ pub(crate) fn server_config(settings: &Settings, public_url: String) -> ServerCo
         api_url: github.api_url,
         scopes: github.scopes,
         allowed_logins: github.allowed_logins,
-    });
-    config
+    })
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish.

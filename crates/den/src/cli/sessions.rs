@@ -66,10 +66,15 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
     let git_listener = tokio::net::UnixListener::bind(&git_gateway_socket)
         .context("binding the git gateway socket")?;
     let (git_gateway_stop, git_stopped) = oneshot::channel::<()>();
+    // The person's GitHub token for GitHub's host when they stored no credential for it, in
+    // den's clone and the git gateway alike (refreshed when it expires).
+    let github_credentials = super::serve::github_config(settings)
+        .map(|github| den_server::GithubCredentials::new(store.clone(), github));
     let git_gateway = tokio::spawn(den_server::serve_git_gateway(
         git_listener,
         store.clone(),
         settings.repository_egress(),
+        github_credentials.clone(),
         async move {
             let _ = git_stopped.await;
         },
@@ -89,6 +94,8 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
     config.catalog = catalog;
     config.git_gateway_socket = Some(git_gateway_socket);
     config.runner.clone_from(&sandbox.instance);
+    config.credentials =
+        github_credentials.map(|github| den_session::Credentials(std::sync::Arc::new(github)));
     config.idle_timeout = Duration::from_secs(sandbox.idle_timeout_minutes * 60);
     config.turn_inactivity_timeout =
         Duration::from_secs(sandbox.turn_inactivity_minutes.max(1) * 60);

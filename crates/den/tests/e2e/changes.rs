@@ -120,3 +120,49 @@ async fn the_diff_shows_committed_and_uncommitted_work_and_survives_a_pause() {
     let (status, _) = den.api_as(&mallory, Method::GET, &path, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// A symlink the agent points out of the tree (at the sandbox's own environment, which holds
+/// its gateway tokens, and at the filesystem root) is shown as a link, its target as text:
+/// the diff never reads what a link points at.
+#[tokio::test]
+async fn the_diff_shows_a_symlink_out_of_the_tree_as_a_link_without_following_it() {
+    let den = Den::start().await;
+    den.model.push(Turn::new().bash(
+        "ln -s /proc/self/environ environ-link && ln -s / root-link && ln -s ../../../../etc up-link",
+        "make links",
+    ));
+    den.model.push(Turn::text("Linked."));
+    let session = den.create_session(Some("make some links")).await;
+    let mut socket = den.connect(&session, 0).await;
+    socket.until_turn_finished().await;
+    socket
+        .until(|e| matches!(e, SessionEvent::DiffChanged { .. }))
+        .await;
+    let (status, diff) = den
+        .api(Method::GET, &format!("/api/sessions/{session}/diff"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    for (path, target) in [
+        ("environ-link", "/proc/self/environ"),
+        ("root-link", "/"),
+        ("up-link", "../../../../etc"),
+    ] {
+        let link = file(&diff, path);
+        assert_eq!(link["status"], "added", "{link:#}");
+        assert_eq!(
+            link["additions"], 1,
+            "the link's target is its one line: {link:#}"
+        );
+        let patch = link["patch"].as_str().unwrap();
+        assert!(patch.contains("new file mode 120000"), "{patch}");
+        assert!(patch.contains(&format!("+{target}")), "{patch}");
+    }
+    // Nothing of what the links point at: no environment (the sandbox's tokens), no listing.
+    let text = diff.to_string();
+    for leaked in ["DEN_", "OPENCODE_", "PATH=", "passwd", "bin/sh"] {
+        assert!(
+            !text.contains(leaked),
+            "{leaked} leaked into the diff: {diff:#}"
+        );
+    }
+}

@@ -240,4 +240,49 @@ async fn the_agent_pushes_its_branch_through_den_and_never_sees_the_token() {
         .api(Method::GET, &format!("/api/sessions/{id}/diff"), None)
         .await;
     assert!(!diff.to_string().contains(TOKEN));
+
+    // Nor in anything den keeps on disk: paused, the session's snapshot archive (decompressed),
+    // its checkout, the database and every other file under den's data directory.
+    let (status, body) = den
+        .api(Method::POST, &format!("/api/sessions/{id}/pause"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, session) = den
+        .api(Method::GET, &format!("/api/sessions/{id}"), None)
+        .await;
+    assert_eq!(session["status"], "paused", "{session}");
+    let mut archives = 0;
+    let mut pending = vec![den.data_dir.path().to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if !kind.is_file() {
+                continue;
+            }
+            let Ok(mut bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            if path.to_string_lossy().ends_with(".zst") {
+                bytes = zstd::decode_all(bytes.as_slice()).unwrap();
+                archives += 1;
+            }
+            // (The agent's own command holds the token in base64, to search for it without
+            // naming it: that is in the event log by design, so only the token itself counts.)
+            let secret = TOKEN.as_bytes();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "the token is in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(archives > 0, "the pause left a snapshot archive to search");
 }
