@@ -52,21 +52,53 @@ fn ns_id(pid: i32, name: &str) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/ns/{name}")).ok()
 }
 
-/// A process of the sandbox's command (not bubblewrap's launcher, which stays in the host's
-/// user namespace): the one whose namespaces `exec` joins.
-fn sandbox_process(live: &Live) -> Result<i32> {
-    let host_user = ns_id(std::process::id() as i32, "user");
-    live.cgroup
+/// The parent of a process, if it is still there.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so read after the last ')'.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The processes of the sandbox's command, newest first: any of them shows `exec` the
+/// namespaces to join. Not bubblewrap's launcher (it stays in the host's user namespace), and
+/// not another `exec`'s command (den's own child, which may be halfway through joining).
+fn sandbox_processes(live: &Live) -> Vec<i32> {
+    let den = std::process::id() as i32;
+    let host_user = ns_id(den, "user");
+    let mut pids: Vec<i32> = live
+        .cgroup
         .pids()
         .into_iter()
         .filter(|pid| ns_id(*pid, "user").is_some_and(|ns| Some(&ns) != host_user.as_ref()))
-        // The highest pid is the newest: the command rather than bubblewrap's init.
-        .max()
-        .ok_or_else(|| SandboxError::Host("the sandbox has no process to run a command beside".into()))
+        .filter(|pid| parent_of(*pid) != Some(den))
+        .collect();
+    // The highest pid is usually the newest: the command rather than bubblewrap's init.
+    pids.sort_unstable_by(|a, b| b.cmp(a));
+    pids
 }
 
+/// The sandbox's namespaces, from the first of its processes that is still there when they are
+/// opened: a process can exit between the listing and the opening (a short-lived tool of the
+/// agent, or another `exec`'s git, which joins the same cgroup), and then the next one serves.
 fn namespaces(live: &Live) -> Result<Namespaces> {
-    let pid = sandbox_process(live)?;
+    let mut last = None;
+    for pid in sandbox_processes(live) {
+        match namespaces_of(live, pid) {
+            Ok(namespaces) => return Ok(namespaces),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        SandboxError::Host("the sandbox has no process to run a command beside".into())
+    }))
+}
+
+fn namespaces_of(live: &Live, pid: i32) -> Result<Namespaces> {
     let mnt = open_ns(pid, "mnt")?;
     // SAFETY: an ioctl on a namespace fd we own; it returns a new fd or -1.
     let owner = unsafe { libc::ioctl(mnt.as_raw_fd(), NS_GET_USERNS) };

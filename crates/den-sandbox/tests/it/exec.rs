@@ -97,3 +97,42 @@ async fn exec_runs_beside_the_agent_with_its_view_and_user() {
     h.rt.destroy(&sandbox.id).await.unwrap();
     h.finish().await;
 }
+
+/// den runs commands beside the agent concurrently (the diff after a turn, a push, a person's
+/// diff request): each joins the sandbox while the others' short-lived processes come and go,
+/// and every one runs where the agent is, never failing on a process that just exited.
+#[tokio::test]
+async fn concurrent_execs_each_find_the_sandbox() {
+    let h = Harness::new().await;
+    h.git_init();
+    let spec = h.spec("echo ready; exec sleep 300");
+    let sandbox = h.rt.create(spec, None).await.unwrap();
+    let log = h
+        .dir
+        .path()
+        .join("state/sandboxes")
+        .join(sandbox.id.as_str())
+        .join("log");
+    crate::limits_wait(&log).await;
+
+    for _round in 0..10 {
+        let runs = (0..6).map(|_| {
+            h.rt.exec(
+                &sandbox.id,
+                ExecRequest::new(["/bin/sh", "-c", "id -u; hostname"]),
+            )
+        });
+        for out in futures::future::join_all(runs).await {
+            let out = out.unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "1000\nsandbox\n",
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    h.rt.destroy(&sandbox.id).await.unwrap();
+    h.finish().await;
+}
