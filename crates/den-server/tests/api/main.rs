@@ -5,8 +5,8 @@
 )]
 
 mod authz;
-mod budget;
 mod branches;
+mod budget;
 mod credentials;
 mod gateway;
 mod gateway_tokens;
