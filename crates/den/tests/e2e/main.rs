@@ -19,4 +19,5 @@ mod postgres;
 mod secrets;
 mod secrets_at_rest;
 mod slow_client;
+mod terminal;
 mod turns;
