@@ -112,11 +112,10 @@ impl EventStream {
                     }
                 }
             };
-            let reason = match tokio::time::timeout(IDLE, body.next()).await {
-                Err(_) => format!("no data for {} s", IDLE.as_secs()),
-                Ok(None) => "the connection ended".to_owned(),
-                Ok(Some(Err(err))) => err.to_string(),
-                Ok(Some(Ok(sse))) => {
+            let reason = match body.next().await {
+                None => "the connection ended".to_owned(),
+                Some(Err(err)) => err.to_string(),
+                Some(Ok(sse)) => {
                     self.body = Some(body);
                     match self.decode(sse) {
                         Ok(Some(item)) => {
@@ -179,5 +178,25 @@ async fn connect(client: &Client, session: Uuid, after: i64) -> Result<SseBody, 
         )
         .header("accept", "text/event-stream");
     let response = client.send(request).await?;
-    Ok(SseByteStream::new(response.bytes_stream()).boxed())
+    // The idle limit watches the bytes, not the decoded events: den's keep-alives are SSE
+    // comments, which the decoder swallows, and a quiet turn (a long build) is not a dead link.
+    let bytes = response.bytes_stream().boxed();
+    let watched = futures::stream::unfold(Some(bytes), |state| async move {
+        let mut bytes = state?;
+        match tokio::time::timeout(IDLE, bytes.next()).await {
+            Ok(Some(chunk)) => Some((chunk.map_err(std::io::Error::other), Some(bytes))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "nothing from den for {} s, not even a keep-alive",
+                        IDLE.as_secs()
+                    ),
+                )),
+                None,
+            )),
+        }
+    });
+    Ok(SseByteStream::new(watched).boxed())
 }

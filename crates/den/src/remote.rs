@@ -38,6 +38,13 @@ pub(crate) enum RemoteCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a session's transcript so far.
+    Show {
+        id: String,
+        /// The events as JSON lines (`SequencedEvent`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a session on a repository with a prompt and stream its turn.
     Run(RunArgs),
     /// Follow a session's events (its history, then live) until its turn ends.
@@ -191,6 +198,16 @@ async fn run(command: RemoteCommand) -> anyhow::Result<ExitCode> {
                 .map_err(|err| not_found(err, id))?;
             let ending = follow::follow(&client, id, stream, until, &args.follow).await?;
             Ok(finish(&client, id, ending, &args.follow, false).await)
+        }
+        RemoteCommand::Show { id, json } => {
+            let id = session_id(&id)?;
+            let stream = client
+                .events(id, 0)
+                .await
+                .map_err(|err| not_found(err, id))?;
+            let args = FollowArgs { json, stop: false };
+            follow::follow(&client, id, stream, Until::CaughtUp, &args).await?;
+            Ok(ExitCode::SUCCESS)
         }
         RemoteCommand::Prompt(args) => prompt(&client, args).await,
         RemoteCommand::Stop { id } => {

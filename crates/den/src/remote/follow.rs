@@ -22,6 +22,8 @@ pub(super) enum Until {
     FirstTurn,
     Turn(String),
     Settled,
+    /// The history so far (`den show`).
+    CaughtUp,
     Forever,
 }
 
@@ -47,6 +49,8 @@ struct Fold {
     open_turn: Option<String>,
     queued: usize,
     status: Option<SessionStatus>,
+    /// Why the session is in `error`, when it is.
+    status_error: Option<String>,
     /// The last status change, turn start or turn end: whether it was a turn's end.
     last_was_turn_end: bool,
     last_turn: Option<(TurnOutcome, Option<String>)>,
@@ -65,8 +69,9 @@ impl Fold {
                 self.last_was_turn_end = true;
             }
             SessionEvent::Queue { items } => self.queued = items.len(),
-            SessionEvent::Status { status, .. } => {
+            SessionEvent::Status { status, error } => {
                 self.status = Some(*status);
+                self.status_error.clone_from(error);
                 self.last_was_turn_end = false;
             }
             _ => {}
@@ -85,9 +90,11 @@ impl Fold {
 
     fn ending(&self) -> Ending {
         match (&self.last_turn, self.status) {
-            (_, Some(SessionStatus::Error)) if !self.last_was_turn_end => {
-                Ending::SessionError("the session is in error".to_owned())
-            }
+            (_, Some(SessionStatus::Error)) if !self.last_was_turn_end => Ending::SessionError(
+                self.status_error
+                    .clone()
+                    .unwrap_or_else(|| "the session is in error".to_owned()),
+            ),
             (Some((outcome, error)), _) => Ending::Turn {
                 outcome: *outcome,
                 error: error.clone(),
@@ -138,6 +145,10 @@ pub(super) async fn follow(
                 }
             }
             StreamItem::CaughtUp { .. } => {
+                if until == Until::CaughtUp {
+                    output.end_line();
+                    return Ok(Ending::Nothing);
+                }
                 if until == Until::Settled && fold.settled() {
                     output.end_line();
                     return Ok(fold.ending());
@@ -153,7 +164,7 @@ pub(super) async fn follow(
 /// Whether `event` (already folded) ends the wait.
 fn ends(until: &Until, fold: &Fold, event: &SessionEvent) -> Option<Ending> {
     match (until, event) {
-        (Until::Forever, _) => None,
+        (Until::Forever | Until::CaughtUp, _) => None,
         (Until::FirstTurn | Until::Settled, SessionEvent::TurnFinished { outcome, error, .. })
             if *until == Until::FirstTurn || fold.queued == 0 =>
         {

@@ -202,6 +202,20 @@ async fn den_run_streams_a_turn_and_the_other_commands_act_on_the_session() {
         "only the new turn: {second}"
     );
 
+    // The transcript so far, both turns, as text.
+    let show = terminal.run(&["show", &id]).await;
+    assert!(show.status.success(), "{show:?}");
+    let transcript = text(&show.stdout);
+    let first = transcript
+        .find("> please write hello.txt")
+        .unwrap_or(usize::MAX);
+    let written = transcript.find("⚙ write").unwrap_or(usize::MAX);
+    let answer = transcript.find("Second answer.").unwrap_or(usize::MAX);
+    assert!(
+        first < written && written < answer && answer < usize::MAX,
+        "{transcript}"
+    );
+
     // Deleted: gone from the list, and following it is refused clearly.
     let rm = terminal.run(&["rm", &id]).await;
     assert!(rm.status.success(), "{rm:?}");
@@ -477,4 +491,17 @@ async fn a_revoked_token_an_unknown_session_and_no_sign_in_are_refused_clearly()
     let logout = terminal.run(&["logout"]).await;
     assert!(logout.status.success(), "{logout:?}");
     assert!(!terminal.credentials().exists());
+}
+
+#[tokio::test]
+async fn the_admin_commands_ignore_the_terminal_clients_variables() {
+    // Someone with DEN_URL and DEN_TOKEN in their shell can still run den's own commands:
+    // they are not configuration keys (which den refuses when unknown).
+    let data = tempfile::tempdir().unwrap();
+    let terminal = Terminal::with_env("http://127.0.0.1:9", "den_whatever");
+    let migrate = terminal
+        .run(&["migrate", "--data-dir", data.path().to_str().unwrap()])
+        .await;
+    assert!(migrate.status.success(), "{migrate:?}");
+    assert!(text(&migrate.stdout).contains("migration"), "{migrate:?}");
 }
