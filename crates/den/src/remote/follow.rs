@@ -124,12 +124,13 @@ pub(super) async fn follow(
 ) -> anyhow::Result<Ending> {
     let mut output = Output::new(args.json);
     let mut fold = Fold::default();
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
+    // Registered now, before any event is printed: a Ctrl-C from then on is always seen.
+    let mut interrupted =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
         let item = tokio::select! {
             item = stream.next() => item?,
-            _ = &mut interrupted => {
+            _ = interrupted.recv() => {
                 output.end_line();
                 let stopped = args.stop && client.abort(id).await.is_ok();
                 return Ok(Ending::Interrupted { stopped });

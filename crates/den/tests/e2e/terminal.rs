@@ -505,3 +505,128 @@ async fn the_admin_commands_ignore_the_terminal_clients_variables() {
     assert!(migrate.status.success(), "{migrate:?}");
     assert!(text(&migrate.stdout).contains("migration"), "{migrate:?}");
 }
+
+#[tokio::test]
+async fn ctrl_c_with_stop_stops_the_turn() {
+    let den = Den::start().await;
+    let terminal = Terminal::with_env(&den.base, &den.token);
+    let gate = Gate::new();
+    den.model.push(
+        Turn::new()
+            .say("Working on it. ")
+            .hold(&gate)
+            .say("never said"),
+    );
+    let repo = den.repo.display().to_string();
+    let mut run = terminal
+        .command(&[
+            "run",
+            "--stop",
+            "--repo",
+            &repo,
+            "--model",
+            &model(),
+            "work slowly",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A printed event means the command is following (and listening for Ctrl-C).
+    let mut stdout = BufReader::new(run.stdout.take().unwrap()).lines();
+    tokio::time::timeout(WITHIN, stdout.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("an event line");
+    gate.reached().await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(run.id().unwrap()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = tokio::time::timeout(WITHIN, run.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    assert!(
+        text(&output.stderr).contains("stopped the turn"),
+        "{output:?}"
+    );
+
+    let (_, page) = den.api(Method::GET, "/api/sessions", None).await;
+    let session = page["sessions"][0]["id"].as_str().unwrap().to_owned();
+    let mut socket = den.connect(&session, 0).await;
+    let finished = socket.until_turn_finished().await;
+    gate.release();
+    assert!(
+        matches!(
+            finished,
+            SessionEvent::TurnFinished {
+                outcome: TurnOutcome::Aborted,
+                ..
+            }
+        ),
+        "{finished:?}"
+    );
+}
+
+#[tokio::test]
+async fn den_push_commits_and_pushes_the_sessions_branch() {
+    const TOKEN: &str = "ghp_terminalTestToken0123456789abcdef";
+    let git = den_test_support::GitServer::start(TOKEN).await.unwrap();
+    git.create_repo("acme/tools", &[("README.md", "# tools\n")])
+        .await
+        .unwrap();
+    let host = git.base_url().trim_start_matches("http://").to_owned();
+    let den = Den::start_allowing(&[&host], "").await;
+    let (status, body) = den
+        .api(
+            Method::PUT,
+            &format!("/api/git-credentials/{host}"),
+            Some(json!({"username": "x-access-token", "token": TOKEN})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let terminal = Terminal::with_env(&den.base, &den.token);
+    den.model
+        .push(Turn::new().write("notes.txt", "from the terminal\n"));
+    den.model.push(Turn::text("Written."));
+    let run = terminal
+        .run(&[
+            "run",
+            "--repo",
+            &git.url("acme/tools"),
+            "--model",
+            &model(),
+            "write notes.txt",
+        ])
+        .await;
+    assert!(run.status.success(), "{run:?}");
+    let (_, page) = den.api(Method::GET, "/api/sessions", None).await;
+    let id = page["sessions"][0]["id"].as_str().unwrap().to_owned();
+    let branch = page["sessions"][0]["workBranch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let push = terminal
+        .run(&["push", &id, "-m", "notes from the terminal"])
+        .await;
+    assert!(push.status.success(), "{push:?}");
+    let said = text(&push.stdout);
+    let pushed = git
+        .commit_of("acme/tools", &format!("refs/heads/{branch}"))
+        .await
+        .expect("the branch reached the remote");
+    assert!(
+        said.contains(&format!("pushed {branch} at {pushed}")) && said.contains("committed"),
+        "{said}"
+    );
+    let subject = git
+        .git_in("acme/tools", &["log", "-1", "--format=%s", &branch])
+        .await
+        .unwrap();
+    assert_eq!(subject, "notes from the terminal");
+}
