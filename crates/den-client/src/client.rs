@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use den_protocol::auth::User;
+use den_protocol::auth::{CreateTokenRequest, CreatedToken, LoginRequest, User};
 use den_protocol::changes::{PushRequest, PushResult, SessionDiff};
 use den_protocol::error::ErrorBody;
 use den_protocol::events::{PromptAccepted, PromptRequest};
@@ -157,6 +157,77 @@ impl Client {
     async fn no_content(&self, request: RequestBuilder) -> Result<(), ClientError> {
         self.send(request.timeout(REQUEST_TIMEOUT)).await?;
         Ok(())
+    }
+
+    /// Signs in with a username and password, as the web page does, and makes an API token
+    /// named `token_name` with that sign-in; the browser-style session is ended right after,
+    /// so only the token remains. The client keeps using its own token; the new one is
+    /// returned.
+    pub async fn token_from_password(
+        &self,
+        username: &str,
+        password: &str,
+        token_name: &str,
+    ) -> Result<CreatedToken, ClientError> {
+        let login = self
+            .http
+            .post(self.url("/api/auth/login"))
+            // den's check against cross-site cookie requests (a browser cannot send it).
+            .header("x-den-csrf", "1")
+            .json(&LoginRequest {
+                username: username.to_owned(),
+                password: password.to_owned(),
+            })
+            .timeout(REQUEST_TIMEOUT);
+        let response = match self.send(login).await {
+            Ok(response) => response,
+            Err(ClientError::Unauthorized { message, .. }) => {
+                return Err(ClientError::SignInRefused(message));
+            }
+            Err(ClientError::Refused {
+                status: 429,
+                message,
+                ..
+            }) => {
+                return Err(ClientError::SignInRefused(message));
+            }
+            Err(err) => return Err(err),
+        };
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("den_session="))
+            .and_then(|value| value.split(';').next())
+            .map(str::to_owned)
+            .ok_or_else(|| ClientError::Protocol("the sign-in set no session cookie".to_owned()))?;
+        let with_cookie = |method: Method, path: &str| {
+            self.http
+                .request(method, self.url(path))
+                .header("cookie", &cookie)
+                .header("x-den-csrf", "1")
+                .timeout(REQUEST_TIMEOUT)
+        };
+        let created = self
+            .send(
+                with_cookie(Method::POST, "/api/tokens").json(&CreateTokenRequest {
+                    name: token_name.to_owned(),
+                }),
+            )
+            .await;
+        // Ends the sign-in whatever happened: only the token is meant to outlive this call.
+        let _ = self
+            .send(with_cookie(Method::POST, "/api/auth/logout"))
+            .await;
+        let text = created?
+            .text()
+            .await
+            .map_err(|source| ClientError::Network {
+                url: self.base.to_string(),
+                source,
+            })?;
+        serde_json::from_str(&text).map_err(|err| ClientError::Protocol(err.to_string()))
     }
 
     /// `GET /api/auth/me`: who the token belongs to (also how `den login` checks a token).

@@ -6,6 +6,9 @@ pub enum ClientError {
     /// den did not accept the token (revoked, expired, or for another den).
     #[error("den at {url} did not accept the token ({message})")]
     Unauthorized { url: String, message: String },
+    /// den refused the username and password (or throttled the attempts).
+    #[error("den refused the sign-in: {0}")]
+    SignInRefused(String),
     /// The session (or other resource) does not exist, or belongs to someone else.
     #[error("{message}")]
     NotFound { message: String },

@@ -164,7 +164,7 @@ fn explain(err: &anyhow::Error) -> String {
     match err.downcast_ref::<ClientError>() {
         Some(ClientError::Unauthorized { url, .. }) => format!(
             "den at {url} did not accept your token (it was revoked or has expired): \
-             sign in again with `den login {url} --token <token>`"
+             sign in again with `den login {url} --token-stdin`"
         ),
         _ => format!("{err:#}"),
     }
@@ -308,13 +308,16 @@ async fn run_session(client: &Client, args: RunArgs) -> anyhow::Result<ExitCode>
 async fn prompt(client: &Client, args: PromptArgs) -> anyhow::Result<ExitCode> {
     let id = session_id(&args.id)?;
     // Subscribe first and read to the live edge, so the turn's first events cannot be missed.
-    let mut stream = client
-        .events(id, 0)
-        .await
-        .map_err(|err| not_found(err, id))?;
-    if !args.detach {
+    let stream = if args.detach {
+        None
+    } else {
+        let mut stream = client
+            .events(id, 0)
+            .await
+            .map_err(|err| not_found(err, id))?;
         follow::catch_up(&mut stream).await?;
-    }
+        Some(stream)
+    };
     let accepted = client
         .prompt(
             id,
@@ -325,7 +328,7 @@ async fn prompt(client: &Client, args: PromptArgs) -> anyhow::Result<ExitCode> {
         )
         .await
         .map_err(|err| not_found(err, id))?;
-    if args.detach {
+    let Some(stream) = stream else {
         if args.follow.json {
             println!("{}", serde_json::to_string(&accepted)?);
         } else {
@@ -336,7 +339,7 @@ async fn prompt(client: &Client, args: PromptArgs) -> anyhow::Result<ExitCode> {
             );
         }
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     let until = Until::Turn(accepted.id);
     let ending = follow::follow(client, id, stream, until, &args.follow).await?;
     Ok(finish(client, id, ending, &args.follow, true).await)

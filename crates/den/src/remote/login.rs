@@ -21,13 +21,30 @@ pub(crate) struct LoginArgs {
     /// of the machine while it runs.
     #[arg(
         long,
-        conflicts_with = "token_stdin",
-        required_unless_present = "token_stdin"
+        conflicts_with_all = ["token_stdin", "username"],
+        required_unless_present_any = ["token_stdin", "username"]
     )]
     token: Option<String>,
     /// Read the API token from the first line of standard input.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "username")]
     token_stdin: bool,
+    /// Sign in with this account's password instead (read from standard input): den makes an
+    /// API token for this terminal, listed in Settings → API tokens, where it can be revoked.
+    #[arg(long, requires = "password_stdin")]
+    username: Option<String>,
+    /// Read the password from the first line of standard input (with `--username`).
+    #[arg(long, requires = "username")]
+    password_stdin: bool,
+}
+
+fn first_line_of_stdin(what: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .with_context(|| format!("reading the {what} from standard input"))?;
+    // Only the line ending: a password may begin or end with spaces.
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 /// Where the sign-in is kept.
@@ -41,16 +58,18 @@ fn credentials_path() -> anyhow::Result<PathBuf> {
 }
 
 pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
-    let token = match args.token {
-        Some(token) => token,
-        None => {
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .context("reading the token from standard input")?;
-            line
+    let token = match (args.token, args.username) {
+        (Some(token), _) => token,
+        (None, Some(username)) => {
+            let password = first_line_of_stdin("password")?;
+            let client = Client::new(&args.url, "")?;
+            let name = format!("den CLI ({username})");
+            client
+                .token_from_password(&username, &password, &name)
+                .await?
+                .token
         }
+        (None, None) => first_line_of_stdin("token")?,
     };
     let token = token.trim().to_owned();
     anyhow::ensure!(!token.is_empty(), "the token is empty");

@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-use crate::harness::{Den, WITHIN, seqs};
+use crate::harness::{Den, PASSWORD, WITHIN, seqs};
 
 /// A person's terminal: a home and config directory of its own, none of den's variables.
 struct Terminal {
@@ -65,8 +65,14 @@ impl Terminal {
     }
 
     async fn login(&self, url: &str, token: &str) -> Output {
+        self.login_with(&["login", url, "--token-stdin"], token)
+            .await
+    }
+
+    /// Runs `den login` with `args`, `secret` on its standard input.
+    async fn login_with(&self, args: &[&str], secret: &str) -> Output {
         let mut child = self
-            .command(&["login", url, "--token-stdin"])
+            .command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -74,7 +80,7 @@ impl Terminal {
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
         stdin
-            .write_all(format!("{token}\n").as_bytes())
+            .write_all(format!("{secret}\n").as_bytes())
             .await
             .unwrap();
         drop(stdin);
@@ -629,4 +635,60 @@ async fn den_push_commits_and_pushes_the_sessions_branch() {
         .await
         .unwrap();
     assert_eq!(subject, "notes from the terminal");
+}
+
+#[tokio::test]
+async fn den_login_with_a_password_makes_a_token_for_the_terminal() {
+    let den = Den::start().await;
+    let terminal = Terminal::new();
+    let wrong = terminal
+        .login_with(
+            &[
+                "login",
+                &den.base,
+                "--username",
+                "alice",
+                "--password-stdin",
+            ],
+            "not the password",
+        )
+        .await;
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+    assert!(
+        text(&wrong.stderr).contains("den refused the sign-in"),
+        "{wrong:?}"
+    );
+    assert!(!terminal.credentials().exists());
+    let (_, before) = den.api(Method::GET, "/api/tokens", None).await;
+
+    let login = terminal
+        .login_with(
+            &[
+                "login",
+                &den.base,
+                "--username",
+                "alice",
+                "--password-stdin",
+            ],
+            PASSWORD,
+        )
+        .await;
+    assert!(login.status.success(), "{login:?}");
+    assert!(text(&login.stdout).contains("as alice"), "{login:?}");
+    let sessions = terminal.run(&["sessions"]).await;
+    assert!(sessions.status.success(), "{sessions:?}");
+    // One new token, named for the terminal, revocable like any other.
+    let (_, after) = den.api(Method::GET, "/api/tokens", None).await;
+    let after = after.as_array().unwrap();
+    assert_eq!(
+        after.len(),
+        before.as_array().unwrap().len() + 1,
+        "{after:?}"
+    );
+    assert!(
+        after.iter().any(|t| t["name"] == "den CLI (alice)"),
+        "{after:?}"
+    );
+    let stored = std::fs::read_to_string(terminal.credentials()).unwrap();
+    assert!(!stored.contains(PASSWORD), "the password is never stored");
 }
