@@ -27,8 +27,8 @@ use self::render::Output;
 /// Commands that talk to a running den.
 #[derive(Debug, Subcommand)]
 pub(crate) enum RemoteCommand {
-    /// Sign in to a den with an API token (make one in the web client, Settings → API tokens, or
-    /// `POST /api/tokens`) and keep it in your config directory (mode 0600).
+    /// Sign in to a den with an API token (Settings → API tokens) or your password (den then
+    /// makes a token for this terminal), kept in your config directory (mode 0600).
     Login(login::LoginArgs),
     /// Forget the stored sign-in.
     Logout,
