@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use den_protocol::events::{SequencedEvent, ServerMessage, SessionEvent, TurnOutcome};
+use den_protocol::sessions::SessionStatus;
 use den_test_support::{Gate, OPENAI_MODEL, OPENAI_PROVIDER, Turn};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -221,6 +222,22 @@ async fn den_run_streams_a_turn_and_the_other_commands_act_on_the_session() {
         first < written && written < answer && answer < usize::MAX,
         "{transcript}"
     );
+
+    // Paused and resumed from the terminal.
+    let pause = terminal.run(&["pause", &id]).await;
+    assert!(pause.status.success(), "{pause:?}");
+    let (_, record) = den
+        .api(Method::GET, &format!("/api/sessions/{id}"), None)
+        .await;
+    assert_eq!(record["status"], "paused", "{record}");
+    let resume = terminal.run(&["resume", &id]).await;
+    assert!(resume.status.success(), "{resume:?}");
+    // Resuming runs in the background: the session's events show it paused, then running.
+    let mut socket = den.connect(&id, 0).await;
+    let is = |wanted: SessionStatus| move |e: &SessionEvent| matches!(e, SessionEvent::Status { status, .. } if *status == wanted);
+    socket.until(is(SessionStatus::Paused)).await;
+    socket.until(is(SessionStatus::Running)).await;
+    socket.close().await;
 
     // Deleted: gone from the list, and following it is refused clearly.
     let rm = terminal.run(&["rm", &id]).await;
