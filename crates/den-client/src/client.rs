@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use den_protocol::auth::{CreateTokenRequest, CreatedToken, LoginRequest, User};
-use den_protocol::changes::{PushRequest, PushResult, SessionDiff};
+use den_protocol::changes::{
+    PullRequest, PullRequestRequest, PushRequest, PushResult, SessionDiff,
+};
 use den_protocol::error::ErrorBody;
 use den_protocol::events::{PromptAccepted, PromptRequest};
 use den_protocol::sessions::{CreateSessionRequest, Session, SessionPage};
@@ -308,6 +310,19 @@ impl Client {
     pub async fn push(&self, id: Uuid, request: &PushRequest) -> Result<PushResult, ClientError> {
         self.json(
             self.request(Method::POST, &format!("/api/sessions/{id}/push"))
+                .json(request),
+        )
+        .await
+    }
+
+    /// Opens the session's pull request (or returns the open one) from its pushed branch.
+    pub async fn open_pull_request(
+        &self,
+        id: Uuid,
+        request: &PullRequestRequest,
+    ) -> Result<PullRequest, ClientError> {
+        self.json(
+            self.request(Method::POST, &format!("/api/sessions/{id}/pull-request"))
                 .json(request),
         )
         .await

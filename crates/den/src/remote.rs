@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use den_client::{Client, ClientError};
-use den_protocol::changes::PushRequest;
+use den_protocol::changes::{PullRequestRequest, PushRequest};
 use den_protocol::events::PromptRequest;
 use den_protocol::sessions::CreateSessionRequest;
 use uuid::Uuid;
@@ -75,6 +75,18 @@ pub(crate) enum RemoteCommand {
         /// The commit message for uncommitted work (default: the session's title).
         #[arg(long, short)]
         message: Option<String>,
+    },
+    /// Open a pull request from a session's pushed branch (GitHub); prints its address.
+    Pr {
+        id: String,
+        /// Default: the session's title.
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        body: Option<String>,
+        /// Open it as a draft.
+        #[arg(long)]
+        draft: bool,
     },
 }
 
@@ -240,6 +252,25 @@ async fn run(command: RemoteCommand) -> anyhow::Result<ExitCode> {
             Output::new(json).diff(&diff, stat)?;
             Ok(ExitCode::SUCCESS)
         }
+        RemoteCommand::Pr {
+            id,
+            title,
+            body,
+            draft,
+        } => {
+            let id = session_id(&id)?;
+            let pull = client
+                .open_pull_request(id, &PullRequestRequest { title, body, draft })
+                .await
+                .map_err(|err| not_found(err, id))?;
+            let what = if pull.created {
+                "opened"
+            } else {
+                "already open:"
+            };
+            println!("{what} pull request #{} {}", pull.number, pull.url);
+            Ok(ExitCode::SUCCESS)
+        }
         RemoteCommand::Push { id, message } => {
             let id = session_id(&id)?;
             let pushed = client
@@ -294,12 +325,11 @@ async fn run_session(client: &Client, args: RunArgs) -> anyhow::Result<ExitCode>
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if !args.follow.json {
-        eprintln!(
-            "session {} on {} ({}), branch {}",
-            session.id, session.repository, session.model, session.work_branch
-        );
-    }
+    // On standard error, so `--json` output stays events only; scripts find the id here.
+    eprintln!(
+        "session {} on {} ({}), branch {}",
+        session.id, session.repository, session.model, session.work_branch
+    );
     let stream = client.events(session.id, 0).await?;
     let ending = follow::follow(client, session.id, stream, Until::FirstTurn, &args.follow).await?;
     Ok(finish(client, session.id, ending, &args.follow, true).await)

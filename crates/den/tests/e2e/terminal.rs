@@ -596,14 +596,21 @@ async fn ctrl_c_with_stop_stops_the_turn() {
 }
 
 #[tokio::test]
-async fn den_push_commits_and_pushes_the_sessions_branch() {
+async fn den_push_and_den_pr_push_the_branch_and_open_its_pull_request() {
     const TOKEN: &str = "ghp_terminalTestToken0123456789abcdef";
     let git = den_test_support::GitServer::start(TOKEN).await.unwrap();
     git.create_repo("acme/tools", &[("README.md", "# tools\n")])
         .await
         .unwrap();
     let host = git.base_url().trim_start_matches("http://").to_owned();
-    let den = Den::start_allowing(&[&host], "").await;
+    let den = Den::start_allowing(
+        &[&host],
+        &format!(
+            "[github]\nclient_id = \"test\"\nclient_secret = \"test\"\napi_url = \"{}\"\n",
+            git.api_url()
+        ),
+    )
+    .await;
     let (status, body) = den
         .api(
             Method::PUT,
@@ -652,6 +659,23 @@ async fn den_push_commits_and_pushes_the_sessions_branch() {
         .await
         .unwrap();
     assert_eq!(subject, "notes from the terminal");
+
+    let pr = terminal
+        .run(&["pr", &id, "--title", "Notes", "--draft"])
+        .await;
+    assert!(pr.status.success(), "{pr:?}");
+    let pulls = git.pulls();
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    assert_eq!((pulls[0].title.as_str(), pulls[0].draft), ("Notes", true));
+    assert_eq!(pulls[0].head, branch);
+    assert!(
+        text(&pr.stdout).contains(&format!("opened pull request #{}", pulls[0].number)),
+        "{pr:?}"
+    );
+    let again = terminal.run(&["pr", &id]).await;
+    assert!(again.status.success(), "{again:?}");
+    assert!(text(&again.stdout).contains("already open:"), "{again:?}");
+    assert_eq!(git.pulls().len(), 1, "no second pull request");
 }
 
 #[tokio::test]
