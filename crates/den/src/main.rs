@@ -1,5 +1,6 @@
 //! The `den` binary: configuration, logging, and the commands (`serve`, `user`, `keys`,
-//! `migrate`, `doctor`, `bench`). Everything it does is wired from the library crates.
+//! `migrate`, `doctor`, `bench`), and the terminal client's (`login`, `run`, `attach`, …, in
+//! `remote`). Everything it does is wired from the library crates.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
