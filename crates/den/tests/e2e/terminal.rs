@@ -177,6 +177,19 @@ async fn den_run_streams_a_turn_and_the_other_commands_act_on_the_session() {
         "one line per tool state: {stdout}"
     );
     assert!(!stdout.contains("\x1b["), "no colour when not a terminal");
+    // Streamed text and the part's whole text at its end are shown once, not twice.
+    assert_eq!(stdout.matches("Writing it.").count(), 1, "{stdout}");
+    assert_eq!(stdout.matches("Done.").count(), 1, "{stdout}");
+    let tool_lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("⚙ write"))
+        .collect();
+    let mut distinct = tool_lines.clone();
+    distinct.dedup();
+    assert_eq!(
+        tool_lines, distinct,
+        "a line per state change, never repeated"
+    );
 
     // The session is listed, with its status.
     let sessions = terminal.run(&["sessions", "--json"]).await;
