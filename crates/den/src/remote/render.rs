@@ -121,7 +121,11 @@ impl Output {
                     .as_deref()
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default();
-                self.line(&style.dim(&format!("· {step} {state}{detail}")));
+                if step == "ready" {
+                    self.line(&style.dim("· ready"));
+                } else {
+                    self.line(&style.dim(&format!("· {step} {state}{detail}")));
+                }
             }
             SessionEvent::Status { status, error } => {
                 let text = match error {
