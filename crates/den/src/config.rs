@@ -16,6 +16,9 @@ const NOT_CONFIG: &[&str] = &[
     "DEN_TEST_DATABASE_URL",
     "DEN_TEST_REQUIRE_POSTGRES",
     "DEN_OPENCODE_BIN",
+    // The terminal client's (`den run`, `den attach`, …).
+    "DEN_URL",
+    "DEN_TOKEN",
 ];
 
 /// The whole configuration.

@@ -1,5 +1,6 @@
 //! The `den` binary: configuration, logging, and the commands (`serve`, `user`, `keys`,
-//! `migrate`, `doctor`, `bench`). Everything it does is wired from the library crates.
+//! `migrate`, `doctor`, `bench`), and the terminal client's (`login`, `run`, `attach`, …, in
+//! `remote`). Everything it does is wired from the library crates.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -10,6 +11,7 @@ mod bench;
 mod cli;
 mod config;
 mod keys;
+mod remote;
 
 use clap::{Parser, Subcommand};
 
@@ -43,10 +45,18 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the OpenAPI document of den's HTTP API (the web client's types come from it).
     Openapi,
+    #[command(flatten)]
+    Remote(remote::RemoteCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The terminal client talks to a den, maybe on another machine: it reads none of this
+    // den's configuration (its `DEN_URL`/`DEN_TOKEN` are not configuration keys).
+    let command = match cli.command {
+        Command::Remote(command) => return remote::main(command),
+        command => command,
+    };
     let settings = match Settings::load(&cli.overrides) {
         Ok(settings) => settings,
         Err(err) => {
@@ -66,13 +76,14 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Serve => cli::serve::run(settings).await,
             Command::User(command) => cli::user::run(settings, command).await,
             Command::Keys(command) => cli::keys::run(settings, command).await,
             Command::Migrate => cli::migrate(settings).await,
             Command::Doctor(args) => cli::doctor::run(settings, args).await,
             Command::Bench(args) => bench::run(settings, args).await,
+            Command::Remote(_) => unreachable!("the terminal client returned above"),
             Command::Openapi => {
                 println!(
                     "{}",

@@ -20,4 +20,5 @@ mod secrets;
 mod secrets_at_rest;
 mod shutdown;
 mod slow_client;
+mod terminal;
 mod turns;
