@@ -291,6 +291,54 @@ describe("layout", () => {
     await context.close();
   });
 
+  test("fields' borders and warning text meet WCAG AA contrast, in light and dark mode", async () => {
+    const { context, page } = await signedIn(browser, den, "bob");
+    for (const colorScheme of ["light", "dark"]) {
+      await page.emulateMedia({ colorScheme });
+      const measured = await page.evaluate(() => {
+        // Relative luminance and contrast ratio as WCAG 2 defines them.
+        const rgb = (css) => {
+          const probe = document.createElement("span");
+          probe.style.color = css;
+          document.body.append(probe);
+          const [r, g, b] = getComputedStyle(probe).color.match(/\d+(\.\d+)?/g).map(Number);
+          probe.remove();
+          return [r, g, b];
+        };
+        const lum = ([r, g, b]) =>
+          [r, g, b].map((c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)).reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+        const ratio = (a, b) => {
+          const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+          return (hi + 0.05) / (lo + 0.05);
+        };
+        const vars = getComputedStyle(document.documentElement);
+        const bg = rgb(vars.getPropertyValue("--bg"));
+        const bg2 = rgb(vars.getPropertyValue("--bg2"));
+        const field = rgb(getComputedStyle(document.querySelector("textarea")).borderTopColor);
+        const warn = rgb(vars.getPropertyValue("--warn"));
+        return { field: Math.min(ratio(field, bg), ratio(field, bg2)), warn: Math.min(ratio(warn, bg), ratio(warn, bg2)) };
+      });
+      assert.ok(measured.field >= 3, `${colorScheme}: field border ${measured.field.toFixed(2)}:1`);
+      assert.ok(measured.warn >= 4.5, `${colorScheme}: warning text ${measured.warn.toFixed(2)}:1`);
+    }
+    await context.close();
+  });
+
+  test("a page that fails to render says so, instead of going blank", async () => {
+    const { context, page } = await signedIn(browser, den, "bob");
+    const id = "00000000-0000-4000-8000-000000000000";
+    // A session record the page cannot draw (no repository): the failure is caught and told.
+    await page.route(`**/api/sessions/${id}`, (route) =>
+      route.fulfill({ json: { id, title: "broken", status: "idle", model: "m", createdAt: "2026-01-01T00:00:00Z", updatedAt: "2026-01-01T00:00:00Z", lastActivityAt: "2026-01-01T00:00:00Z" } }),
+    );
+    await page.goto(`/s/${id}`);
+    await expect(page.getByRole("alert").filter({ hasText: "Something went wrong on this page" })).toBeVisible();
+    // The rest of the app still works.
+    await page.getByLabel("Sessions").getByRole("link", { name: "New session" }).click();
+    await expect(page.getByRole("heading", { name: "What should we build?" })).toBeVisible();
+    await context.close();
+  });
+
   test("client-side routes survive a reload; unknown ones say so", async () => {
     const res = await fetch(`${den.url}/settings`);
     assert.equal(res.status, 200);

@@ -1,10 +1,11 @@
 import { Link } from "./router";
-import { useSessions } from "./sessions";
+import { useSessions, useWorking } from "./sessions";
 import type { User } from "./types";
 import { ago } from "./util";
 
 export function Sidebar({ user, current }: { user: User; current: string | null }) {
   const { sessions, loaded, error } = useSessions();
+  const working = useWorking();
   return (
     <nav className="sidebar" aria-label="Sessions">
       <div className="sidebar-head">
@@ -28,7 +29,11 @@ export function Sidebar({ user, current }: { user: User; current: string | null 
           {sessions.map((s) => (
             <li key={s.id}>
               <Link href={`/s/${s.id}`} aria-current={s.id === current ? "page" : undefined} className="session-link">
-                <span className={`dot ${s.status}`} role="img" aria-label={s.status} title={s.status} />
+                {working.has(s.id) ? (
+                  <span className="dot working" role="img" aria-label="working" title="The agent is working" />
+                ) : (
+                  <span className={`dot ${s.status}`} role="img" aria-label={s.status} title={s.status} />
+                )}
                 <span className="title">{s.title}</span>
                 <time className="muted small" dateTime={s.lastActivityAt}>
                   {ago(s.lastActivityAt)}
