@@ -1,6 +1,8 @@
 // The web client against a real den: what works without a running agent.
 import assert from "node:assert/strict";
-import { realpathSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, realpathSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expect } from "./expect.mjs";
 import { SHOTS, createSession, signedIn, startBrowser, startDen } from "./harness.mjs";
@@ -133,6 +135,38 @@ describe("sessions", () => {
     const local = page.locator('#recent-repos option[label="demo (local)"]');
     assert.equal(await local.count(), 1);
     assert.equal(realpathSync(await local.getAttribute("value")), realpathSync(den.repo));
+  });
+
+  test("the sidebar shows each session's repository and model, and its search finds sessions by title or repository", async () => {
+    const { page } = alice;
+    // A second repository beside the test one (inside the allowed root), with a session on it.
+    const other = join(dirname(den.repo), "gadget-repo");
+    mkdirSync(other, { recursive: true });
+    const git = (...args) => execFileSync("git", args, { cwd: other, stdio: "ignore" });
+    git("init", "-q", "-b", "main");
+    writeFileSync(join(other, "README.md"), "# gadget\n");
+    git("add", ".");
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "init");
+    const res = await page.request.post("/api/sessions", { headers: { "X-Den-Csrf": "1" }, data: { repository: other, model: den.model } });
+    assert.equal(res.status(), 201, await res.text());
+    await page.goto("/");
+    const sidebar = page.getByLabel("Sessions");
+    const gadget = sidebar.getByRole("link", { name: /gadget-repo/ });
+    const hello = sidebar.getByRole("link", { name: /Say hello/ });
+    await expect(gadget).toContainText("gadget-repo · scripted-model");
+    await expect(hello).toContainText("demo · scripted-model");
+    const search = sidebar.getByRole("searchbox", { name: "Search sessions" });
+    await search.fill("GADGET");
+    await expect(hello).toBeHidden();
+    await expect(gadget).toBeVisible();
+    await search.fill("say hello");
+    await expect(gadget).toBeHidden();
+    await expect(hello).toBeVisible();
+    await search.fill("nothing like this");
+    await expect(sidebar.getByText("No session matches “nothing like this”.")).toBeVisible();
+    await search.fill("");
+    await expect(gadget).toBeVisible();
+    await (await page.request.delete(`/api/sessions/${(await res.json()).id}`, { headers: { "X-Den-Csrf": "1" } })).body();
   });
 
   test("rename", async () => {
@@ -288,6 +322,9 @@ describe("layout", () => {
     await page.screenshot({ path: `${SHOTS}/session-phone.png` });
     await page.getByRole("button", { name: "Sessions menu" }).click();
     await expect(page.getByLabel("Sessions").getByRole("link", { name: /phone/ })).toBeVisible();
+    // The open drawer dims the page; a tap beside it closes it.
+    await page.mouse.click(345, 400);
+    await expect(page.getByLabel("Sessions").getByRole("link", { name: /phone/ })).toBeHidden();
     await context.close();
   });
 

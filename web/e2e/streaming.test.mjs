@@ -199,6 +199,10 @@ describe("a turn", () => {
     await scriptedSession(page, "try this");
     const alert = transcript(page).getByRole("alert");
     await expect(alert).toContainText("scripted refusal");
+    // Once the turn has ended, the failure is told once (not again in a banner or the turn's footer).
+    await page.waitForFunction(() => !document.querySelector('[aria-label="State"]').textContent.includes("working"));
+    const told = await page.evaluate(() => document.querySelector("main").textContent.split("scripted refusal").length - 1);
+    assert.equal(told, 1, "the failure is shown once");
     model.push([{ text: ["Second time lucky."] }]);
     await alert.getByRole("button", { name: "Retry" }).click();
     await expect(transcript(page).getByText("Second time lucky.")).toBeVisible();

@@ -87,6 +87,8 @@ export function App() {
         </Link>
       </header>
       <Sidebar user={auth.user} current={session ?? null} />
+      {/* On a phone the open drawer dims the page; a tap beside it closes it. */}
+      {menuOpen && <div className="scrim" aria-hidden="true" onClick={() => setMenuOpen(false)} />}
       <main className="main">
         <ErrorBoundary key={path}>{page}</ErrorBoundary>
       </main>

@@ -247,8 +247,8 @@ export function SessionPage({ id }: { id: string }) {
               Stop
             </button>
           )}
-          {/* A running turn would refuse the pause: offer it once the turn has ended. */}
-          {status === "running" && !running && <button onClick={() => void act(() => api.control(id, "pause"))}>Pause</button>}
+          {/* A running turn (or one about to start) would refuse the pause: offer it once the agent is idle. */}
+          {status === "running" && !working && <button onClick={() => void act(() => api.control(id, "pause"))}>Pause</button>}
           {(status === "paused" || status === "error") && (
             <button onClick={() => void act(() => api.control(id, "resume"))}>Resume</button>
           )}

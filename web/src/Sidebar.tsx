@@ -1,11 +1,16 @@
+import { useState } from "react";
 import { Link } from "./router";
 import { useSessions, useWorking } from "./sessions";
 import type { User } from "./types";
-import { ago } from "./util";
+import { ago, shortRepo } from "./util";
 
 export function Sidebar({ user, current }: { user: User; current: string | null }) {
   const { sessions, loaded, error } = useSessions();
   const working = useWorking();
+  const [query, setQuery] = useState("");
+  // Every word must match the title, the repository or the model.
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  const shown = words.length === 0 ? sessions : sessions.filter((s) => words.every((w) => `${s.title} ${s.repository} ${s.model}`.toLowerCase().includes(w)));
   return (
     <nav className="sidebar" aria-label="Sessions">
       <div className="sidebar-head">
@@ -16,6 +21,11 @@ export function Sidebar({ user, current }: { user: User; current: string | null 
           + New
         </Link>
       </div>
+      {sessions.length > 0 && (
+        <div className="pad sidebar-search">
+          <input type="search" aria-label="Search sessions" placeholder="Search sessions" value={query} onChange={(e) => setQuery(e.target.value)} />
+        </div>
+      )}
       {!loaded ? (
         <p className="muted pad">Loading sessions…</p>
       ) : error ? (
@@ -24,9 +34,11 @@ export function Sidebar({ user, current }: { user: User; current: string | null 
         </p>
       ) : sessions.length === 0 ? (
         <p className="muted pad">No sessions yet.</p>
+      ) : shown.length === 0 ? (
+        <p className="muted pad">No session matches “{query}”.</p>
       ) : (
         <ul className="session-list">
-          {sessions.map((s) => (
+          {shown.map((s) => (
             <li key={s.id}>
               <Link href={`/s/${s.id}`} aria-current={s.id === current ? "page" : undefined} className="session-link">
                 {working.has(s.id) ? (
@@ -34,7 +46,12 @@ export function Sidebar({ user, current }: { user: User; current: string | null 
                 ) : (
                   <span className={`dot ${s.status}`} role="img" aria-label={s.status} title={s.status} />
                 )}
-                <span className="title">{s.title}</span>
+                <span className="session-text">
+                  <span className="title">{s.title}</span>
+                  <span className="meta muted small" title={`${s.repository} · ${s.model}`}>
+                    {shortRepo(s.repository)} · {s.model.split("/").pop()}
+                  </span>
+                </span>
                 <time className="muted small" dateTime={s.lastActivityAt}>
                   {ago(s.lastActivityAt)}
                 </time>
