@@ -1,7 +1,8 @@
 // The web client against a real den: what works without a running agent.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, realpathSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expect } from "./expect.mjs";
@@ -358,6 +359,33 @@ describe("layout", () => {
       assert.ok(measured.field >= 3, `${colorScheme}: field border ${measured.field.toFixed(2)}:1`);
       assert.ok(measured.warn >= 4.5, `${colorScheme}: warning text ${measured.warn.toFixed(2)}:1`);
     }
+    await context.close();
+  });
+
+  test("axe-core finds no serious accessibility violation on home, a session and settings, in light and dark mode", async () => {
+    const axe = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+    const { context, page } = await signedIn(browser, den, "bob");
+    const id = await createSession(page, den, "accessibility check");
+    const found = [];
+    for (const colorScheme of ["light", "dark"]) {
+      await page.emulateMedia({ colorScheme });
+      for (const [path, ready] of [
+        ["/", page.getByRole("heading", { name: "What should we build?" })],
+        [`/s/${id}`, page.getByRole("status", { name: "Connection: Live" })],
+        ["/settings", page.getByRole("heading", { name: "Providers" })],
+      ]) {
+        await page.goto(path);
+        await ready.waitFor();
+        await page.addScriptTag({ content: axe });
+        const violations = await page.evaluate(async () => {
+          const r = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
+          return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+        });
+        for (const v of violations) found.push(`${colorScheme} ${path === "/" || path === "/settings" ? path : "session"} ${v}`);
+      }
+    }
+    await page.emulateMedia({ colorScheme: "light" });
+    assert.deepEqual(found, []);
     await context.close();
   });
 

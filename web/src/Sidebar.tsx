@@ -61,8 +61,9 @@ export function Sidebar({ user, current }: { user: User; current: string | null 
         </ul>
       )}
       <div className="sidebar-foot">
-        <Link href="/settings" className="session-link" aria-label={`Settings (signed in as ${user.username})`}>
-          ⚙ {user.username}
+        <Link href="/settings" className="session-link">
+          {/* The visible name is part of the accessible one (WCAG 2.5.3). */}
+          <span aria-hidden="true">⚙</span> <span className="visually-hidden">Settings, signed in as</span> {user.username}
         </Link>
       </div>
     </nav>
