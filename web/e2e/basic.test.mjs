@@ -404,6 +404,23 @@ describe("layout", () => {
     await context.close();
   });
 
+  test("a long title is cut short on one line and leaves the session's actions beside it", async () => {
+    const { context, page } = await signedIn(browser, den, "bob");
+    const id = await createSession(page, den, "long title");
+    const long = "A very long session title that goes on and on ".repeat(3).trim();
+    const res = await page.request.patch(`/api/sessions/${id}`, { headers: { "X-Den-Csrf": "1" }, data: { title: long } });
+    assert.equal(res.status(), 200, await res.text());
+    const title = page.getByRole("heading", { level: 1, name: long });
+    await expect(title).toBeVisible();
+    const t = await title.boundingBox();
+    const del = await page.getByRole("button", { name: "Delete" }).boundingBox();
+    assert.ok(t.height < 40, `the title takes one line (${t.height}px)`);
+    assert.ok(del.y < t.y + t.height, "the actions stay on the title's row");
+    assert.ok((await page.locator(".session-head").boundingBox()).height < 110, "the header stays short");
+    await page.screenshot({ path: `${SHOTS}/session-long-title.png` });
+    await context.close();
+  });
+
   test("client-side routes survive a reload; unknown ones say so", async () => {
     const res = await fetch(`${den.url}/settings`);
     assert.equal(res.status, 200);

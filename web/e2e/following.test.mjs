@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { expect } from "./expect.mjs";
-import { SHOTS, signedIn, startBrowser, startDen } from "./harness.mjs";
+import { SHOTS, createSession, signedIn, startBrowser, startDen } from "./harness.mjs";
 import { MODEL, gate, startScriptedModel } from "./scripted-model.mjs";
 
 let den, browser, model, alice;
@@ -111,6 +111,19 @@ describe("following the conversation", () => {
     await expect(page.getByRole("status", { name: "Agent announcements" })).toContainText("The agent finished.");
     assert.doesNotMatch(await page.title(), /^●/);
     await page.screenshot({ path: `${SHOTS}/session-following.png` });
+  });
+
+  test("a session made from the home page shows the agent at work while its sandbox starts, until the answer", async () => {
+    const { page } = alice;
+    const held = gate();
+    model.push([{ hold: held.promise }, { text: ["Hello there."] }]);
+    await createSession(page, den, "greet me");
+    await expect(transcript(page).getByLabel("The agent is working")).toBeVisible();
+    await expect(page.getByLabel("State")).toContainText("Agent working");
+    held.open();
+    await expect(transcript(page).getByText("Hello there.")).toBeVisible();
+    await expect(page.getByLabel("State")).toContainText("Agent idle");
+    await expect(transcript(page).getByLabel("The agent is working")).toBeHidden();
   });
 
   test("the queue stays pinned above the prompt box, and its buttons work while text streams", async () => {

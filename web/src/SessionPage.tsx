@@ -6,7 +6,7 @@ import { ConfirmDialog } from "./ConfirmDialog";
 import { ModelPicker } from "./ModelPicker";
 import { QueuedPrompts } from "./QueuedPrompts";
 import { navigate } from "./router";
-import { removed, setWorking, upsert, useSessions } from "./sessions";
+import { createdWithPrompt, removed, setWorking, upsert, useSessions } from "./sessions";
 import { Transcript } from "./Transcript";
 import type { PullRequest, Session } from "./types";
 import { useFollow } from "./useFollow";
@@ -45,7 +45,9 @@ export function SessionPage({ id }: { id: string }) {
   const [inFlight, setInFlight] = useState(0);
   const sendChain = useRef<Promise<unknown>>(Promise.resolve());
   // The prompt den accepted to run now, until its turn starts (the agent is working from Enter on).
-  const [awaiting, setAwaiting] = useState<string | null>(null);
+  // ("first": the prompt the session was created with, whose id den does not return.)
+  // `from`: the transcript's length when it was sent (only a failure after it ends the wait).
+  const [awaiting, setAwaiting] = useState<{ id: string; from: number } | null>(() => (createdWithPrompt.delete(id) ? { id: "first", from: 0 } : null));
   const follow = useFollow();
   const [renaming, setRenaming] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
@@ -53,10 +55,17 @@ export function SessionPage({ id }: { id: string }) {
   const [pull, setPull] = useState<PullRequest | null>(null);
   const { sessions } = useSessions();
   const { transcript: t, connection } = useSessionStream(id, setNotice);
+  const itemCount = useRef(0);
+  itemCount.current = t.items.length;
 
   // The agent's state, apart from the sandbox's: working from Enter until its turn ends.
   const lastItem = t.items[t.items.length - 1];
-  const awaitedDone = awaiting !== null && (t.turn === awaiting || t.items.some((i) => i.id === `turn-${awaiting}`) || lastItem?.kind === "error" || t.status === "error");
+  const awaitedDone =
+    awaiting !== null &&
+    (t.turn === awaiting.id ||
+      (awaiting.id === "first" && (t.turn !== null || t.items.some((i) => i.kind === "turn"))) ||
+      t.items.some((i) => i.id === `turn-${awaiting.id}`) ||
+      t.items.slice(awaiting.from).some((i) => i.kind === "error" || (i.kind === "progress" && i.steps.some((s) => s.state === "failed"))));
   useEffect(() => {
     if (awaitedDone) setAwaiting(null);
   }, [awaitedDone]);
@@ -159,7 +168,7 @@ export function SessionPage({ id }: { id: string }) {
     sendChain.current = sendChain.current.then(async () => {
       const sent = await act(async () => {
         const accepted = await api.prompt(id, text, switching);
-        if (!accepted.queued) setAwaiting(accepted.id);
+        if (!accepted.queued) setAwaiting({ id: accepted.id, from: itemCount.current });
         if (switching) setSession((s) => s && { ...s, model: switching });
       });
       if (!sent && fromDraft) setDraft((d) => (d.trim() ? `${text}\n${d}` : text));
@@ -199,48 +208,54 @@ export function SessionPage({ id }: { id: string }) {
   return (
     <div className="session">
       <header className="session-head">
-        <span className={`dot ${working ? "working" : status}`} role="img" aria-label={`Sandbox: ${status}`} title={`Sandbox ${SANDBOX_LABEL[status]}`} />
-        {renaming !== null ? (
-          <input
-            className="rename"
-            aria-label="Session title"
-            value={renaming}
-            autoFocus
-            onChange={(e) => setRenaming(e.target.value)}
-            onKeyDown={(e) => {
-              if (e.key === "Enter") e.currentTarget.blur();
-              if (e.key === "Escape") {
-                // Cancel: the blur that follows must not save.
-                e.currentTarget.dataset.cancelled = "1";
-                setRenaming(null);
-              }
-            }}
-            onBlur={(e) => void (e.currentTarget.dataset.cancelled ? setRenaming(null) : rename(renaming))}
-          />
-        ) : (
-          <h1 className="session-title">{title}</h1>
-        )}
-        <span className="status-text" aria-label="State">
-          Sandbox {SANDBOX_LABEL[status]} · <span className={`agent ${agent}`}>Agent {agent}</span>
-        </span>
-        <span className="muted small repo" title={session.repository}>
-          {shortRepo(session.repository)} · {session.workBranch} · {session.model}
-        </span>
-        {metered.requests > 0 && (
-          <span className="muted small" aria-label="Session usage" title="Metered by den's gateway, title requests included">
-            {metered.requests} model {metered.requests === 1 ? "request" : "requests"}
-            {metered.cost > 0 ? ` · $${metered.cost.toFixed(4)}` : ""}
-          </span>
-        )}
-        {pull && (
-          <a className={`pull ${pull.state}`} href={pull.url} target="_blank" rel="noreferrer" aria-label={`Pull request #${pull.number}: ${pull.state}`}>
-            PR #{pull.number} · {pull.state}
-            {pull.draft && pull.state === "open" ? " (draft)" : ""}
-          </a>
-        )}
-        <span className={`conn ${connection}`} role="status" aria-label={`Connection: ${CONNECTION_LABEL[connection]}`}>
-          {CONNECTION_LABEL[connection]}
-        </span>
+        <div className="session-ident">
+          <div className="session-titleline">
+            <span className={`dot ${working ? "working" : status}`} role="img" aria-label={`Sandbox: ${status}`} title={`Sandbox ${SANDBOX_LABEL[status]}`} />
+            {renaming !== null ? (
+              <input
+                className="rename"
+                aria-label="Session title"
+                value={renaming}
+                autoFocus
+                onChange={(e) => setRenaming(e.target.value)}
+                onKeyDown={(e) => {
+                  if (e.key === "Enter") e.currentTarget.blur();
+                  if (e.key === "Escape") {
+                    // Cancel: the blur that follows must not save.
+                    e.currentTarget.dataset.cancelled = "1";
+                    setRenaming(null);
+                  }
+                }}
+                onBlur={(e) => void (e.currentTarget.dataset.cancelled ? setRenaming(null) : rename(renaming))}
+              />
+            ) : (
+              <h1 className="session-title">{title}</h1>
+            )}
+          </div>
+          <div className="session-meta">
+            <span className="status-text" aria-label="State">
+              Sandbox {SANDBOX_LABEL[status]} · <span className={`agent ${agent}`}>Agent {agent}</span>
+            </span>
+            <span className="muted small repo" title={session.repository}>
+              {shortRepo(session.repository)} · {session.workBranch} · {session.model}
+            </span>
+            {metered.requests > 0 && (
+              <span className="muted small" aria-label="Session usage" title="Metered by den's gateway, title requests included">
+                {metered.requests} model {metered.requests === 1 ? "request" : "requests"}
+                {metered.cost > 0 ? ` · $${metered.cost.toFixed(4)}` : ""}
+              </span>
+            )}
+            {pull && (
+              <a className={`pull ${pull.state}`} href={pull.url} target="_blank" rel="noreferrer" aria-label={`Pull request #${pull.number}: ${pull.state}`}>
+                PR #{pull.number} · {pull.state}
+                {pull.draft && pull.state === "open" ? " (draft)" : ""}
+              </a>
+            )}
+            <span className={`conn ${connection}`} role="status" aria-label={`Connection: ${CONNECTION_LABEL[connection]}`}>
+              {CONNECTION_LABEL[connection]}
+            </span>
+          </div>
+        </div>
         <div className="actions">
           {running && (
             <button onClick={stop} className="danger" title="Stops the running turn; queued prompts then run (Clear all removes them)">

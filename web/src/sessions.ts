@@ -76,6 +76,10 @@ export function useSessions(): State {
 /** Forget everything (on sign-out). */
 export const reset = () => set({ sessions: [], loaded: false, error: null });
 
+// Sessions created in this tab with a first prompt: their page shows the agent at work from the
+// start (the prompt waits for the sandbox; den sends no turn event until it runs).
+export const createdWithPrompt = new Set<string>();
+
 // Which sessions' agents are at work, as far as this tab knows (the session list carries the
 // sandbox's state, not the agent's: a session page open in this tab reports its own).
 let working: ReadonlySet<string> = new Set();
