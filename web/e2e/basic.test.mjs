@@ -167,7 +167,13 @@ describe("sessions", () => {
     await expect(sidebar.getByText("No session matches “nothing like this”.")).toBeVisible();
     await search.fill("");
     await expect(gadget).toBeVisible();
-    await (await page.request.delete(`/api/sessions/${(await res.json()).id}`, { headers: { "X-Den-Csrf": "1" } })).body();
+    // Each item can be deleted from the list, after a confirmation.
+    await gadget.hover();
+    await sidebar.getByRole("button", { name: /^Delete session: gadget-repo/ }).click();
+    await page.getByRole("dialog", { name: /Delete “gadget-repo”/ }).getByRole("button", { name: "Delete", exact: true }).click();
+    await expect(gadget).toBeHidden();
+    await expect(hello).toBeVisible();
+    assert.equal((await page.request.get(`/api/sessions/${(await res.json()).id}`)).status(), 404);
   });
 
   test("rename", async () => {
@@ -201,12 +207,12 @@ describe("sessions", () => {
   test("delete asks first; cancel keeps the session, confirm removes it", async () => {
     const { page } = alice;
     await page.goto(`/s/${id}`);
-    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("button", { name: "Delete", exact: true }).click();
     const dialog = page.getByRole("dialog", { name: "Delete this session?" });
     await dialog.getByRole("button", { name: "Cancel" }).click();
     await expect(dialog).toBeHidden();
-    await page.getByRole("button", { name: "Delete" }).click();
-    await dialog.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("button", { name: "Delete", exact: true }).click();
+    await dialog.getByRole("button", { name: "Delete", exact: true }).click();
     await page.waitForURL((u) => u.pathname === "/");
     await expect(page.getByLabel("Sessions").getByText("No sessions yet.")).toBeVisible();
     await page.goto(`/s/${id}`);
@@ -413,7 +419,7 @@ describe("layout", () => {
     const title = page.getByRole("heading", { level: 1, name: long });
     await expect(title).toBeVisible();
     const t = await title.boundingBox();
-    const del = await page.getByRole("button", { name: "Delete" }).boundingBox();
+    const del = await page.getByRole("button", { name: "Delete", exact: true }).boundingBox();
     assert.ok(t.height < 40, `the title takes one line (${t.height}px)`);
     assert.ok(del.y < t.y + t.height, "the actions stay on the title's row");
     assert.ok((await page.locator(".session-head").boundingBox()).height < 110, "the header stays short");

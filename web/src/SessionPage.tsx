@@ -278,7 +278,7 @@ export function SessionPage({ id }: { id: string }) {
       </header>
       {statusError && !toldInTranscript && (
         <p className="banner error" role="alert">
-          {statusError}. Send a prompt to try again, or Resume.
+          {statusError.replace(/[.\s]+$/, "")}. Send a prompt to try again, or Resume.
         </p>
       )}
       {notice && (

@@ -1,13 +1,28 @@
 import { useState } from "react";
-import { Link } from "./router";
-import { useSessions, useWorking } from "./sessions";
-import type { User } from "./types";
+import { api } from "./api";
+import { ConfirmDialog } from "./ConfirmDialog";
+import { Link, navigate } from "./router";
+import { removed, useSessions, useWorking } from "./sessions";
+import type { Session, User } from "./types";
 import { ago, shortRepo } from "./util";
 
 export function Sidebar({ user, current }: { user: User; current: string | null }) {
   const { sessions, loaded, error } = useSessions();
   const working = useWorking();
   const [query, setQuery] = useState("");
+  const [deleting, setDeleting] = useState<Session | null>(null);
+  const [deleteError, setDeleteError] = useState<string | null>(null);
+  const del = async (s: Session) => {
+    setDeleting(null);
+    setDeleteError(null);
+    try {
+      await api.remove(s.id);
+      removed(s.id);
+      if (s.id === current) navigate("/", true);
+    } catch (e) {
+      setDeleteError(`Could not delete “${s.title}”: ${(e as Error).message}`);
+    }
+  };
   // Every word must match the title, the repository or the model.
   const words = query.toLowerCase().split(/\s+/).filter(Boolean);
   const shown = words.length === 0 ? sessions : sessions.filter((s) => words.every((w) => `${s.title} ${s.repository} ${s.model}`.toLowerCase().includes(w)));
@@ -39,7 +54,7 @@ export function Sidebar({ user, current }: { user: User; current: string | null 
       ) : (
         <ul className="session-list">
           {shown.map((s) => (
-            <li key={s.id}>
+            <li key={s.id} className="session-item">
               <Link href={`/s/${s.id}`} aria-current={s.id === current ? "page" : undefined} className="session-link">
                 {working.has(s.id) ? (
                   <span className="dot working" role="img" aria-label="working" title="The agent is working" />
@@ -56,9 +71,26 @@ export function Sidebar({ user, current }: { user: User; current: string | null 
                   {ago(s.lastActivityAt)}
                 </time>
               </Link>
+              <button className="delete-item" aria-label={`Delete session: ${s.title}`} title="Delete" onClick={() => setDeleting(s)}>
+                ×
+              </button>
             </li>
           ))}
         </ul>
+      )}
+      {deleteError && (
+        <p className="error pad" role="alert">
+          {deleteError}
+        </p>
+      )}
+      {deleting && (
+        <ConfirmDialog
+          title={`Delete “${deleting.title}”?`}
+          body="Its history, sandbox and snapshots are deleted. This cannot be undone."
+          confirm="Delete"
+          onConfirm={() => void del(deleting)}
+          onCancel={() => setDeleting(null)}
+        />
       )}
       <div className="sidebar-foot">
         <Link href="/settings" className="session-link">
