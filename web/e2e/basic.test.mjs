@@ -326,6 +326,8 @@ describe("layout", () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
     await expect(page.getByRole("status", { name: "Connection: Live" })).toBeVisible();
+    const header = await page.locator(".session-head").boundingBox();
+    assert.ok(header.height <= 110, `the session header takes ${header.height}px of 740`);
     await page.screenshot({ path: `${SHOTS}/session-phone.png` });
     await page.getByRole("button", { name: "Sessions menu" }).click();
     await expect(page.getByLabel("Sessions").getByRole("link", { name: /phone/ })).toBeVisible();
