@@ -1,6 +1,9 @@
 // The web client against a real den: what works without a running agent.
 import assert from "node:assert/strict";
-import { realpathSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { expect } from "./expect.mjs";
 import { SHOTS, createSession, signedIn, startBrowser, startDen } from "./harness.mjs";
@@ -135,6 +138,44 @@ describe("sessions", () => {
     assert.equal(realpathSync(await local.getAttribute("value")), realpathSync(den.repo));
   });
 
+  test("the sidebar shows each session's repository and model, and its search finds sessions by title or repository", async () => {
+    const { page } = alice;
+    // A second repository beside the test one (inside the allowed root), with a session on it.
+    const other = join(dirname(den.repo), "gadget-repo");
+    mkdirSync(other, { recursive: true });
+    const git = (...args) => execFileSync("git", args, { cwd: other, stdio: "ignore" });
+    git("init", "-q", "-b", "main");
+    writeFileSync(join(other, "README.md"), "# gadget\n");
+    git("add", ".");
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "init");
+    const res = await page.request.post("/api/sessions", { headers: { "X-Den-Csrf": "1" }, data: { repository: other, model: den.model } });
+    assert.equal(res.status(), 201, await res.text());
+    await page.goto("/");
+    const sidebar = page.getByLabel("Sessions");
+    const gadget = sidebar.getByRole("link", { name: /gadget-repo/ });
+    const hello = sidebar.getByRole("link", { name: /Say hello/ });
+    await expect(gadget).toContainText("gadget-repo · scripted-model");
+    await expect(hello).toContainText("demo · scripted-model");
+    const search = sidebar.getByRole("searchbox", { name: "Search sessions" });
+    await search.fill("GADGET");
+    await expect(hello).toBeHidden();
+    await expect(gadget).toBeVisible();
+    await search.fill("say hello");
+    await expect(gadget).toBeHidden();
+    await expect(hello).toBeVisible();
+    await search.fill("nothing like this");
+    await expect(sidebar.getByText("No session matches “nothing like this”.")).toBeVisible();
+    await search.fill("");
+    await expect(gadget).toBeVisible();
+    // Each item can be deleted from the list, after a confirmation.
+    await gadget.hover();
+    await sidebar.getByRole("button", { name: /^Delete session: gadget-repo/ }).click();
+    await page.getByRole("dialog", { name: /Delete “gadget-repo”/ }).getByRole("button", { name: "Delete", exact: true }).click();
+    await expect(gadget).toBeHidden();
+    await expect(hello).toBeVisible();
+    assert.equal((await page.request.get(`/api/sessions/${(await res.json()).id}`)).status(), 404);
+  });
+
   test("rename", async () => {
     const { page } = alice;
     await page.goto(`/s/${id}`);
@@ -166,12 +207,12 @@ describe("sessions", () => {
   test("delete asks first; cancel keeps the session, confirm removes it", async () => {
     const { page } = alice;
     await page.goto(`/s/${id}`);
-    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("button", { name: "Delete", exact: true }).click();
     const dialog = page.getByRole("dialog", { name: "Delete this session?" });
     await dialog.getByRole("button", { name: "Cancel" }).click();
     await expect(dialog).toBeHidden();
-    await page.getByRole("button", { name: "Delete" }).click();
-    await dialog.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("button", { name: "Delete", exact: true }).click();
+    await dialog.getByRole("button", { name: "Delete", exact: true }).click();
     await page.waitForURL((u) => u.pathname === "/");
     await expect(page.getByLabel("Sessions").getByText("No sessions yet.")).toBeVisible();
     await page.goto(`/s/${id}`);
@@ -285,9 +326,106 @@ describe("layout", () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
     await expect(page.getByRole("status", { name: "Connection: Live" })).toBeVisible();
+    const header = await page.locator(".session-head").boundingBox();
+    assert.ok(header.height <= 110, `the session header takes ${header.height}px of 740`);
     await page.screenshot({ path: `${SHOTS}/session-phone.png` });
     await page.getByRole("button", { name: "Sessions menu" }).click();
     await expect(page.getByLabel("Sessions").getByRole("link", { name: /phone/ })).toBeVisible();
+    // The open drawer dims the page; a tap beside it closes it.
+    await page.mouse.click(345, 400);
+    await expect(page.getByLabel("Sessions").getByRole("link", { name: /phone/ })).toBeHidden();
+    await context.close();
+  });
+
+  test("fields' borders and warning text meet WCAG AA contrast, in light and dark mode", async () => {
+    const { context, page } = await signedIn(browser, den, "bob");
+    for (const colorScheme of ["light", "dark"]) {
+      await page.emulateMedia({ colorScheme });
+      const measured = await page.evaluate(() => {
+        // Relative luminance and contrast ratio as WCAG 2 defines them.
+        const rgb = (css) => {
+          const probe = document.createElement("span");
+          probe.style.color = css;
+          document.body.append(probe);
+          const [r, g, b] = getComputedStyle(probe).color.match(/\d+(\.\d+)?/g).map(Number);
+          probe.remove();
+          return [r, g, b];
+        };
+        const lum = ([r, g, b]) =>
+          [r, g, b].map((c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)).reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+        const ratio = (a, b) => {
+          const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+          return (hi + 0.05) / (lo + 0.05);
+        };
+        const vars = getComputedStyle(document.documentElement);
+        const bg = rgb(vars.getPropertyValue("--bg"));
+        const bg2 = rgb(vars.getPropertyValue("--bg2"));
+        const field = rgb(getComputedStyle(document.querySelector("textarea")).borderTopColor);
+        const warn = rgb(vars.getPropertyValue("--warn"));
+        return { field: Math.min(ratio(field, bg), ratio(field, bg2)), warn: Math.min(ratio(warn, bg), ratio(warn, bg2)) };
+      });
+      assert.ok(measured.field >= 3, `${colorScheme}: field border ${measured.field.toFixed(2)}:1`);
+      assert.ok(measured.warn >= 4.5, `${colorScheme}: warning text ${measured.warn.toFixed(2)}:1`);
+    }
+    await context.close();
+  });
+
+  test("axe-core finds no serious accessibility violation on home, a session and settings, in light and dark mode", async () => {
+    const axe = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+    const { context, page } = await signedIn(browser, den, "bob");
+    const id = await createSession(page, den, "accessibility check");
+    const found = [];
+    for (const colorScheme of ["light", "dark"]) {
+      await page.emulateMedia({ colorScheme });
+      for (const [path, ready] of [
+        ["/", page.getByRole("heading", { name: "What should we build?" })],
+        [`/s/${id}`, page.getByRole("status", { name: "Connection: Live" })],
+        ["/settings", page.getByRole("heading", { name: "Providers" })],
+      ]) {
+        await page.goto(path);
+        await ready.waitFor();
+        await page.addScriptTag({ content: axe });
+        const violations = await page.evaluate(async () => {
+          const r = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
+          return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+        });
+        for (const v of violations) found.push(`${colorScheme} ${path === "/" || path === "/settings" ? path : "session"} ${v}`);
+      }
+    }
+    await page.emulateMedia({ colorScheme: "light" });
+    assert.deepEqual(found, []);
+    await context.close();
+  });
+
+  test("a page that fails to render says so, instead of going blank", async () => {
+    const { context, page } = await signedIn(browser, den, "bob");
+    const id = "00000000-0000-4000-8000-000000000000";
+    // A session record the page cannot draw (no repository): the failure is caught and told.
+    await page.route(`**/api/sessions/${id}`, (route) =>
+      route.fulfill({ json: { id, title: "broken", status: "idle", model: "m", createdAt: "2026-01-01T00:00:00Z", updatedAt: "2026-01-01T00:00:00Z", lastActivityAt: "2026-01-01T00:00:00Z" } }),
+    );
+    await page.goto(`/s/${id}`);
+    await expect(page.getByRole("alert").filter({ hasText: "Something went wrong on this page" })).toBeVisible();
+    // The rest of the app still works.
+    await page.getByLabel("Sessions").getByRole("link", { name: "New session" }).click();
+    await expect(page.getByRole("heading", { name: "What should we build?" })).toBeVisible();
+    await context.close();
+  });
+
+  test("a long title is cut short on one line and leaves the session's actions beside it", async () => {
+    const { context, page } = await signedIn(browser, den, "bob");
+    const id = await createSession(page, den, "long title");
+    const long = "A very long session title that goes on and on ".repeat(3).trim();
+    const res = await page.request.patch(`/api/sessions/${id}`, { headers: { "X-Den-Csrf": "1" }, data: { title: long } });
+    assert.equal(res.status(), 200, await res.text());
+    const title = page.getByRole("heading", { level: 1, name: long });
+    await expect(title).toBeVisible();
+    const t = await title.boundingBox();
+    const del = await page.getByRole("button", { name: "Delete", exact: true }).boundingBox();
+    assert.ok(t.height < 40, `the title takes one line (${t.height}px)`);
+    assert.ok(del.y < t.y + t.height, "the actions stay on the title's row");
+    assert.ok((await page.locator(".session-head").boundingBox()).height < 110, "the header stays short");
+    await page.screenshot({ path: `${SHOTS}/session-long-title.png` });
     await context.close();
   });
 

@@ -78,7 +78,7 @@ describe("a turn", () => {
     await chip.click();
     await expect(page.getByLabel("Diff")).toContainText("+hi there");
     await expect(transcript(page).getByText("Done writing.")).toBeVisible();
-    await expect(page.getByText(/tokens ·/)).toBeVisible();
+    await expect(page.getByText(/out tokens/)).toBeVisible();
     await page.screenshot({ path: `${SHOTS}/session-turn.png` });
   });
 
@@ -143,8 +143,8 @@ describe("a turn", () => {
     held.open();
     await expect(transcript(page).getByText(/First half\. Second half\./)).toBeVisible();
     await expect(transcript(watcher).getByText(/First half\. Second half\./)).toBeVisible();
-    await expect(page.getByText(/tokens ·/)).toBeVisible();
-    await expect(watcher.getByText(/tokens ·/)).toBeVisible();
+    await expect(page.getByText(/out tokens/)).toBeVisible();
+    await expect(watcher.getByText(/out tokens/)).toBeVisible();
     // textContent, not innerText: rows scrolled out of view are not rendered (content-visibility).
     assert.equal(await transcript(page).textContent(), await transcript(watcher).textContent());
     assert.equal(await transcript(page).getByLabel("Your message").count(), 1);
@@ -174,9 +174,12 @@ describe("a turn", () => {
     await queued.getByLabel("Edit queued prompt").press("Enter");
     await expect(queued.getByText("then this, edited")).toBeVisible();
     model.push([{ text: ["Follow-up answered."] }]);
-    // Escape in the prompt box stops the turn, like the Stop button.
+    // Escape in the prompt box does not stop the turn (a stray key must not): the Stop button does.
     await page.getByLabel("Prompt", { exact: true }).press("Escape");
-    await expect(page.getByText(/^Stopped/)).toBeVisible();
+    await page.getByRole("button", { name: "Stop" }).click();
+    // The model had not finished: no usage is known, and none is made up ("0 in / 0 out · $0.0000").
+    await expect(transcript(page).getByText("Stopped", { exact: true })).toBeVisible();
+    assert.equal(await transcript(page).getByText(/0 in \/ 0 out|\$0\.0000/).count(), 0);
     await expect(transcript(page).getByText("Follow-up answered.")).toBeVisible();
     await expect(transcript(page).getByText("then this, edited")).toBeVisible();
     never.open();
@@ -188,12 +191,17 @@ describe("a turn", () => {
     await scriptedSession(page, "hello");
     await expect(transcript(page).getByText("Ready when you are.")).toBeVisible();
     await page.getByRole("button", { name: "Pause" }).click();
-    await expect(page.getByRole("img", { name: "Status: paused" })).toBeVisible();
+    await expect(page.getByRole("img", { name: "Sandbox: paused" })).toBeVisible();
+    await expect(page.getByLabel("State")).toContainText("Sandbox paused · Agent idle");
+    // The pause and the resume leave readable markers, not a second block of steps.
+    await expect(transcript(page).getByRole("note").filter({ hasText: /^Paused at \d\d:\d\d/ })).toBeVisible();
     await page.getByRole("button", { name: "Resume" }).click();
-    await expect(page.getByRole("img", { name: "Status: running" })).toBeVisible();
+    await expect(page.getByRole("img", { name: "Sandbox: running" })).toBeVisible();
+    await expect(transcript(page).getByRole("note").filter({ hasText: /^Resumed from snapshot at \d\d:\d\d/ })).toBeVisible();
+    assert.equal(await transcript(page).getByText("Restore snapshot").count(), 0);
     // A prompt to a paused session simply works.
     await page.getByRole("button", { name: "Pause" }).click();
-    await expect(page.getByRole("img", { name: "Status: paused" })).toBeVisible();
+    await expect(page.getByRole("img", { name: "Sandbox: paused" })).toBeVisible();
     model.push([{ text: ["Back again."] }]);
     await page.getByLabel("Prompt", { exact: true }).fill("are you there?");
     await page.getByLabel("Prompt", { exact: true }).press("Enter");
@@ -224,6 +232,10 @@ describe("a turn", () => {
     await scriptedSession(page, "try this");
     const alert = transcript(page).getByRole("alert");
     await expect(alert).toContainText("scripted refusal");
+    // Once the turn has ended, the failure is told once (not again in a banner or the turn's footer).
+    await page.waitForFunction(() => !document.querySelector('[aria-label="State"]').textContent.includes("working"));
+    const told = await page.evaluate(() => document.querySelector("main").textContent.split("scripted refusal").length - 1);
+    assert.equal(told, 1, "the failure is shown once");
     model.push([{ text: ["Second time lucky."] }]);
     await alert.getByRole("button", { name: "Retry" }).click();
     await expect(transcript(page).getByText("Second time lucky.")).toBeVisible();
@@ -258,8 +270,8 @@ describe("a turn", () => {
     assert.match(urls.at(-1), /after=[1-9]\d*/, "the reconnect asks only for what it lacks");
     held.open();
     await expect(transcript(page).getByText(/Before the drop\. After the drop\./)).toBeVisible();
-    await expect(page.getByText(/tokens ·/)).toBeVisible();
-    await expect(watcher.getByText(/tokens ·/)).toBeVisible();
+    await expect(page.getByText(/out tokens/)).toBeVisible();
+    await expect(watcher.getByText(/out tokens/)).toBeVisible();
     assert.equal(await transcript(page).textContent(), await transcript(watcher).textContent());
     await watcher.close();
     await context.close();

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from "react";
 import { ApiError, api } from "./api";
+import { ErrorBoundary } from "./ErrorBoundary";
 import { Home } from "./Home";
 import { Link, navigate, usePath } from "./router";
 import { SessionPage } from "./SessionPage";
@@ -36,6 +37,10 @@ export function App() {
     return () => window.removeEventListener("den:signed-out", signedOut);
   }, [load]);
   useEffect(() => setMenuOpen(false), [path]);
+  // A session page names the tab after its session; elsewhere it is den.
+  useEffect(() => {
+    if (!path.startsWith("/s/")) document.title = "den";
+  }, [path]);
 
   // Nothing but a quiet placeholder until we know who is here: no flash of the wrong screen.
   if (auth.state === "loading") return <div className="splash" aria-busy="true" aria-label="Loading" />;
@@ -82,7 +87,11 @@ export function App() {
         </Link>
       </header>
       <Sidebar user={auth.user} current={session ?? null} />
-      <main className="main">{page}</main>
+      {/* On a phone the open drawer dims the page; a tap beside it closes it. */}
+      {menuOpen && <div className="scrim" aria-hidden="true" onClick={() => setMenuOpen(false)} />}
+      <main className="main">
+        <ErrorBoundary key={path}>{page}</ErrorBoundary>
+      </main>
     </div>
   );
 }

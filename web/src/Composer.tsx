@@ -1,11 +1,11 @@
-// The prompt box: Enter sends, Shift+Enter adds a line, Escape asks to stop the running turn.
+// The prompt box: Enter sends, Shift+Enter adds a line. Escape does nothing here: stopping a
+// turn is deliberate (the Stop button), never a stray key.
 import { useRef, type KeyboardEvent } from "react";
 
 type Props = {
   value: string;
   onChange: (v: string) => void;
   onSend: () => void;
-  onEscape?: () => void;
   placeholder: string;
   disabled?: boolean;
   busy?: boolean;
@@ -13,15 +13,12 @@ type Props = {
   sendLabel?: string;
 };
 
-export function Composer({ value, onChange, onSend, onEscape, placeholder, disabled, busy, label, sendLabel = "Send" }: Props) {
+export function Composer({ value, onChange, onSend, placeholder, disabled, busy, label, sendLabel = "Send" }: Props) {
   const ref = useRef<HTMLTextAreaElement>(null);
   const key = (e: KeyboardEvent<HTMLTextAreaElement>) => {
     if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) {
       e.preventDefault();
       if (value.trim() && !disabled && !busy) onSend();
-    } else if (e.key === "Escape" && onEscape) {
-      e.preventDefault();
-      onEscape();
     }
   };
   return (

@@ -3,7 +3,7 @@ import { api } from "./api";
 import { Composer } from "./Composer";
 import { ModelPicker } from "./ModelPicker";
 import { Link, navigate } from "./router";
-import { upsert, useSessions } from "./sessions";
+import { createdWithPrompt, upsert, useSessions } from "./sessions";
 import type { BranchList, RepositoryList } from "./types";
 
 export function Home() {
@@ -91,6 +91,7 @@ export function Home() {
       const picked = branch && branch !== branches?.defaultBranch ? branch : undefined;
       const session = await api.createSession(repository.trim(), model, prompt.trim(), picked);
       upsert(session);
+      if (prompt.trim()) createdWithPrompt.add(session.id);
       navigate(`/s/${session.id}`);
     } catch (e) {
       setError((e as Error).message);

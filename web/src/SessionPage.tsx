@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { ApiError, api } from "./api";
 import { ChangesPanel } from "./ChangesPanel";
 import { Composer } from "./Composer";
@@ -6,9 +6,10 @@ import { ConfirmDialog } from "./ConfirmDialog";
 import { ModelPicker } from "./ModelPicker";
 import { QueuedPrompts } from "./QueuedPrompts";
 import { navigate } from "./router";
-import { removed, upsert, useSessions } from "./sessions";
+import { createdWithPrompt, removed, setWorking, upsert, useSessions } from "./sessions";
 import { Transcript } from "./Transcript";
 import type { PullRequest, Session } from "./types";
+import { useFollow } from "./useFollow";
 import { useSessionStream, type Connection } from "./useSessionStream";
 import { shortRepo } from "./util";
 
@@ -20,6 +21,17 @@ const CONNECTION_LABEL: Record<Connection, string> = {
   closed: "Offline",
 };
 
+/** The sandbox's state, in words (the agent's is told apart: see `agentState`). */
+const SANDBOX_LABEL: Record<Session["status"], string> = {
+  idle: "not started",
+  starting: "starting",
+  running: "up",
+  paused: "paused",
+  error: "failed",
+};
+
+type AgentState = "working" | "idle" | "failed";
+
 export function SessionPage({ id }: { id: string }) {
   const [session, setSession] = useState<Session | null>(null);
   const [missing, setMissing] = useState(false);
@@ -28,13 +40,59 @@ export function SessionPage({ id }: { id: string }) {
   // The model the next prompt asks for (the session's own until the person picks another).
   const [nextModel, setNextModel] = useState<{ id: string; locked: boolean }>({ id: "", locked: false });
   const [draft, setDraft] = useState("");
-  const [sending, setSending] = useState(false);
+  // Prompts on their way to den: sent one after another, so a follow-up typed while the
+  // previous is in flight is sent after it, never dropped.
+  const [inFlight, setInFlight] = useState(0);
+  const sendChain = useRef<Promise<unknown>>(Promise.resolve());
+  // The prompt den accepted to run now, until its turn starts (the agent is working from Enter on).
+  // ("first": the prompt the session was created with, whose id den does not return.)
+  // `from`: the transcript's length when it was sent (only a failure after it ends the wait).
+  const [awaiting, setAwaiting] = useState<{ id: string; from: number } | null>(() => (createdWithPrompt.delete(id) ? { id: "first", from: 0 } : null));
+  const follow = useFollow();
   const [renaming, setRenaming] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [showChanges, setShowChanges] = useState(false);
   const [pull, setPull] = useState<PullRequest | null>(null);
   const { sessions } = useSessions();
   const { transcript: t, connection } = useSessionStream(id, setNotice);
+  const itemCount = useRef(0);
+  itemCount.current = t.items.length;
+
+  // The agent's state, apart from the sandbox's: working from Enter until its turn ends.
+  const lastItem = t.items[t.items.length - 1];
+  const awaitedDone =
+    awaiting !== null &&
+    (t.turn === awaiting.id ||
+      (awaiting.id === "first" && (t.turn !== null || t.items.some((i) => i.kind === "turn"))) ||
+      t.items.some((i) => i.id === `turn-${awaiting.id}`) ||
+      t.items.slice(awaiting.from).some((i) => i.kind === "error" || (i.kind === "progress" && i.steps.some((s) => s.state === "failed"))));
+  useEffect(() => {
+    if (awaitedDone) setAwaiting(null);
+  }, [awaitedDone]);
+  const working = inFlight > 0 || t.turn !== null || (awaiting !== null && !awaitedDone);
+  const lastTurn = [...t.items].reverse().find((i) => i.kind === "turn" || i.kind === "user" || i.kind === "error");
+  const agent: AgentState = working
+    ? "working"
+    : t.status === "error" || lastTurn?.kind === "error" || (lastTurn?.kind === "turn" && lastTurn.outcome === "failed")
+      ? "failed"
+      : "idle";
+  useEffect(() => {
+    setWorking(id, working);
+    return () => setWorking(id, false);
+  }, [id, working]);
+
+  // What a screen reader hears: a turn starting, ending, failing (never each streamed delta).
+  const [announcement, setAnnouncement] = useState("");
+  const previousAgent = useRef<AgentState | null>(null);
+  useEffect(() => {
+    const before = previousAgent.current;
+    previousAgent.current = agent;
+    if (before === null || before === agent || connection !== "live") return;
+    if (agent === "working") setAnnouncement("The agent is working.");
+    else if (agent === "failed") setAnnouncement(`The turn failed${lastItem?.kind === "error" ? `: ${lastItem.message}` : "."}`);
+    else setAnnouncement(lastTurn?.kind === "turn" && lastTurn.outcome === "aborted" ? "The turn was stopped." : "The agent finished.");
+    // Announce on changes of state only (not on every new item).
+  }, [agent, connection]);
 
   useEffect(() => {
     api.session(id).then(setSession, (e: unknown) => {
@@ -84,6 +142,7 @@ export function SessionPage({ id }: { id: string }) {
   const status = t.status ?? listed?.status ?? session.status;
   const title = t.title ?? listed?.title ?? session.title;
   const running = t.turn !== null;
+  document.title = `${working ? "● " : ""}${title} · den`;
 
   /** Runs an action; a failure is shown as the notice. Whether it succeeded. */
   const act = async (f: () => Promise<unknown>) => {
@@ -96,19 +155,25 @@ export function SessionPage({ id }: { id: string }) {
       return false;
     }
   };
-  const prompt = async (text: string) => {
+  /** Sends a prompt after any still in flight. From the box: the box empties at once, and gets the words back if den refuses them. */
+  const prompt = (text: string, fromDraft: boolean) => {
     if (nextModel.locked) {
       setNotice("That model is locked: add its key in Settings → Providers, or pick another.");
       return;
     }
-    setSending(true);
+    if (fromDraft) setDraft("");
+    follow.jump();
+    setInFlight((n) => n + 1);
     const switching = nextModel.id && nextModel.id !== session.model ? nextModel.id : undefined;
-    await act(async () => {
-      await api.prompt(id, text, switching);
-      setDraft("");
-      if (switching) setSession({ ...session, model: switching });
+    sendChain.current = sendChain.current.then(async () => {
+      const sent = await act(async () => {
+        const accepted = await api.prompt(id, text, switching);
+        if (!accepted.queued) setAwaiting({ id: accepted.id, from: itemCount.current });
+        if (switching) setSession((s) => s && { ...s, model: switching });
+      });
+      if (!sent && fromDraft) setDraft((d) => (d.trim() ? `${text}\n${d}` : text));
+      setInFlight((n) => n - 1);
     });
-    setSending(false);
   };
   const rename = async (next: string) => {
     setRenaming(null);
@@ -134,57 +199,71 @@ export function SessionPage({ id }: { id: string }) {
     { requests: 0, cost: 0 },
   );
   const stop = () => void act(() => api.control(id, "abort"));
+  // The session's failure, unless the transcript already tells it (one failure, shown once).
+  const statusError = status === "error" ? (t.error ?? session.error) : null;
+  const toldInTranscript =
+    statusError !== null &&
+    t.items.some((i) => (i.kind === "error" && i.message === statusError) || (i.kind === "progress" && i.steps.some((s) => s.state === "failed" && s.detail === statusError)));
 
   return (
     <div className="session">
       <header className="session-head">
-        <span className={`dot ${status}`} role="img" aria-label={`Status: ${status}`} title={status} />
-        {renaming !== null ? (
-          <input
-            className="rename"
-            aria-label="Session title"
-            value={renaming}
-            autoFocus
-            onChange={(e) => setRenaming(e.target.value)}
-            onKeyDown={(e) => {
-              if (e.key === "Enter") e.currentTarget.blur();
-              if (e.key === "Escape") {
-                // Cancel: the blur that follows must not save.
-                e.currentTarget.dataset.cancelled = "1";
-                setRenaming(null);
-              }
-            }}
-            onBlur={(e) => void (e.currentTarget.dataset.cancelled ? setRenaming(null) : rename(renaming))}
-          />
-        ) : (
-          <h1 className="session-title">{title}</h1>
-        )}
-        <span className="status-text">{status}</span>
-        <span className="muted small repo" title={session.repository}>
-          {shortRepo(session.repository)} · {session.workBranch} · {session.model}
-        </span>
-        {metered.requests > 0 && (
-          <span className="muted small" aria-label="Session usage" title="Metered by den's gateway, title requests included">
-            {metered.requests} model {metered.requests === 1 ? "request" : "requests"} · ${metered.cost.toFixed(4)}
-          </span>
-        )}
-        {pull && (
-          <a className={`pull ${pull.state}`} href={pull.url} target="_blank" rel="noreferrer" aria-label={`Pull request #${pull.number}: ${pull.state}`}>
-            PR #{pull.number} · {pull.state}
-            {pull.draft && pull.state === "open" ? " (draft)" : ""}
-          </a>
-        )}
-        <span className={`conn ${connection}`} role="status" aria-label={`Connection: ${CONNECTION_LABEL[connection]}`}>
-          {CONNECTION_LABEL[connection]}
-        </span>
+        <div className="session-ident">
+          <div className="session-titleline">
+            <span className={`dot ${working ? "working" : status}`} role="img" aria-label={`Sandbox: ${status}`} title={`Sandbox ${SANDBOX_LABEL[status]}`} />
+            {renaming !== null ? (
+              <input
+                className="rename"
+                aria-label="Session title"
+                value={renaming}
+                autoFocus
+                onChange={(e) => setRenaming(e.target.value)}
+                onKeyDown={(e) => {
+                  if (e.key === "Enter") e.currentTarget.blur();
+                  if (e.key === "Escape") {
+                    // Cancel: the blur that follows must not save.
+                    e.currentTarget.dataset.cancelled = "1";
+                    setRenaming(null);
+                  }
+                }}
+                onBlur={(e) => void (e.currentTarget.dataset.cancelled ? setRenaming(null) : rename(renaming))}
+              />
+            ) : (
+              <h1 className="session-title">{title}</h1>
+            )}
+          </div>
+          <div className="session-meta">
+            <span className="status-text" aria-label="State">
+              Sandbox {SANDBOX_LABEL[status]} · <span className={`agent ${agent}`}>Agent {agent}</span>
+            </span>
+            <span className="muted small repo" title={session.repository}>
+              {shortRepo(session.repository)} · {session.workBranch} · {session.model}
+            </span>
+            {metered.requests > 0 && (
+              <span className="muted small" aria-label="Session usage" title="Metered by den's gateway, title requests included">
+                {metered.requests} model {metered.requests === 1 ? "request" : "requests"}
+                {metered.cost > 0 ? ` · $${metered.cost.toFixed(4)}` : ""}
+              </span>
+            )}
+            {pull && (
+              <a className={`pull ${pull.state}`} href={pull.url} target="_blank" rel="noreferrer" aria-label={`Pull request #${pull.number}: ${pull.state}`}>
+                PR #{pull.number} · {pull.state}
+                {pull.draft && pull.state === "open" ? " (draft)" : ""}
+              </a>
+            )}
+            <span className={`conn ${connection}`} role="status" aria-label={`Connection: ${CONNECTION_LABEL[connection]}`}>
+              {CONNECTION_LABEL[connection]}
+            </span>
+          </div>
+        </div>
         <div className="actions">
           {running && (
-            <button onClick={stop} className="danger">
+            <button onClick={stop} className="danger" title="Stops the running turn; queued prompts then run (Clear all removes them)">
               Stop
             </button>
           )}
-          {/* A running turn would refuse the pause: offer it once the turn has ended. */}
-          {status === "running" && !running && <button onClick={() => void act(() => api.control(id, "pause"))}>Pause</button>}
+          {/* A running turn (or one about to start) would refuse the pause: offer it once the agent is idle. */}
+          {status === "running" && !working && <button onClick={() => void act(() => api.control(id, "pause"))}>Pause</button>}
           {(status === "paused" || status === "error") && (
             <button onClick={() => void act(() => api.control(id, "resume"))}>Resume</button>
           )}
@@ -197,9 +276,9 @@ export function SessionPage({ id }: { id: string }) {
           </button>
         </div>
       </header>
-      {status === "error" && (t.error ?? session.error) && (
+      {statusError && !toldInTranscript && (
         <p className="banner error" role="alert">
-          {t.error ?? session.error} — send a prompt to recover.
+          {statusError.replace(/[.\s]+$/, "")}. Send a prompt to try again, or Resume.
         </p>
       )}
       {notice && (
@@ -213,7 +292,9 @@ export function SessionPage({ id }: { id: string }) {
       {showChanges && <ChangesPanel id={id} summary={t.diff} pull={pull} onPull={setPull} onClose={() => setShowChanges(false)} />}
       <Transcript
         items={t.items}
-        onRetry={() => lastPrompt?.kind === "user" && void prompt(lastPrompt.text)}
+        onRetry={() => lastPrompt?.kind === "user" && prompt(lastPrompt.text, false)}
+        working={working}
+        contentRef={follow.ref}
         empty={
           connection === "live"
             ? status === "paused"
@@ -234,14 +315,6 @@ export function SessionPage({ id }: { id: string }) {
           </ul>
         </section>
       )}
-      {t.queue.length > 0 && (
-        <QueuedPrompts
-          items={t.queue}
-          onEdit={(item, text) => act(() => api.editQueued(id, item, text))}
-          onRemove={(item) => void act(() => api.dequeue(id, item))}
-          onClear={() => void act(() => api.clearQueue(id))}
-        />
-      )}
       <div className="session-model">
         <ModelPicker
           label="Model for the next prompt"
@@ -249,17 +322,32 @@ export function SessionPage({ id }: { id: string }) {
           onChange={(model, locked) => setNextModel({ id: model, locked })}
         />
       </div>
+      {/* Pinned to the bottom: the way back to the end, the waiting prompts, the prompt box. */}
       <div className="session-composer">
+        {!follow.following && (
+          <button className="jump" onClick={follow.jump}>
+            ↓ Jump to latest
+          </button>
+        )}
+        {t.queue.length > 0 && (
+          <QueuedPrompts
+            items={t.queue}
+            onEdit={(item, text) => act(() => api.editQueued(id, item, text))}
+            onRemove={(item) => void act(() => api.dequeue(id, item))}
+            onClear={() => void act(() => api.clearQueue(id))}
+          />
+        )}
         <Composer
           label="Prompt"
           value={draft}
           onChange={setDraft}
-          onSend={() => void prompt(draft.trim())}
-          onEscape={running ? stop : undefined}
-          busy={sending}
+          onSend={() => draft.trim() && prompt(draft.trim(), true)}
           placeholder={running ? "Send a follow-up (it queues)…" : status === "paused" ? "Send a message to resume…" : "Ask or build anything…"}
           sendLabel={running ? "Queue" : "Send"}
         />
+      </div>
+      <div className="visually-hidden" role="status" aria-live="polite" aria-label="Agent announcements">
+        {announcement}
       </div>
       {confirmDelete && (
         <ConfirmDialog

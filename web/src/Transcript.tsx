@@ -2,7 +2,7 @@
 // an error, a turn footer). Only the newest rows are rendered, with "Show earlier" paging back,
 // so a session with thousands of events stays smooth; rows are memoised by identity and the
 // reducer only replaces what changed.
-import { memo, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { memo, useMemo, useState } from "react";
 import { Markdown } from "./Markdown";
 import { Link } from "./router";
 import type { Item, Part } from "./reducer";
@@ -10,7 +10,7 @@ import { ToolChip } from "./ToolChip";
 
 const PAGE = 200;
 
-type Row = { key: string; item: Item; part?: Part };
+type Row = { key: string; item: Item; part?: Part; quiet?: boolean };
 
 const STEP_LABEL: Record<string, string> = {
   sandbox: "Sandbox",
@@ -20,56 +20,82 @@ const STEP_LABEL: Record<string, string> = {
   ready: "Ready",
 };
 
-export function Transcript({ items, onRetry, empty }: { items: Item[]; onRetry: () => void; empty: string }) {
+/** A time of day, as the reader's clock shows it ("14:02"). */
+const clock = (at: string) => new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+
+export function Transcript({
+  items,
+  onRetry,
+  empty,
+  working,
+  contentRef,
+}: {
+  items: Item[];
+  onRetry: () => void;
+  empty: string;
+  /** The agent is at work on a prompt (sent, or running): say so at the end. */
+  working: boolean;
+  /** The element whose size the follow-the-end logic watches (see useFollow). */
+  contentRef: (el: HTMLElement | null) => void;
+}) {
   const rows = useMemo(() => {
     const out: Row[] = [];
+    // A turn whose failure an error row already told: its footer does not repeat it.
+    let errorInTurn = false;
     for (const item of items) {
+      if (item.kind === "user") errorInTurn = false;
+      if (item.kind === "error") errorInTurn = true;
       if (item.kind === "assistant") for (const part of item.parts) out.push({ key: `${item.id}/${part.id}`, item, part });
-      else out.push({ key: item.id, item });
+      else out.push({ key: item.id, item, quiet: item.kind === "turn" && errorInTurn });
     }
     return out;
   }, [items]);
   const [shown, setShown] = useState(PAGE);
-  const end = useRef<HTMLLIElement>(null);
-  const stick = useRef(true);
 
-  // Follow new output while the reader is at the bottom; leave them be when they scrolled up.
-  useEffect(() => {
-    const scroller = end.current?.closest(".main");
-    if (!scroller) return;
-    const onScroll = () => {
-      stick.current = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
-    };
-    scroller.addEventListener("scroll", onScroll, { passive: true });
-    return () => scroller.removeEventListener("scroll", onScroll);
-  }, []);
-  useLayoutEffect(() => {
-    if (stick.current) end.current?.scrollIntoView({ block: "end" });
-  }, [rows]);
-
-  if (rows.length === 0) return <p className="empty muted">{empty}</p>;
+  if (rows.length === 0 && !working)
+    return (
+      <div className="transcript-wrap" ref={contentRef}>
+        <p className="empty muted">{empty}</p>
+      </div>
+    );
   const hidden = Math.max(0, rows.length - shown);
   const lastError = [...items].reverse().find((i) => i.kind === "error")?.id;
   return (
-    <ol className="transcript" aria-label="Transcript">
-      {hidden > 0 && (
-        <li>
-          <button className="link" onClick={() => setShown((n) => n + PAGE)}>
-            Show earlier ({hidden} more)
-          </button>
-        </li>
-      )}
-      {rows.slice(hidden).map((r) => (
-        <li key={r.key}>
-          <RowView item={r.item} part={r.part} retry={r.item.id === lastError ? onRetry : undefined} />
-        </li>
-      ))}
-      <li ref={end} aria-hidden="true" className="end" />
-    </ol>
+    <div className="transcript-wrap" ref={contentRef}>
+      <ol className="transcript" aria-label="Transcript">
+        {hidden > 0 && (
+          <li>
+            <button className="link" onClick={() => setShown((n) => n + PAGE)}>
+              Show earlier ({hidden} more)
+            </button>
+          </li>
+        )}
+        {rows.slice(hidden).map((r) => (
+          <li key={r.key}>
+            <RowView item={r.item} part={r.part} quiet={r.quiet} retry={r.item.id === lastError ? onRetry : undefined} />
+          </li>
+        ))}
+        {working && (
+          <li className="working" aria-label="The agent is working">
+            <span className="dot working" aria-hidden="true" /> Working…
+          </li>
+        )}
+      </ol>
+    </div>
   );
 }
 
-const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?: Part | undefined; retry?: (() => void) | undefined }) {
+const RowView = memo(function RowView({
+  item,
+  part,
+  quiet,
+  retry,
+}: {
+  item: Item;
+  part?: Part | undefined;
+  quiet?: boolean | undefined;
+  retry?: (() => void) | undefined;
+}) {
   switch (item.kind) {
     case "user":
       return (
@@ -93,7 +119,20 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
           <Markdown text={part.text} />
         </div>
       );
+    case "paused":
+      return (
+        <p className="marker muted small" role="note">
+          Paused at {clock(item.at)} · the sandbox was stopped and its work kept; a prompt resumes it
+        </p>
+      );
     case "progress":
+      // A resume that went well is one quiet line, not a block of steps.
+      if (item.steps.some((s) => s.step === "restore") && item.steps.every((s) => s.state === "done"))
+        return (
+          <p className="marker muted small" role="note">
+            Resumed from snapshot at {clock(item.at)}
+          </p>
+        );
       return (
         <ul className="progress" aria-label="Progress">
           {item.steps.map((s) => (
@@ -130,11 +169,15 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
       );
     case "usage": {
       const u = item.usage;
+      if (u.requests === 0) return null;
+      const known = [
+        `${u.requests} model ${u.requests === 1 ? "request" : "requests"}`,
+        tokens(u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens, u.outputTokens + u.reasoningTokens),
+        price(u.costUsd),
+      ].filter(Boolean);
       return (
         <div className="turn-footer muted small" aria-label="Metered usage">
-          Metered by den: {u.requests} model {u.requests === 1 ? "request" : "requests"} ·{" "}
-          {(u.inputTokens + u.cacheReadTokens + u.cacheWriteTokens).toLocaleString()} in /{" "}
-          {(u.outputTokens + u.reasoningTokens).toLocaleString()} out tokens · ${u.costUsd.toFixed(4)}
+          Metered by den: {known.join(" · ")}
         </div>
       );
     }
@@ -142,17 +185,21 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
       const t = item.tokens;
       return (
         <div className="turn-footer muted small">
-          {item.outcome === "completed" ? "Done" : item.outcome === "aborted" ? "Stopped" : item.outcome === "failed" ? "Failed" : "Interrupted"}
-          {" · "}
-          {(t.input + t.cacheRead).toLocaleString()} in / {(t.output + t.reasoning).toLocaleString()} out tokens · ${item.cost.toFixed(4)}
-          {item.error ? ` · ${item.error}` : ""}
-          {item.error && needsKey(item.error) && (
+          {[
+            item.outcome === "completed" ? "Done" : item.outcome === "aborted" ? "Stopped" : item.outcome === "failed" ? "Failed" : "Interrupted",
+            tokens(t.input + t.cacheRead, t.output + t.reasoning),
+            price(item.cost),
+            quiet ? "" : (item.error ?? ""),
+          ]
+            .filter(Boolean)
+            .join(" · ")}
+          {!quiet && item.error && needsKey(item.error) && (
             <>
               {" · "}
               <Link href="/settings#providers">Add a key</Link>
             </>
           )}
-          {item.error && overBudget(item.error) && (
+          {!quiet && item.error && overBudget(item.error) && (
             <>
               {" · "}
               <Link href="/settings#budget">Budget settings</Link>
@@ -163,6 +210,16 @@ const RowView = memo(function RowView({ item, part, retry }: { item: Item; part?
     }
   }
 });
+
+/** Token counts, or nothing when none were counted (a turn stopped before the model answered). */
+function tokens(input: number, output: number): string {
+  return input + output > 0 ? `${input.toLocaleString()} in / ${output.toLocaleString()} out tokens` : "";
+}
+
+/** A price, or nothing when there is none (a provider den has no price for reads as unknown, not free). */
+function price(usd: number): string {
+  return usd > 0 ? `$${usd.toFixed(4)}` : "";
+}
 
 /** den's gateway refused a model request past the monthly budget (its wording, see gateway.rs). */
 function overBudget(message: string): boolean {

@@ -207,6 +207,22 @@ describe("event reducer", () => {
     expect(t.items.filter((i) => i.kind === "progress")).toHaveLength(2);
   });
 
+  test("a pause leaves one marker with its time, however often the status repeats", () => {
+    const t = apply(
+      empty(),
+      seqd([
+        { type: "status", status: "running", error: null },
+        { type: "status", status: "paused", error: null },
+        { type: "status", status: "paused", error: null },
+        { type: "status", status: "running", error: null },
+        { type: "status", status: "paused", error: null },
+      ]),
+    );
+    const markers = t.items.filter((i) => i.kind === "paused");
+    expect(markers).toHaveLength(2);
+    expect(markers[0]).toMatchObject({ kind: "paused", at });
+  });
+
   test("the latest diff summary is kept, and adds nothing to the transcript", () => {
     const t = apply(
       empty(),

@@ -26,7 +26,9 @@ export type Part =
 export type Item =
   | { kind: "user"; id: string; text: string; model?: string | null }
   | { kind: "assistant"; id: string; parts: Part[] }
-  | { kind: "progress"; id: string; steps: { step: ProgressStep; state: StepState; detail?: string | null }[] }
+  | { kind: "progress"; id: string; at: string; steps: { step: ProgressStep; state: StepState; detail?: string | null }[] }
+  /** The session was paused (by a person, for idleness, or by den stopping): its sandbox is gone, its work kept. */
+  | { kind: "paused"; id: string; at: string }
   | { kind: "error"; id: string; code: string; message: string }
   | { kind: "usage"; id: string; usage: UsageTotals }
   | {
@@ -98,11 +100,14 @@ export function apply(state: Transcript, events: readonly SequencedEvent[]): Tra
 /** True when events are held behind a gap (the connection should resync from `lastSeq`). */
 export const hasGap = (state: Transcript): boolean => state.pending.size > 0;
 
-function applyOne(s: Transcript, { seq, event: e }: SequencedEvent): Transcript {
+function applyOne(s: Transcript, { seq, at, event: e }: SequencedEvent): Transcript {
   const t: Transcript = { ...s, lastSeq: seq };
   switch (e.type) {
-    case "status":
-      return { ...t, status: e.status, error: e.error ?? null };
+    case "status": {
+      // A pause leaves a marker in the transcript (once, however often it is repeated).
+      const items = e.status === "paused" && s.status !== "paused" ? [...t.items, { kind: "paused" as const, id: `paused-${seq}`, at }] : t.items;
+      return { ...t, items, status: e.status, error: e.error ?? null };
+    }
     case "renamed":
       return { ...t, title: e.title };
     case "todos":
@@ -125,6 +130,7 @@ function applyOne(s: Transcript, { seq, event: e }: SequencedEvent): Transcript 
       const item: Item = {
         kind: "progress",
         id: `progress-${seq}`,
+        at,
         steps: [{ step: e.step, state: e.state, detail: e.detail ?? null }],
       };
       return { ...t, items: [...t.items, item] };

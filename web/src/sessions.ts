@@ -75,3 +75,32 @@ export function useSessions(): State {
 
 /** Forget everything (on sign-out). */
 export const reset = () => set({ sessions: [], loaded: false, error: null });
+
+// Sessions created in this tab with a first prompt: their page shows the agent at work from the
+// start (the prompt waits for the sandbox; den sends no turn event until it runs).
+export const createdWithPrompt = new Set<string>();
+
+// Which sessions' agents are at work, as far as this tab knows (the session list carries the
+// sandbox's state, not the agent's: a session page open in this tab reports its own).
+let working: ReadonlySet<string> = new Set();
+const workingListeners = new Set<() => void>();
+
+/** A session page says whether its agent is at work (the sidebar's dot pulses for it). */
+export function setWorking(id: string, on: boolean) {
+  if (working.has(id) === on) return;
+  const next = new Set(working);
+  if (on) next.add(id);
+  else next.delete(id);
+  working = next;
+  workingListeners.forEach((f) => f());
+}
+
+export function useWorking(): ReadonlySet<string> {
+  return useSyncExternalStore(
+    (f) => {
+      workingListeners.add(f);
+      return () => workingListeners.delete(f);
+    },
+    () => working,
+  );
+}
