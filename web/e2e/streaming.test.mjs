@@ -84,17 +84,21 @@ describe("a turn", () => {
 
   test("the Changes panel lists what the turn changed, with its diff; Push says why it cannot", async () => {
     const { page } = alice;
-    model.push([{ tool: "write", args: { filePath: "notes.txt", content: "one\ntwo\n" } }]);
+    model.push([{ tool: "write", args: { filePath: "notes.py", content: "one = 1\ntwo = 2\n" } }]);
     model.push([{ text: ["Noted."] }]);
     await scriptedSession(page, "take notes");
     await expect(transcript(page).getByText("Noted.")).toBeVisible();
     // The summary arrives with the turn's end (`diff_changed`).
     await page.getByRole("button", { name: "Changes (1)" }).click();
     const changes = page.getByRole("region", { name: "Changes" });
-    const file = changes.getByRole("button", { name: /notes\.txt/ });
+    const file = changes.getByRole("button", { name: /notes\.py/ });
     await expect(file).toContainText("+2");
     await file.click();
-    await expect(changes.getByLabel("Diff")).toContainText("+two");
+    await expect(changes.getByLabel("Diff")).toContainText("+two = 2");
+    // The code is coloured as Python (its numbers), the diff's own lines are not.
+    const numbers = changes.getByLabel("Diff").locator(".add .hljs-number");
+    await expect(numbers).toBeVisible();
+    assert.deepEqual(await numbers.allTextContents(), ["1", "2"]);
     // This den's test repository is a local path: there is no remote to push to.
     await changes.getByRole("button", { name: "Push" }).click();
     await expect(changes.getByRole("alert")).toContainText("not on a git host den pushes to");

@@ -160,7 +160,7 @@ export function ChangesPanel({
                   <p className="muted small">Binary file: no text diff.</p>
                 ) : (
                   <>
-                    <Diff text={f.patch} />
+                    <Diff text={f.patch} path={f.path} />
                     {f.patchTruncated && <p className="muted small">The diff was cut: it is too large to show whole.</p>}
                   </>
                 ))}

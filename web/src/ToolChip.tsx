@@ -1,4 +1,5 @@
 import { memo, useState } from "react";
+import { highlight } from "./Markdown";
 import type { ToolCall } from "./types";
 
 const STATE_LABEL = { pending: "pending", running: "running", completed: "done", failed: "failed" } as const;
@@ -73,14 +74,32 @@ function ToolDetail({ call }: { call: ToolCall }) {
   );
 }
 
-export function Diff({ text }: { text: string }) {
+/** The language highlight.js knows a file by, from its extension (`src/a.rs` → `rs`). */
+function languageOf(path: string | undefined): string | undefined {
+  const name = path?.split("/").pop() ?? "";
+  const dot = name.lastIndexOf(".");
+  return dot > 0 ? name.slice(dot + 1).toLowerCase() : undefined;
+}
+
+/** A unified diff, its lines coloured by kind; with `path`, the code itself coloured too. */
+export function Diff({ text, path }: { text: string; path?: string }) {
+  const language = languageOf(path);
   return (
     <pre className="diff" aria-label="Diff">
       {text.split("\n").map((line, i) => {
         const kind = line.startsWith("+++") || line.startsWith("---") ? "meta" : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : line.startsWith("@@") ? "hunk" : "";
+        const code = language && (kind === "add" || kind === "del" || line.startsWith(" "));
         return (
           <span key={i} className={kind}>
-            {line}
+            {code ? (
+              <>
+                {line[0]}
+                {/* highlight.js escapes the code it is given; its output is only its own spans. */}
+                <span dangerouslySetInnerHTML={{ __html: highlight(line.slice(1), language) }} />
+              </>
+            ) : (
+              line
+            )}
             {"\n"}
           </span>
         );
