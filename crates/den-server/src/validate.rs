@@ -254,7 +254,19 @@ fn local_path(path: &Path, local_roots: &[PathBuf]) -> Result<String, String> {
         )
     };
     // Canonicalising resolves `..` and symlinks, so a path cannot climb out of its root.
-    let canonical = path.canonicalize().map_err(|_| refused())?;
+    let canonical = path.canonicalize().map_err(|_| {
+        // A path that names no `..` and sits under an allowed root plainly does not exist (say
+        // so: the roots are no secret to their users); of any other path, say nothing more.
+        let plain = path
+            .components()
+            .all(|part| !matches!(part, std::path::Component::ParentDir));
+        let under_a_root = local_roots.iter().any(|root| path.starts_with(root));
+        if plain && under_a_root {
+            format!("{} does not exist", path.display())
+        } else {
+            refused()
+        }
+    })?;
     let allowed = local_roots
         .iter()
         .filter_map(|root| root.canonicalize().ok())
@@ -271,6 +283,27 @@ fn local_path(path: &Path, local_roots: &[PathBuf]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_folder_under_an_allowed_root_is_said_not_to_exist() {
+        let root = tempfile::tempdir().unwrap();
+        let roots = [root.path().to_path_buf()];
+        let none = EgressPolicy::default();
+        let missing = root.path().join("nope");
+        let err = repository(&missing.display().to_string(), &roots, &none).unwrap_err();
+        assert_eq!(err, format!("{} does not exist", missing.display()));
+        // Outside the roots, or climbing with `..`, nothing is said about what exists.
+        for path in [
+            "/nonexistent-den-test/x".to_owned(),
+            format!("{}/../nope", root.path().display()),
+        ] {
+            let err = repository(&path, &roots, &none).unwrap_err();
+            assert!(
+                err.ends_with("is not inside a directory the admin allowed for local repositories"),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn repository_urls_without_credentials_are_accepted() {
