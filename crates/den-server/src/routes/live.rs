@@ -387,7 +387,7 @@ async fn list_stream(
 #[utoipa::path(post, path = "/api/sessions/{id}/prompt", tag = "sessions", request_body = PromptRequest,
     params(("id" = uuid::Uuid, Path, description = "the session's id")),
     responses((status = 202, body = PromptAccepted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)),
     security(("cookie" = []), ("bearer" = [])))]
 async fn prompt(
     State(state): State<AppState>,
@@ -418,7 +418,7 @@ macro_rules! command_route {
         #[utoipa::path(post, path = $path, tag = "sessions",
             params(("id" = uuid::Uuid, Path, description = "the session's id")),
             responses((status = 204, description = "done"), (status = 401, body = ErrorBody),
-                (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+                (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 502, body = ErrorBody)),
             security(("cookie" = []), ("bearer" = [])))]
         async fn $name(State(state): State<AppState>, caller: Caller, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
             session_of(&state, &caller, id).await?.dispatch($command).await?;
