@@ -1,4 +1,4 @@
-//! Git on the host, for the steps that must not run inside the agent's sandbox (cloning, and
+//! den-git: git on the host, for the steps that must not run inside the agent's sandbox (cloning, and
 //! later pushing with credentials the agent never sees).
 //!
 //! Every call disables what would let a repository run code on the host: hooks, fsmonitor,
@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::egress::{EgressPolicy, EgressRefusal, ip_literal};
+use den_sandbox::egress::{EgressPolicy, EgressRefusal, ip_literal};
 
 /// Why a git operation failed; `stderr` is git's own explanation (never holds credentials: den
 /// passes none in URLs).
@@ -52,7 +52,7 @@ pub enum GitError {
 
 #[expect(
     clippy::disallowed_methods,
-    reason = "den-sandbox is the crate that starts processes; host git runs here"
+    reason = "den-git runs host git (ARCHITECTURE.md: the crates that start processes)"
 )]
 fn git() -> Command {
     let mut command = Command::new("git");
@@ -609,7 +609,7 @@ mod tests {
         let v6 = Target::bind("[::1]:0");
         let (p4, p6) = (v4.port(), v6.port());
         let name = a_name_for_loopback();
-        let own = crate::egress::this_host_addresses()
+        let own = den_sandbox::egress::this_host_addresses()
             .into_iter()
             .find(|a| a.is_ipv4() && !a.is_loopback())
             .map(|a| format!("http://{a}:{p4}/x.git"));

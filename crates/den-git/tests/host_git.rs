@@ -1,4 +1,4 @@
-//! Malicious repositories against den's host git (`den_sandbox::git`): a repository may carry
+//! Malicious repositories against den's host git (`den_git`): a repository may carry
 //! hooks, filter and diff drivers, `core.fsmonitor`, submodules with `file://` or `ext::` URLs,
 //! symlinks out of its tree, a `.gitmodules` path traversal, or a CVE-2024-32002-style symlink
 //! into `.git` beside a submodule. den clones it and lists its branches; nothing of it may run
@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use den_git::{clone_onto_branch, remote_branches};
 use den_sandbox::egress::EgressPolicy;
-use den_sandbox::git::{clone_onto_branch, remote_branches};
 
 const MINUTE: Duration = Duration::from_secs(60);
 

@@ -15,7 +15,6 @@ mod doctor;
 pub mod egress;
 mod error;
 mod exec;
-pub mod git;
 pub mod local;
 pub mod opencode;
 pub mod probe;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use den_sandbox::git::HttpAuth;
+use den_git::HttpAuth;
 use futures::future::BoxFuture;
 use uuid::Uuid;
 

@@ -1,6 +1,6 @@
+use den_git::GitError;
 use den_opencode::OpencodeError;
 use den_sandbox::SandboxError;
-use den_sandbox::git::GitError;
 use den_store::StoreError;
 
 /// Everything a session operation can fail with.

@@ -37,10 +37,10 @@ mod registry;
 pub mod title;
 mod workspace;
 
-pub use den_sandbox::egress::{AllowedHost, EgressPolicy, EgressRefusal};
 /// Listing a repository's branches with host git (hardened; `ls-remote` only), for the
 /// server's branch picker.
-pub use den_sandbox::git::{GitError, HttpAuth, RemoteBranches, remote_branches};
+pub use den_git::{GitError, HttpAuth, RemoteBranches, remote_branches};
+pub use den_sandbox::egress::{AllowedHost, EgressPolicy, EgressRefusal};
 
 pub use catalog::{AdminProvider, Catalog, ProviderConfig, ProviderKind};
 pub use config::{GATEWAY_PORT, GIT_GATEWAY_PORT, SessionConfig};

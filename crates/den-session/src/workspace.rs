@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use den_sandbox::git::HttpAuth;
+use den_git::HttpAuth;
 use den_sandbox::opencode::{base_config, opencode_spec};
 use den_sandbox::probe::BasicAuth;
 use den_sandbox::{Forward, SandboxSpec};
@@ -62,14 +62,12 @@ pub(crate) async fn ensure_checkout(
     tokio::task::spawn_blocking(move || link_tree(&from, &to, false))
         .await
         .map_err(|err| SessionError::Io(std::io::Error::other(err.to_string())))??;
-    den_sandbox::git::switch_to_new_branch(&partial, &record.work_branch, config.clone_timeout)
-        .await?;
+    den_git::switch_to_new_branch(&partial, &record.work_branch, config.clone_timeout).await?;
     // The sandbox sees this checkout: nothing in it may tell where the repository lives.
-    den_sandbox::git::forget_source(&partial, config.clone_timeout).await?;
+    den_git::forget_source(&partial, config.clone_timeout).await?;
     if uses_git_gateway(config, record) {
         // The sandbox fetches and pushes through den, which holds the person's credential.
-        den_sandbox::git::add_remote(&partial, "origin", &git_gateway_url(), config.clone_timeout)
-            .await?;
+        den_git::add_remote(&partial, "origin", &git_gateway_url(), config.clone_timeout).await?;
     }
     tokio::fs::rename(&partial, &checkout).await?;
     Ok(checkout)
@@ -118,8 +116,7 @@ async fn pristine_checkout(
     let egress = config.repository_egress();
     // Asked with the person's credential: a clone cached for someone else is used only by
     // those the remote lets see the commit.
-    let commit =
-        den_sandbox::git::remote_commit(source, auth, base, &egress, config.clone_timeout).await?;
+    let commit = den_git::remote_commit(source, auth, base, &egress, config.clone_timeout).await?;
     let cache = config.workspaces_dir.join("cache");
     let source_key = &token_hash(source)[..16];
     let cached = cache.join(format!("{source_key}-{commit}"));
@@ -130,8 +127,7 @@ async fn pristine_checkout(
     // A name of its own, so two sessions cloning the same commit at once do not collide.
     let partial = cache.join(format!("{source_key}-{}.partial", random_secret()?));
     let cloned =
-        den_sandbox::git::clone_at(source, auth, &partial, base, &egress, config.clone_timeout)
-            .await;
+        den_git::clone_at(source, auth, &partial, base, &egress, config.clone_timeout).await;
     let commit = match cloned {
         Ok(commit) => commit,
         Err(err) => {
@@ -355,7 +351,7 @@ mod tests {
     async fn sessions_of_one_commit_share_its_files_but_not_their_branches() {
         let repo = tempfile::tempdir().unwrap();
         std::fs::write(repo.path().join("README.md"), "hello\n").unwrap();
-        den_sandbox::git::init_with_commit(repo.path(), "first")
+        den_git::init_with_commit(repo.path(), "first")
             .await
             .unwrap();
         let data = tempfile::tempdir().unwrap();
@@ -392,9 +388,7 @@ mod tests {
 
         // A new commit gets its own clone.
         std::fs::write(repo.path().join("README.md"), "changed\n").unwrap();
-        den_sandbox::git::init_with_commit(repo.path(), "second")
-            .await
-            .ok();
+        den_git::init_with_commit(repo.path(), "second").await.ok();
         let third = ensure_checkout(&config, &record(&source, "den/cccc0003"), None)
             .await
             .unwrap();

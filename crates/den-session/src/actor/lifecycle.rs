@@ -239,7 +239,7 @@ async fn start(
     }
 
     // The host checkout is den's and the sandbox never writes it: its HEAD is the base.
-    let base_commit = den_sandbox::git::head_commit(&checkout, config.clone_timeout).await?;
+    let base_commit = den_git::head_commit(&checkout, config.clone_timeout).await?;
 
     let gateway_token = workspace::random_secret()?;
     services
@@ -311,7 +311,7 @@ async fn start(
 async fn clone_credential(
     services: &Services,
     record: &SessionRecord,
-) -> Result<Option<den_sandbox::git::HttpAuth>> {
+) -> Result<Option<den_git::HttpAuth>> {
     let Some(host) = workspace::http_host(&record.repository) else {
         return Ok(None);
     };
@@ -320,7 +320,7 @@ async fn clone_credential(
         .git_credential(record.owner_id, &host)
         .await?;
     if let Some(c) = credential {
-        return Ok(Some(den_sandbox::git::HttpAuth {
+        return Ok(Some(den_git::HttpAuth {
             username: c.username,
             password: c.token.to_string(),
         }));

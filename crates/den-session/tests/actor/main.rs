@@ -86,9 +86,7 @@ impl World {
         tokio::fs::write(repo.join("README.md"), "hello\n")
             .await
             .unwrap();
-        den_sandbox::git::init_with_commit(&repo, "first")
-            .await
-            .unwrap();
+        den_git::init_with_commit(&repo, "first").await.unwrap();
         let id = Uuid::now_v7();
         let repository = repo.display().to_string();
         self.store

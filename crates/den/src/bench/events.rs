@@ -37,7 +37,7 @@ async fn measure(den: &BenchDen, model: &BenchModel, quick: bool) -> anyhow::Res
     let repo = den.repos.join("project");
     std::fs::create_dir_all(&repo)?;
     std::fs::write(repo.join("README.md"), "# bench\n")?;
-    den_sandbox::git::init_with_commit(&repo, "bench").await?;
+    den_git::init_with_commit(&repo, "bench").await?;
 
     // A first turn warms everything up; it is not measured.
     let session = den.create_session(&repo, Some("warm up")).await?;
