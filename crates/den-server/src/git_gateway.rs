@@ -312,11 +312,7 @@ async fn pinned_client(egress: &EgressPolicy, repository: &str) -> Result<reqwes
         .into_iter()
         .map(|ip| SocketAddr::new(ip, port))
         .collect();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .resolve_to_addrs(host.trim_start_matches('[').trim_end_matches(']'), &pinned)
-        .build()
+    crate::gateway::endpoint::pinned_client(Some(&host), &pinned)
         .map_err(|err| format!("den cannot make a client for the remote: {err}"))
 }
 

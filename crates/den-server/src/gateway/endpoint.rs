@@ -27,21 +27,27 @@ impl CheckedEndpoint {
     /// A client that reaches this endpoint's host only at the checked addresses and follows no
     /// redirect.
     pub(crate) fn client(&self) -> Result<reqwest::Client, String> {
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
-        if !self.pinned.is_empty()
-            && let Some(host) = self.url.host_str()
-        {
-            builder = builder.resolve_to_addrs(
-                host.trim_start_matches('[').trim_end_matches(']'),
-                &self.pinned,
-            );
-        }
-        builder
-            .build()
+        let host = self.url.host_str().filter(|_| !self.pinned.is_empty());
+        pinned_client(host, &self.pinned)
             .map_err(|err| format!("den cannot make a client for the endpoint: {err}"))
     }
+}
+
+/// A client that reaches `host` (when given) only at the `pinned` addresses the egress rules
+/// checked, through no proxy, following no redirect: what den uses for every outbound request
+/// made on a person's behalf (model endpoints, the git gateway's remote).
+pub(crate) fn pinned_client(
+    host: Option<&str>,
+    pinned: &[SocketAddr],
+) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
+    if let Some(host) = host {
+        builder =
+            builder.resolve_to_addrs(host.trim_start_matches('[').trim_end_matches(']'), pinned);
+    }
+    builder.build()
 }
 
 /// Checks a personal endpoint's base URL: http(s), no credentials, query or fragment in it, and
