@@ -16,13 +16,14 @@ const TOKEN: &str = "gateway-token-of-the-session-0123456789";
 const ALICE_KEY: &str = "sk-ant-api03-alice-own-key-0001";
 const SONNET: &str = "claude-sonnet-4-5-20250929";
 
-struct Gateway {
-    http: reqwest::Client,
+/// A gateway on a unix socket, as a sandbox reaches it, and a client for it.
+pub(crate) struct Gateway {
+    pub(crate) http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
 impl Gateway {
-    async fn start(store: Store, catalog: Catalog) -> Self {
+    pub(crate) async fn start(store: Store, catalog: Catalog) -> Self {
         Self::start_allowing(store, catalog, true).await
     }
 

@@ -10,33 +10,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use crate::gateway::Gateway;
 use crate::support::TestServer;
 
 const TOKEN: &str = "gateway-token-doors-0123456789abcdef";
 const OWNER_KEY: &str = "sk-ant-api03-doors-owner-key-0042";
 const SONNET: &str = "claude-sonnet-4-5-20250929";
-
-/// A gateway on a unix socket, as a sandbox reaches it, and a client for it.
-async fn gateway(store: Store, catalog: Catalog) -> (reqwest::Client, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("gateway.sock");
-    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
-    tokio::spawn(den_server::serve_gateway(
-        listener,
-        store,
-        catalog,
-        den_server::GatewayPolicy {
-            allow_private_endpoints: true,
-            monthly_budget_usd: None,
-        },
-        std::future::pending(),
-    ));
-    let http = reqwest::Client::builder()
-        .unix_socket(socket.as_path())
-        .build()
-        .unwrap();
-    (http, dir)
-}
 
 fn ask(model: &str) -> Value {
     json!({"model": model, "max_tokens": 100, "stream": true,
@@ -102,7 +81,8 @@ async fn no_token_or_a_deleted_sessions_token_is_refused_and_a_valid_one_gets_th
         .await
         .unwrap();
     let id = session(&server.store, alice, &format!("anthropic/{SONNET}")).await;
-    let (http, _dir) = gateway(server.store.clone(), anthropic_at(&model)).await;
+    let gateway = Gateway::start(server.store.clone(), anthropic_at(&model)).await;
+    let http = gateway.http.clone();
     let path = "/v1/anthropic/messages";
 
     // No token at all, and a bearer header that is not the session's: not a session.
@@ -145,7 +125,8 @@ async fn a_provider_den_does_not_know_is_refused_clearly_before_anything_is_sent
     let alice = server.store.user_by_name("alice").await.unwrap().id;
     // A session whose provider is gone (an admin removed it from the configuration).
     session(&server.store, alice, "removed-provider/some-model").await;
-    let (http, _dir) = gateway(server.store.clone(), anthropic_at(&model)).await;
+    let gateway = Gateway::start(server.store.clone(), anthropic_at(&model)).await;
+    let http = gateway.http.clone();
 
     let (status, body) = post(
         &http,
