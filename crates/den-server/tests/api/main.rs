@@ -19,5 +19,6 @@ mod logs;
 mod models;
 mod password;
 mod repositories;
+mod share_links;
 mod signin;
 mod support;
