@@ -42,6 +42,12 @@ impl SessionManager {
         target: ForkTarget<'_>,
     ) -> Result<SessionRecord> {
         let services = self.services();
+        // A snapshot being written (the one after the last turn) is waited for, so the fork
+        // starts from the newest finished turn.
+        self.session(owner_id, source_id)
+            .await?
+            .snapshot_settled()
+            .await?;
         let source = match services.store.session_of(owner_id, source_id).await {
             Ok(record) => record,
             Err(StoreError::NotFound) => return Err(SessionError::NotFound),
