@@ -35,6 +35,16 @@ function Variant({ id }: { id: string }) {
   const last = own[own.length - 1];
   const state =
     t.turn !== null ? "working" : t.status === "error" || (last?.kind === "turn" && last.outcome !== "completed") ? "failed" : last ? "done" : "starting";
+  // The variant's last answer, to compare with the others' beside its changes.
+  const answer = [...t.items.slice(since)].reverse().find((i) => i.kind === "assistant");
+  const reply =
+    answer?.kind === "assistant"
+      ? answer.parts
+          .filter((p) => p.kind === "text")
+          .map((p) => (p.kind === "text" ? p.text : ""))
+          .join("")
+          .slice(0, 600)
+      : "";
   return (
     <section className="variant" aria-label={`Variant ${title}`}>
       <h2>
@@ -43,7 +53,8 @@ function Variant({ id }: { id: string }) {
       <p className="muted small" aria-label="Variant state">
         {state}
       </p>
-      <ChangesPanel id={id} summary={t.diff} pull={null} onPull={() => undefined} onClose={() => undefined} />
+      {reply && <p className="variant-reply">{reply}</p>}
+      <ChangesPanel id={id} summary={t.diff} pull={null} onPull={() => undefined} />
     </section>
   );
 }
