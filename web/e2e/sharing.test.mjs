@@ -42,6 +42,7 @@ describe("fork", () => {
   test("Fork opens a new session with the source's conversation, which its next prompt continues", async () => {
     const { page } = alice;
     const source = await finishedSession(page, "Remember the word quince", "I will remember quince.");
+    await page.getByRole("button", { name: "More", exact: true }).click();
     await page.getByRole("button", { name: "Fork", exact: true }).click();
     await page.waitForURL((url) => /\/s\/[0-9a-f-]+$/.test(url.pathname) && !url.pathname.endsWith(source));
     await expect(page.getByRole("heading", { name: /\(fork\)$/ })).toBeVisible();
@@ -69,6 +70,7 @@ describe("fork", () => {
     await finishedSession(page, "Start of variants", "Ready for variants.");
     model.push([{ text: ["one variant"] }]);
     model.push([{ text: ["another variant"] }]);
+    await page.getByRole("button", { name: "More", exact: true }).click();
     await page.getByRole("button", { name: "Try variants…" }).click();
     const dialog = page.getByRole("dialog", { name: "Try variants" });
     await dialog.getByLabel("Variants").fill("2");
@@ -91,6 +93,7 @@ describe("share links", () => {
   test("a share link opened in a browser with no den cookie shows the transcript streaming, until revoked", async () => {
     const { page } = alice;
     await finishedSession(page, "Shared beginnings", "Hello, viewers.");
+    await page.getByRole("button", { name: "More", exact: true }).click();
     await page.getByRole("button", { name: "Share…" }).click();
     const dialog = page.getByRole("dialog", { name: "Share read-only" });
     await dialog.getByRole("button", { name: "Create link" }).click();
@@ -106,7 +109,7 @@ describe("share links", () => {
     await expect(transcript(viewer).getByText("Hello, viewers.")).toBeVisible();
     // Nothing to act with: no prompt box, no session actions, no sign-in.
     assert.equal(await viewer.getByLabel("Prompt", { exact: true }).count(), 0);
-    assert.equal(await viewer.getByRole("button", { name: /Fork|Share|Delete|Changes/ }).count(), 0);
+    assert.equal(await viewer.getByRole("button", { name: /More|Fork|Share|Delete|Changes/ }).count(), 0);
 
     // A turn streams to the viewer while it runs.
     const held = gate();
@@ -121,6 +124,7 @@ describe("share links", () => {
     await viewer.screenshot({ path: `${SHOTS}/share-viewer.png` });
 
     // Revoking closes the open viewer.
+    await page.getByRole("button", { name: "More", exact: true }).click();
     await page.getByRole("button", { name: "Share…" }).click();
     await page.getByRole("dialog", { name: "Share read-only" }).getByRole("button", { name: "Revoke" }).click();
     await expect(viewer.getByRole("heading", { name: "This link does not work" })).toBeVisible();

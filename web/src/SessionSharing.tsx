@@ -34,16 +34,44 @@ export function SessionSharing({ id, onError }: { id: string; onError: (message:
       setForking(false);
     }
   };
+  const [open, setOpen] = useState(false);
+  const menu = useRef<HTMLDivElement>(null);
+  // The menu closes on a choice, on Escape, and on a click anywhere else.
+  useEffect(() => {
+    if (!open) return;
+    const outside = (e: MouseEvent) => {
+      if (!menu.current?.contains(e.target as Node)) setOpen(false);
+    };
+    const escape = (e: KeyboardEvent) => e.key === "Escape" && setOpen(false);
+    document.addEventListener("mousedown", outside);
+    document.addEventListener("keydown", escape);
+    return () => {
+      document.removeEventListener("mousedown", outside);
+      document.removeEventListener("keydown", escape);
+    };
+  }, [open]);
+  const choose = (f: () => void) => () => {
+    setOpen(false);
+    f();
+  };
   return (
-    <>
-      <button onClick={() => void fork()} disabled={forking} title="A new session from this one's last finished turn: same files and conversation, a branch of its own">
-        {forking ? "Forking…" : "Fork"}
+    // One "More" button keeps the session header short on a phone.
+    <div className="more" ref={menu}>
+      <button aria-haspopup="true" aria-expanded={open} onClick={() => setOpen((o) => !o)}>
+        {forking ? "Forking…" : "More"}
       </button>
-      <button onClick={() => setDialog("variants")}>Try variants…</button>
-      <button onClick={() => setDialog("share")}>Share…</button>
+      {open && (
+        <div className="more-menu card" role="group" aria-label="More actions">
+          <button onClick={choose(() => void fork())} disabled={forking} title="A new session from this one's last finished turn: same files and conversation, a branch of its own">
+            Fork
+          </button>
+          <button onClick={choose(() => setDialog("variants"))}>Try variants…</button>
+          <button onClick={choose(() => setDialog("share"))}>Share…</button>
+        </div>
+      )}
       {dialog === "variants" && <VariantsDialog id={id} onClose={() => setDialog(null)} />}
       {dialog === "share" && <ShareDialog id={id} onClose={() => setDialog(null)} />}
-    </>
+    </div>
   );
 }
 
