@@ -63,7 +63,18 @@ async fn fork(
             title: &title,
             work_branch: &branch,
         };
-        forks.push(manager.fork(caller.user.id, id, target).await?);
+        match manager.fork(caller.user.id, id, target).await {
+            Ok(record) => forks.push(record),
+            Err(err) => {
+                // All or none: the forks already made go too.
+                for made in &forks {
+                    if let Err(err) = manager.delete(caller.user.id, made.id).await {
+                        tracing::warn!(error = %err, "cannot remove a fork after a failed one");
+                    }
+                }
+                return Err(err.into());
+            }
+        }
     }
     let mut sessions = Vec::new();
     for record in forks {
