@@ -19,5 +19,6 @@ mod logs;
 mod models;
 mod password;
 mod repositories;
+mod security_headers;
 mod signin;
 mod support;
