@@ -8,6 +8,7 @@ mod authz;
 mod branches;
 mod budget;
 mod credentials;
+mod fuzz_routes;
 mod gateway;
 mod gateway_tokens;
 mod github;
