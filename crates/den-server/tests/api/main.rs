@@ -9,6 +9,7 @@ mod branches;
 mod budget;
 mod credentials;
 mod fuzz_routes;
+mod fuzz_websocket;
 mod gateway;
 mod gateway_tokens;
 mod github;
