@@ -97,7 +97,7 @@ describe("share links", () => {
     await page.getByRole("button", { name: "Share…" }).click();
     const dialog = page.getByRole("dialog", { name: "Share read-only" });
     await dialog.getByRole("button", { name: "Create link" }).click();
-    const link = await dialog.getByLabel("Share link").inputValue();
+    const link = await dialog.getByLabel("Share link", { exact: true }).inputValue();
     assert.match(link, /\/share\/dsh_/);
 
     const stranger = await browser.newContext();
