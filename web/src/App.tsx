@@ -6,6 +6,7 @@ import { Link, navigate, usePath } from "./router";
 import { SessionPage } from "./SessionPage";
 import { reset as resetSessions } from "./sessions";
 import { Settings } from "./Settings";
+import { VariantsPage } from "./VariantsPage";
 import { Sidebar } from "./Sidebar";
 import { SignIn } from "./SignIn";
 import type { AuthOptions, User } from "./types";
@@ -68,6 +69,11 @@ export function App() {
   if (session) page = <SessionPage key={session} id={decodeURIComponent(session)} />;
   else if (path === "/settings") page = <Settings user={auth.user} onSignOut={signOut} onAccountChanged={() => void load()} />;
   else if (path === "/") page = <Home />;
+  else if (path === "/variants") {
+    const query = new URLSearchParams(location.search);
+    const ids = (query.get("ids") ?? "").split(",").filter(Boolean);
+    page = <VariantsPage ids={ids} of={query.get("of")} />;
+  }
   else
     page = (
       <div className="empty">

@@ -26,7 +26,8 @@ export function ChangesPanel({
   summary: DiffSummary | null;
   pull: PullRequest | null;
   onPull: (pull: PullRequest) => void;
-  onClose: () => void;
+  /** Absent: no close button (the variants page shows the panel for good). */
+  onClose?: () => void;
 }) {
   const [diff, setDiff] = useState<SessionDiff | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -98,9 +99,11 @@ export function ChangesPanel({
             {opening ? "Opening pull request…" : "Open pull request"}
           </button>
         )}
-        <button className="link" onClick={onClose} aria-label="Close changes">
-          ×
-        </button>
+        {onClose && (
+          <button className="link" onClick={onClose} aria-label="Close changes">
+            ×
+          </button>
+        )}
       </header>
       {pushed && (
         <p className="banner ok" role="status">

@@ -5,6 +5,7 @@ import { Composer } from "./Composer";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { ModelPicker } from "./ModelPicker";
 import { QueuedPrompts } from "./QueuedPrompts";
+import { SessionSharing } from "./SessionSharing";
 import { navigate } from "./router";
 import { createdWithPrompt, removed, setWorking, upsert, useSessions } from "./sessions";
 import { Transcript } from "./Transcript";
@@ -270,6 +271,7 @@ export function SessionPage({ id }: { id: string }) {
           <button onClick={() => setShowChanges(!showChanges)} aria-pressed={showChanges}>
             Changes{t.diff ? ` (${t.diff.files})` : ""}
           </button>
+          <SessionSharing id={id} onError={setNotice} />
           <button onClick={() => setRenaming(title)}>Rename</button>
           <button onClick={() => setConfirmDelete(true)} className="danger-outline">
             Delete

@@ -31,7 +31,8 @@ export function Transcript({
   contentRef,
 }: {
   items: Item[];
-  onRetry: () => void;
+  /** Sends the last prompt again (absent: no Retry button, as for a share link's viewer). */
+  onRetry?: () => void;
   empty: string;
   /** The agent is at work on a prompt (sent, or running): say so at the end. */
   working: boolean;
@@ -72,7 +73,7 @@ export function Transcript({
         )}
         {rows.slice(hidden).map((r) => (
           <li key={r.key}>
-            <RowView item={r.item} part={r.part} quiet={r.quiet} retry={r.item.id === lastError ? onRetry : undefined} />
+            <RowView item={r.item} part={r.part} quiet={r.quiet} retry={r.item.id === lastError && onRetry ? onRetry : undefined} />
           </li>
         ))}
         {working && (

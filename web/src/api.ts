@@ -21,6 +21,10 @@ import type {
   RepositoryList,
   Session,
   SessionDiff,
+  CreatedShareLink,
+  ForkResponse,
+  ShareLink,
+  SharedSession,
   SessionPage,
   User,
 } from "./types";
@@ -95,6 +99,15 @@ export const api = {
   openPullRequest: (id: string, draft = false) => request<PullRequest>("POST", `/api/sessions/${id}/pull-request`, { draft }),
   prompt: (id: string, text: string, model?: string) =>
     request<PromptAccepted>("POST", `/api/sessions/${id}/prompt`, { text, ...(model ? { model } : {}) }),
+  // New sessions from the session's last snapshot; with a prompt, sent to each (best of N).
+  fork: (id: string, count = 1, prompt?: string) =>
+    request<ForkResponse>("POST", `/api/sessions/${id}/fork`, { count, ...(prompt ? { prompt } : {}) }),
+  shareLinks: (id: string) => request<ShareLink[]>("GET", `/api/sessions/${id}/shares`),
+  createShareLink: (id: string, expiresAt?: string) =>
+    request<CreatedShareLink>("POST", `/api/sessions/${id}/shares`, expiresAt ? { expiresAt } : {}),
+  revokeShareLink: (id: string, link: string) => request<void>("DELETE", `/api/sessions/${id}/shares/${link}`),
+  // What a share link's viewer may read (no sign-in: the token is the whole credential).
+  shared: (token: string) => request<SharedSession>("GET", `/api/shared/${encodeURIComponent(token)}`),
   control: (id: string, action: "abort" | "pause" | "resume") => request<void>("POST", `/api/sessions/${id}/${action}`),
   dequeue: (id: string, item: string) => request<void>("DELETE", `/api/sessions/${id}/queue/${encodeURIComponent(item)}`),
   editQueued: (id: string, item: string, text: string) =>

@@ -42,3 +42,7 @@ export type PullRequest = S["PullRequest"];
 export type GitCredential = S["GitCredential"];
 export type GithubStatus = S["GithubStatus"];
 export type GithubConnect = S["GithubConnect"];
+export type ForkResponse = S["ForkResponse"];
+export type ShareLink = S["ShareLink"];
+export type CreatedShareLink = S["CreatedShareLink"];
+export type SharedSession = S["SharedSession"];

@@ -5,6 +5,7 @@ mod branches;
 mod budget;
 mod changes;
 mod credentials;
+mod fork;
 mod github_link;
 mod key_test;
 mod live;
@@ -13,6 +14,7 @@ mod ops;
 mod pull_request;
 mod repositories;
 mod sessions;
+mod share_links;
 mod tokens;
 
 use std::sync::OnceLock;
@@ -95,6 +97,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(models::router())
         .merge(budget::router())
         .merge(key_test::router())
+        .merge(fork::router())
+        .merge(share_links::router())
 }
 
 /// The OpenAPI document of every route (built once).

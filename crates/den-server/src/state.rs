@@ -76,6 +76,8 @@ struct Inner {
     metrics: PrometheusHandle,
     http: reqwest::Client,
     sessions: Option<SessionManager>,
+    /// The ids of share links as they are revoked: each open viewer of one ends at once.
+    share_revocations: tokio::sync::broadcast::Sender<uuid::Uuid>,
 }
 
 impl AppState {
@@ -121,6 +123,7 @@ impl AppState {
             metrics,
             http,
             sessions,
+            share_revocations: tokio::sync::broadcast::channel(256).0,
         };
         Self {
             inner: Arc::new(inner),
@@ -137,6 +140,10 @@ impl AppState {
 
     pub(crate) fn session_manager(&self) -> Option<&SessionManager> {
         self.inner.sessions.as_ref()
+    }
+
+    pub(crate) fn share_revocations(&self) -> &tokio::sync::broadcast::Sender<uuid::Uuid> {
+        &self.inner.share_revocations
     }
 
     pub fn store(&self) -> &Store {

@@ -395,7 +395,10 @@ impl SessionActor {
     /// reports back), so the loop goes on meanwhile.
     async fn handle_command(&mut self, command: Command) -> bool {
         if self.snapshotting.is_some()
-            && matches!(command, Command::Diff { .. } | Command::Push { .. })
+            && matches!(
+                command,
+                Command::Diff { .. } | Command::Push { .. } | Command::SnapshotSettled { .. }
+            )
         {
             self.after_snapshot.push(command);
             return true;
@@ -457,6 +460,9 @@ impl SessionActor {
             } => self.push(author, message, reply),
             Command::AgentClient { reply } => {
                 let _ = reply.send(Ok(self.live.as_ref().map(|live| live.client.clone())));
+            }
+            Command::SnapshotSettled { reply } => {
+                let _ = reply.send(Ok(()));
             }
             Command::Shutdown { reply } => {
                 self.shutdown().await;

@@ -90,6 +90,11 @@ pub(crate) enum Command {
     AgentClient {
         reply: oneshot::Sender<Result<Option<den_opencode::OpencodeClient>>>,
     },
+    /// Answered once no snapshot is being written (at once when none is): the record then
+    /// holds the newest snapshot there will be for the last finished turn (for a fork).
+    SnapshotSettled {
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// den is stopping: stop the sandbox, close the running turn as interrupted.
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -263,6 +268,11 @@ impl SessionHandle {
     #[doc(hidden)]
     pub async fn agent_client(&self) -> Result<Option<den_opencode::OpencodeClient>> {
         self.ask(|reply| Command::AgentClient { reply }).await
+    }
+
+    /// Waits until no snapshot of the session is being written.
+    pub(crate) async fn snapshot_settled(&self) -> Result<()> {
+        self.ask(|reply| Command::SnapshotSettled { reply }).await
     }
 
     pub(crate) async fn delete(&self) -> Result<()> {

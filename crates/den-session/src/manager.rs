@@ -60,6 +60,10 @@ impl SessionManager {
         }
     }
 
+    pub(crate) fn services(&self) -> &Services {
+        self.registry.services()
+    }
+
     pub fn store(&self) -> &Store {
         &self.registry.services().store
     }

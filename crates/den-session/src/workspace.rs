@@ -73,6 +73,30 @@ pub(crate) async fn ensure_checkout(
     Ok(checkout)
 }
 
+/// A fork's checkout: a copy of its source's (files hard-linked, `.git`'s own files copied, as
+/// for any checkout), switched to the fork's work branch. Same base commit, same remote.
+pub(crate) async fn copy_checkout(
+    config: &SessionConfig,
+    source_checkout: &Path,
+    fork: &SessionRecord,
+) -> Result<PathBuf> {
+    let checkout = checkout_dir(config, fork.id);
+    let parent = checkout
+        .parent()
+        .unwrap_or(&config.workspaces_dir)
+        .to_path_buf();
+    tokio::fs::create_dir_all(&parent).await?;
+    let partial = parent.join("checkout.partial");
+    let _ = tokio::fs::remove_dir_all(&partial).await;
+    let (from, to) = (source_checkout.to_path_buf(), partial.clone());
+    tokio::task::spawn_blocking(move || link_tree(&from, &to, false))
+        .await
+        .map_err(|err| SessionError::Io(std::io::Error::other(err.to_string())))??;
+    den_git::switch_to_new_branch(&partial, &fork.work_branch, config.clone_timeout).await?;
+    tokio::fs::rename(&partial, &checkout).await?;
+    Ok(checkout)
+}
+
 /// Whether the session's sandbox reaches its remote through den's git gateway: when den runs
 /// one and the repository is on an http(s) host.
 pub(crate) fn uses_git_gateway(config: &SessionConfig, record: &SessionRecord) -> bool {

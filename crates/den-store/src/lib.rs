@@ -12,6 +12,7 @@
 //! - [`crypto`]: AES-256-GCM sealing with versioned master keys.
 //! - `users`, `auth`, `sessions`, `events`, `secrets`: the tables, one module each.
 //! - `providers`: a person's model provider keys (sealed secrets) and own endpoints.
+//! - `share_links`: read-only share links of a session (token hashes only).
 //! - `usage`: metered model requests; `budgets`: each person's monthly spending caps.
 
 mod auth;
@@ -23,6 +24,7 @@ mod git_credentials;
 mod providers;
 mod secrets;
 mod sessions;
+mod share_links;
 mod usage;
 mod users;
 
@@ -42,6 +44,7 @@ pub use events::StoredEvent;
 pub use git_credentials::GitCredential;
 pub use providers::{KeyInfo, ModelEndpointRecord, NewModelEndpoint, key_fingerprint};
 pub use sessions::{NewSession, SessionCursor, SessionRecord};
+pub use share_links::{NewShareLink, ShareLinkRecord};
 pub use usage::{NewUsage, UsageTotals};
 pub use users::{NewUser, UserRecord};
 

@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 #[path = "contract/accounts.rs"]
 mod accounts;
+#[path = "contract/share_links.rs"]
+mod share_links;
 
 /// The PostgreSQL server to test against. Without one the suite runs on SQLite alone, which is
 /// fine on a laptop; but where the run must cover PostgreSQL (`scripts/test` sets

@@ -592,6 +592,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * New sessions from the source's last snapshot: its files, its conversation up to its last
+         *     finished turn, each on a branch of its own. With `prompt`, the same prompt goes to every
+         *     fork. A session with no snapshot yet (no finished turn) answers 409. The source is unchanged.
+         */
+        post: operations["sessions_fork_session"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/pause": {
         parameters: {
             query?: never;
@@ -725,6 +746,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The session's share links, newest first, revoked and expired ones included (no tokens). */
+        get: operations["sessions_list_share_links"];
+        put?: never;
+        /**
+         * Creates a read-only link to the session (optionally expiring). The token is in this answer
+         *     only; den keeps its hash.
+         */
+        post: operations["sessions_create_share_link"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/shares/{link}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revokes a share link: it answers 404 from now on, and its open viewers are closed. */
+        delete: operations["sessions_revoke_share_link"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/ws": {
         parameters: {
             query?: never;
@@ -734,6 +793,45 @@ export interface paths {
         };
         /** The session's events and commands over a WebSocket (see docs/protocol.md). */
         get: operations["sessions_websocket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/shared/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The shared session's title and status (nothing of its owner, repository or branches). */
+        get: operations["sessions_get_shared_session"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/shared/{token}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The shared session's transcript events as Server-Sent Events, like
+         *     `/api/sessions/{id}/events` but only the transcript's kinds (no progress details, usage,
+         *     queue, diff or unmapped agent events), so sequence numbers have gaps. Ends when the link is
+         *     revoked or expires.
+         */
+        get: operations["sessions_shared_session_events"];
         put?: never;
         post?: never;
         delete?: never;
@@ -954,10 +1052,26 @@ export interface components {
             repository: string;
             title?: string | null;
         };
+        /** @description `POST /api/sessions/{id}/shares`. */
+        CreateShareLinkRequest: {
+            /**
+             * Format: date-time
+             * @description When the link stops working; absent: until revoked. Must be in the future.
+             */
+            expiresAt?: string | null;
+        };
         /** @description `POST /api/tokens`. */
         CreateTokenRequest: {
             /** @description A label for people, 1 to 100 characters. */
             name: string;
+        };
+        /**
+         * @description A new share link and its token. The viewer's page is `/share/<token>`; den keeps only the
+         *     token's hash, so this is the only time it is shown.
+         */
+        CreatedShareLink: {
+            link: components["schemas"]["ShareLink"];
+            token: string;
         };
         /** @description The answer to `POST /api/tokens`: the only time the token is shown. */
         CreatedToken: {
@@ -1015,6 +1129,20 @@ export interface components {
         };
         /** @enum {string} */
         FileStatus: "added" | "modified" | "deleted" | "renamed" | "copied" | "type_changed";
+        /** @description `POST /api/sessions/{id}/fork`: new sessions from the source's last snapshot. */
+        ForkRequest: {
+            /**
+             * Format: int32
+             * @description How many forks, 1 to 5 (default 1).
+             */
+            count?: number | null;
+            /** @description A prompt sent to every fork once it exists (the same one to each: best of N). */
+            prompt?: string | null;
+        };
+        /** @description The forks made, in order. */
+        ForkResponse: {
+            sessions: components["schemas"]["Session"][];
+        };
         /** @description A stored credential, without its token. */
         GitCredential: {
             /** @description The host name, lowercase, with `:port` when not 443 (e.g. `git.example.com`). */
@@ -1484,6 +1612,27 @@ export interface components {
         SetProviderKeyRequest: {
             /** @description The provider's API key; up to 1024 characters, no whitespace. */
             key: string;
+        };
+        /** @description A share link as its owner sees it (the token itself is shown once, at creation). */
+        ShareLink: {
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            expiresAt?: string | null;
+            /** Format: uuid */
+            id: string;
+            /** Format: date-time */
+            revokedAt?: string | null;
+        };
+        /**
+         * @description What a share link's viewer learns of the session besides its transcript: nothing of its
+         *     owner, repository or branches.
+         */
+        SharedSession: {
+            /** Format: date-time */
+            createdAt: string;
+            status: components["schemas"]["SessionStatus"];
+            title: string;
         };
         /** @enum {string} */
         StepState: "started" | "done" | "failed";
@@ -3037,6 +3186,64 @@ export interface operations {
             };
         };
     };
+    sessions_fork_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session to fork */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForkRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForkResponse"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     sessions_pause: {
         parameters: {
             query?: never;
@@ -3522,6 +3729,141 @@ export interface operations {
             };
         };
     };
+    sessions_list_share_links: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareLink"][];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_create_share_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateShareLinkRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedShareLink"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_revoke_share_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+                /** @description the link's id */
+                link: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description revoked */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     sessions_websocket: {
         parameters: {
             query?: never;
@@ -3552,6 +3894,78 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_get_shared_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the share link's token */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharedSession"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_shared_session_events: {
+        parameters: {
+            query?: {
+                /** @description the last sequence number the viewer has */
+                after?: number;
+            };
+            header?: never;
+            path: {
+                /** @description the share link's token */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream of SequencedEvent */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -97,7 +97,7 @@ async fn create(
 }
 
 /// `den/` and the last 8 hex digits of the id (the random part of a UUIDv7).
-fn work_branch(id: Uuid) -> String {
+pub(super) fn work_branch(id: Uuid) -> String {
     let hex = id.simple().to_string();
     format!("den/{}", &hex[hex.len() - 8..])
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::support::{Auth, TestServer, TestUser};
 
 /// How a route must answer.
-enum Rule {
+pub(crate) enum Rule {
     /// Anyone may call it; `status` is what an anonymous call answers.
     Public { status: StatusCode },
     /// Needs sign-in; the caller sees only their own data.
@@ -31,12 +31,15 @@ const OWNER_ENDPOINT_URL: &str = "http://127.0.0.1:1/owner/v1";
 const LEAVER_PASSWORD: &str = "the leaver's own password";
 
 /// Ids of resources the owner has; fresh for each call, since some calls delete them.
-struct Fixture {
-    session: String,
-    token: String,
+pub(crate) struct Fixture {
+    pub(crate) session: String,
+    pub(crate) token: String,
+    /// A share link of the session: its id and its token.
+    pub(crate) share_link: String,
+    pub(crate) share_token: String,
 }
 
-fn rule(method: &Method, path: &str) -> Rule {
+pub(crate) fn rule(method: &Method, path: &str) -> Rule {
     use StatusCode as S;
     match (method.as_str(), path) {
         (
@@ -141,6 +144,20 @@ fn rule(method: &Method, path: &str) -> Rule {
                 status: S::NO_CONTENT,
             }
         }
+        // The fixture's session never finished a turn: there is no snapshot to fork yet.
+        ("POST", "/api/sessions/{id}/fork") => Rule::Owned {
+            status: S::CONFLICT,
+        },
+        ("POST", "/api/sessions/{id}/shares") => Rule::Owned { status: S::CREATED },
+        ("GET", "/api/sessions/{id}/shares") => Rule::Owned { status: S::OK },
+        ("DELETE", "/api/sessions/{id}/shares/{link}") => Rule::Owned {
+            status: S::NO_CONTENT,
+        },
+        // Anyone holding a share link's token reads that session's transcript, and only that
+        // (tests/api/share_links.rs: every other route refuses the token).
+        ("GET", "/api/shared/{token}" | "/api/shared/{token}/events") => {
+            Rule::Public { status: S::OK }
+        }
         ("GET" | "PUT", "/api/admin/budgets" | "/api/admin/budgets/{username}") => {
             Rule::Admin { status: S::OK }
         }
@@ -150,7 +167,7 @@ fn rule(method: &Method, path: &str) -> Rule {
 
 /// The concrete path and a valid body for a call; sessions are made on `repository`, the
 /// server's local one (nothing here may reach the internet).
-fn call_for(
+pub(crate) fn call_for(
     method: &Method,
     path: &str,
     fixture: &Fixture,
@@ -160,7 +177,11 @@ fn call_for(
         "/api/tokens/{id}" => path.replace("{id}", &fixture.token),
         path if path.starts_with("/api/sessions/{id}") => path
             .replace("{id}", &fixture.session)
-            .replace("{item}", "not-queued"),
+            .replace("{item}", "not-queued")
+            .replace("{link}", &fixture.share_link),
+        path if path.starts_with("/api/shared/{token}") => {
+            path.replace("{token}", &fixture.share_token)
+        }
         "/api/auth/link/{token}" => path.replace("{token}", "not-a-real-link"),
         "/api/provider-keys/{provider}" | "/api/provider-keys/{provider}/test" => {
             path.replace("{provider}", "anthropic")
@@ -187,6 +208,7 @@ fn call_for(
             Some(json!({"username": "x-access-token", "token": "ghp_new"}))
         }
         ("POST", "/api/sessions/{id}/prompt") => Some(json!({"text": "hello"})),
+        ("POST", "/api/sessions/{id}/fork" | "/api/sessions/{id}/shares") => Some(json!({})),
         ("POST", "/api/sessions/{id}/push") => Some(json!({"message": "work"})),
         ("POST", "/api/sessions/{id}/pull-request") => Some(json!({"title": "work"})),
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
@@ -241,9 +263,21 @@ async fn fixture(server: &TestServer, owner: &TestUser) -> Fixture {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    let session_id = session["id"].as_str().unwrap().to_owned();
+    let (status, share) = server
+        .call(
+            Method::POST,
+            &format!("/api/sessions/{session_id}/shares"),
+            Auth::Bearer(owner),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{share}");
     Fixture {
-        session: session["id"].as_str().unwrap().to_owned(),
+        session: session_id,
         token: token["info"]["id"].as_str().unwrap().to_owned(),
+        share_link: share["link"]["id"].as_str().unwrap().to_owned(),
+        share_token: share["token"].as_str().unwrap().to_owned(),
     }
 }
 
@@ -251,7 +285,7 @@ fn is_stream(path: &str) -> bool {
     path.ends_with("/stream") || path.ends_with("/events") || path.ends_with("/ws")
 }
 
-fn routes() -> Vec<(Method, String)> {
+pub(crate) fn routes() -> Vec<(Method, String)> {
     let doc = serde_json::to_value(den_server::routes::openapi()).unwrap();
     let mut routes = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {

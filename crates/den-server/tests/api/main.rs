@@ -22,5 +22,6 @@ mod models;
 mod password;
 mod repositories;
 mod security_headers;
+mod share_links;
 mod signin;
 mod support;

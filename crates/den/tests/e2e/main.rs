@@ -10,6 +10,7 @@
 
 mod changes;
 mod deletion;
+mod fork;
 mod git_gateway;
 mod harness;
 mod hermetic;
