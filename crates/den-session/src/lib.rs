@@ -19,10 +19,12 @@
 //! - `mapping`: OpenCode events into den events.
 //! - `eventlog`: append (store, then broadcast) and gapless subscriptions.
 //! - `workspace`: the session's checkout, its OpenCode config and its sandbox spec.
+//! - `agent_sandbox`: the spec that runs OpenCode in a sandbox (den-sandbox runs any spec).
 //! - `catalog`: den's providers and models, and which key a request uses.
 //! - `title`: titles from the first prompt, or from the repository.
 
 mod actor;
+pub mod agent_sandbox;
 pub mod catalog;
 mod changes;
 mod config;

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::agent_sandbox::{base_config, opencode_spec};
 use den_git::HttpAuth;
-use den_sandbox::opencode::{base_config, opencode_spec};
 use den_sandbox::probe::BasicAuth;
 use den_sandbox::{Forward, SandboxSpec};
 use den_store::{ModelEndpointRecord, SessionRecord};

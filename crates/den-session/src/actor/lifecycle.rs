@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
+use crate::agent_sandbox::OPENCODE_PORT;
 use den_opencode::{CreateSession, OpencodeClient, OpencodeConfig, Target};
 use den_protocol::events::{ProgressStep, SessionEvent, StepState, TurnOutcome};
 use den_protocol::sessions::SessionStatus;
-use den_sandbox::opencode::OPENCODE_PORT;
 use den_sandbox::probe::BasicAuth;
 use den_sandbox::{ExitReason, SandboxStatus};
 use den_store::SessionRecord;
