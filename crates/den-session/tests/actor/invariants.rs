@@ -5,11 +5,10 @@ use den_protocol::sessions::SessionStatus;
 use den_session::SessionError;
 use den_test_support::FakeReply;
 
-use crate::{PATIENCE, Watch, World, jump_clock};
+use crate::{Db, PATIENCE, Watch, World, jump_clock};
 
-#[tokio::test]
-async fn after_several_turns_exactly_one_snapshot_remains_and_the_record_points_at_it() {
-    let world = World::new().await;
+async fn after_several_turns_exactly_one_snapshot_remains_and_the_record_points_at_it(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     for n in 1..=3 {
@@ -48,9 +47,8 @@ async fn after_several_turns_exactly_one_snapshot_remains_and_the_record_points_
     assert!(restored[0].ends_with(&files[0]), "{restored:?}");
 }
 
-#[tokio::test]
-async fn a_failed_snapshot_keeps_the_previous_one_and_a_pause_that_cannot_snapshot_says_so() {
-    let world = World::new().await;
+async fn a_failed_snapshot_keeps_the_previous_one_and_a_pause_that_cannot_snapshot_says_so(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     session.prompt("one".to_owned()).await.unwrap();
@@ -90,9 +88,8 @@ async fn a_failed_snapshot_keeps_the_previous_one_and_a_pause_that_cannot_snapsh
     assert_eq!(world.snapshot_files(), [format!("{second}.tar.zst")]);
 }
 
-#[tokio::test]
-async fn a_stop_is_answered_while_a_snapshot_is_still_being_written() {
-    let world = World::new().await;
+async fn a_stop_is_answered_while_a_snapshot_is_still_being_written(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     session.prompt("one".to_owned()).await.unwrap();
@@ -133,9 +130,8 @@ async fn a_stop_is_answered_while_a_snapshot_is_still_being_written() {
     assert_eq!(world.snapshot_files().len(), 1);
 }
 
-#[tokio::test]
-async fn an_idle_session_pauses_and_its_actor_exits() {
-    let world = World::new().await;
+async fn an_idle_session_pauses_and_its_actor_exits(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     session.prompt("one".to_owned()).await.unwrap();
@@ -164,9 +160,10 @@ async fn an_idle_session_pauses_and_its_actor_exits() {
     assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
 }
 
-#[tokio::test]
-async fn a_turn_the_agent_never_ends_fails_at_the_inactivity_deadline_and_the_queue_goes_on() {
-    let world = World::new().await;
+async fn a_turn_the_agent_never_ends_fails_at_the_inactivity_deadline_and_the_queue_goes_on(
+    db: Db,
+) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     world.agent.script([FakeReply::Silent]);
@@ -211,9 +208,8 @@ async fn a_turn_the_agent_never_ends_fails_at_the_inactivity_deadline_and_the_qu
     assert_eq!(world.agent.aborts(), 1);
 }
 
-#[tokio::test]
-async fn the_queue_is_limited_and_a_refused_prompt_changes_nothing() {
-    let world = World::with(|config| config.max_queue = 2).await;
+async fn the_queue_is_limited_and_a_refused_prompt_changes_nothing(db: Db) {
+    let world = World::with(db, |config| config.max_queue = 2).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     world.agent.script([FakeReply::Silent]);
@@ -243,9 +239,8 @@ async fn the_queue_is_limited_and_a_refused_prompt_changes_nothing() {
     assert_eq!(world.agent.prompts(), ["running", "queued 1", "queued 2"]);
 }
 
-#[tokio::test]
-async fn a_turn_that_ended_while_the_event_stream_was_down_is_read_back_from_the_agent() {
-    let world = World::new().await;
+async fn a_turn_that_ended_while_the_event_stream_was_down_is_read_back_from_the_agent(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     world.agent.script([FakeReply::EndsWhileDisconnected]);
@@ -266,9 +261,8 @@ async fn a_turn_that_ended_while_the_event_stream_was_down_is_read_back_from_the
     assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
 }
 
-#[tokio::test]
-async fn a_prompt_the_agent_refuses_fails_its_turn_with_the_reason() {
-    let world = World::new().await;
+async fn a_prompt_the_agent_refuses_fails_its_turn_with_the_reason(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     world.agent.script([FakeReply::Refuse]);
@@ -280,9 +274,8 @@ async fn a_prompt_the_agent_refuses_fails_its_turn_with_the_reason() {
     assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
 }
 
-#[tokio::test]
-async fn recovery_takes_only_this_dens_stale_sessions_and_says_when_a_snapshot_is_missing() {
-    let world = World::new().await;
+async fn recovery_takes_only_this_dens_stale_sessions_and_says_when_a_snapshot_is_missing(db: Db) {
+    let world = World::new(db).await;
     let store = &world.store;
     let running = |session: &den_session::SessionHandle| {
         let (store, id) = (store.clone(), session.id());
@@ -377,3 +370,15 @@ async fn recovery_takes_only_this_dens_stale_sessions_and_says_when_a_snapshot_i
         (1, 0)
     );
 }
+
+crate::on_both_databases!(
+    after_several_turns_exactly_one_snapshot_remains_and_the_record_points_at_it,
+    a_failed_snapshot_keeps_the_previous_one_and_a_pause_that_cannot_snapshot_says_so,
+    a_stop_is_answered_while_a_snapshot_is_still_being_written,
+    an_idle_session_pauses_and_its_actor_exits,
+    a_turn_the_agent_never_ends_fails_at_the_inactivity_deadline_and_the_queue_goes_on,
+    the_queue_is_limited_and_a_refused_prompt_changes_nothing,
+    a_turn_that_ended_while_the_event_stream_was_down_is_read_back_from_the_agent,
+    a_prompt_the_agent_refuses_fails_its_turn_with_the_reason,
+    recovery_takes_only_this_dens_stale_sessions_and_says_when_a_snapshot_is_missing,
+);
