@@ -26,12 +26,6 @@ pub(crate) fn snapshots_dir(config: &SessionConfig, session_id: Uuid) -> PathBuf
     config.snapshots_dir.join(session_id.to_string())
 }
 
-/// Whether a recorded snapshot is a host path (what den recorded before snapshots went
-/// through the artifact store) rather than an artifact key, which never holds a `/`.
-pub(crate) fn is_legacy_snapshot_path(recorded: &str) -> bool {
-    recorded.contains('/')
-}
-
 /// The session's checkout on its work branch, made unless it exists already (a sandbox never
 /// writes to it, so it is still the pristine base).
 ///

@@ -1,7 +1,5 @@
 //! Starting (fresh or from a snapshot), pausing, failing, deleting and shutting down.
 
-use std::path::PathBuf;
-
 use crate::agent_sandbox::OPENCODE_PORT;
 use den_opencode::{CreateSession, OpencodeClient, OpencodeConfig, Target};
 use den_protocol::events::{ProgressStep, SessionEvent, StepState, TurnOutcome};
@@ -208,9 +206,6 @@ async fn start(
         .set_session_runner(record.id, &config.runner)
         .await?;
     let snapshot = match &record.snapshot_id {
-        Some(recorded) if workspace::is_legacy_snapshot_path(recorded) => {
-            Some(PathBuf::from(recorded))
-        }
         Some(key) => Some(services.artifacts.fetch(key).await?),
         None => None,
     };

@@ -346,21 +346,9 @@ async fn write_snapshot(
     Ok(key)
 }
 
-/// Deletes a recorded snapshot. Sessions snapshotted before snapshots went through the
-/// artifact store recorded a host path; those are removed as files.
-pub(crate) async fn delete_snapshot(services: &super::Services, recorded: &str) {
-    let result = if workspace::is_legacy_snapshot_path(recorded) {
-        tokio::fs::remove_file(recorded)
-            .await
-            .map_err(SessionError::from)
-    } else {
-        services
-            .artifacts
-            .delete(recorded)
-            .await
-            .map_err(SessionError::from)
-    };
-    if let Err(err) = result {
+/// Deletes a recorded snapshot from the artifact store.
+pub(crate) async fn delete_snapshot(services: &super::Services, key: &str) {
+    if let Err(err) = services.artifacts.delete(key).await {
         tracing::warn!(error = %err, "cannot delete the previous snapshot");
     }
 }

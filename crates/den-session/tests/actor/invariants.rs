@@ -3,7 +3,7 @@ use std::time::Duration;
 use den_protocol::events::{SessionEvent, TurnOutcome};
 use den_protocol::sessions::SessionStatus;
 use den_session::SessionError;
-use den_test_support::FakeReply;
+use den_test_support::{FAKE_AGENT_SESSION, FakeReply};
 
 use crate::{Db, PATIENCE, Watch, World, jump_clock};
 
@@ -371,7 +371,70 @@ async fn recovery_takes_only_this_dens_stale_sessions_and_says_when_a_snapshot_i
     );
 }
 
+/// A snapshot an older den recorded as a host path moves into the artifact store at start and
+/// the session resumes from it; a recorded file that is gone is said so on its session.
+async fn snapshots_recorded_as_host_paths_move_into_the_artifact_store_and_a_lost_one_is_reported(
+    db: Db,
+) {
+    let world = World::new(db).await;
+    let store = &world.store;
+    let old_style = |session: &den_session::SessionHandle, path: std::path::PathBuf| {
+        let (store, id) = (store.clone(), session.id());
+        async move {
+            store
+                .set_session_agent_state(id, Some(FAKE_AGENT_SESSION), path.to_str())
+                .await
+                .unwrap();
+            store
+                .set_session_status(id, SessionStatus::Paused, None)
+                .await
+                .unwrap();
+        }
+    };
+    let kept = world.session().await;
+    let old_dir = world.config.snapshots_dir.join(kept.id().to_string());
+    tokio::fs::create_dir_all(&old_dir).await.unwrap();
+    let old_file = old_dir.join("snapshot.tar.zst");
+    tokio::fs::write(&old_file, "snapshot").await.unwrap();
+    old_style(&kept, old_file.clone()).await;
+    let lost = world.session().await;
+    old_style(&lost, world.dir.path().join("gone/snapshot.tar.zst")).await;
+
+    let report = world.manager.migrate_host_path_snapshots().await.unwrap();
+    assert_eq!(report, den_session::SnapshotMigration { moved: 1, lost: 1 });
+    let key = world.snapshot_key(&kept).await.unwrap();
+    assert!(!key.contains('/'), "{key}");
+    assert!(!old_file.exists(), "the old file moved into the store");
+    assert_eq!(world.snapshot_files(), [format!("{key}.tar.zst")]);
+    let lost_record = store.session_of(world.owner, lost.id()).await.unwrap();
+    assert_eq!(lost_record.status().unwrap(), SessionStatus::Error);
+    assert!(lost_record.error.unwrap().contains("snapshot is missing"));
+    assert_eq!(lost_record.snapshot_id, None);
+    // Nothing is left to move on the next start.
+    let again = world.manager.migrate_host_path_snapshots().await.unwrap();
+    assert_eq!(again, den_session::SnapshotMigration::default());
+
+    // The kept session resumes from its moved snapshot; the lost one starts from the repository.
+    let mut watch = Watch::new(&kept);
+    kept.prompt("go on".to_owned()).await.unwrap();
+    assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
+    let restored = world.runtime.counts(|c| c.restores.clone());
+    assert_eq!(restored.len(), 1);
+    assert!(
+        restored[0].ends_with(format!("{key}.tar.zst")),
+        "{restored:?}"
+    );
+    let mut watch = Watch::new(&lost);
+    lost.prompt("start over".to_owned()).await.unwrap();
+    assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
+    assert_eq!(
+        world.runtime.counts(|c| (c.creates, c.restores.len())),
+        (1, 1)
+    );
+}
+
 crate::on_both_databases!(
+    snapshots_recorded_as_host_paths_move_into_the_artifact_store_and_a_lost_one_is_reported,
     after_several_turns_exactly_one_snapshot_remains_and_the_record_points_at_it,
     a_failed_snapshot_keeps_the_previous_one_and_a_pause_that_cannot_snapshot_says_so,
     a_stop_is_answered_while_a_snapshot_is_still_being_written,
