@@ -136,6 +136,8 @@ describe("sessions", () => {
     const local = page.locator('#recent-repos option[label="demo (local)"]');
     assert.equal(await local.count(), 1);
     assert.equal(realpathSync(await local.getAttribute("value")), realpathSync(den.repo));
+    // Home says which folders the admin allowed, so a person knows where a local path may point.
+    await expect(page.getByTestId("local-roots")).toContainText(`Local repositories may be in: ${dirname(den.repo)}`);
   });
 
   test("the sidebar shows each session's repository and model, and its search finds sessions by title or repository", async () => {

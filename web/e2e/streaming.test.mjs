@@ -198,7 +198,7 @@ describe("a turn", () => {
     await expect(page.getByRole("img", { name: "Sandbox: paused" })).toBeVisible();
     await expect(page.getByLabel("State")).toContainText("Sandbox paused · Agent idle");
     // The pause and the resume leave readable markers, not a second block of steps.
-    await expect(transcript(page).getByRole("note").filter({ hasText: /^Paused at \d\d:\d\d/ })).toBeVisible();
+    await expect(transcript(page).getByRole("note").filter({ hasText: /^Paused at \d\d:\d\d\S*( [AP]M)? — paused by you · / })).toBeVisible();
     await page.getByRole("button", { name: "Resume" }).click();
     await expect(page.getByRole("img", { name: "Sandbox: running" })).toBeVisible();
     await expect(transcript(page).getByRole("note").filter({ hasText: /^Resumed from snapshot at \d\d:\d\d/ })).toBeVisible();

@@ -124,6 +124,13 @@ export function Home() {
             GitHub is not connected (<Link href="/settings#github">Settings → GitHub</Link>): type any git URL, or pick a local repository.
           </p>
         )}
+        {found && (
+          <p className="muted small" data-testid="local-roots">
+            {found.localRoots.length > 0
+              ? `Local repositories may be in: ${found.localRoots.join(", ")}.`
+              : "No local folders are allowed on this den: use a git URL."}
+          </p>
+        )}
         {findError && <p className="muted small">Could not list your repositories: {findError}</p>}
         {branches && branches.branches.length > 0 && (
           <label>

@@ -42,3 +42,4 @@ export type PullRequest = S["PullRequest"];
 export type GitCredential = S["GitCredential"];
 export type GithubStatus = S["GithubStatus"];
 export type GithubConnect = S["GithubConnect"];
+export type PauseReason = S["PauseReason"];

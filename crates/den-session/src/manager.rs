@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use den_protocol::events::{SessionEvent, SessionListUpdate, TurnOutcome};
+use den_protocol::pause::PauseReason;
 use den_protocol::sessions::SessionStatus;
 use den_sandbox::{ArtifactStore, LocalArtifactStore, SandboxRuntime};
 use den_store::{SessionRecord, Store, StoreError};
@@ -101,10 +102,16 @@ impl SessionManager {
                 Some(_) => (SessionStatus::Paused, None),
                 None => (SessionStatus::Idle, None),
             };
+            let pause = (status == SessionStatus::Paused).then_some(PauseReason::DenStopped);
             store
                 .set_session_status(record.id, status, error.as_deref())
                 .await?;
-            log.append(SessionEvent::Status { status, error }).await?;
+            log.append(SessionEvent::Status {
+                status,
+                error,
+                pause,
+            })
+            .await?;
         }
         Ok(stale.len())
     }

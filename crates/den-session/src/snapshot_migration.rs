@@ -78,7 +78,11 @@ async fn forget_lost_snapshot(services: &Services, record: &SessionRecord) -> Re
         .await?;
     let (live, _) = broadcast::channel(1);
     EventLog::new(store.clone(), record.id, live)
-        .append(SessionEvent::Status { status, error })
+        .append(SessionEvent::Status {
+            status,
+            error,
+            pause: None,
+        })
         .await?;
     Ok(())
 }

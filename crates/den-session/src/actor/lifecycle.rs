@@ -3,6 +3,7 @@
 use crate::agent_sandbox::OPENCODE_PORT;
 use den_opencode::{CreateSession, OpencodeClient, OpencodeConfig, Target};
 use den_protocol::events::{ProgressStep, SessionEvent, StepState, TurnOutcome};
+use den_protocol::pause::PauseReason;
 use den_protocol::sessions::SessionStatus;
 use den_sandbox::probe::BasicAuth;
 use den_sandbox::{ExitReason, SandboxStatus};
@@ -180,12 +181,12 @@ impl SessionActor {
         let running = self.live.is_some() || self.starting.is_some();
         self.stop_sandbox().await;
         if running {
-            let status = if self.record.snapshot_id.is_some() {
-                SessionStatus::Paused
+            let (status, pause) = if self.record.snapshot_id.is_some() {
+                (SessionStatus::Paused, Some(PauseReason::DenStopped))
             } else {
-                SessionStatus::Idle
+                (SessionStatus::Idle, None)
             };
-            self.set_status(status, None).await;
+            self.set_status_because(status, None, pause).await;
         }
     }
 }

@@ -5,6 +5,7 @@
 use den_opencode::{MessageWithParts, SessionStatus as AgentStatus};
 use den_protocol::changes::DiffSummary;
 use den_protocol::events::SessionEvent;
+use den_protocol::pause::PauseReason;
 use den_protocol::sessions::SessionStatus;
 use den_store::SessionRecord;
 use tokio::sync::oneshot;
@@ -237,7 +238,15 @@ impl SessionActor {
                 }
             });
         }
-        self.set_status(SessionStatus::Paused, None).await;
+        let reason = match &self.pausing {
+            Some(pausing) if pausing.idle => PauseReason::Idle {
+                minutes: u32::try_from(self.services.config.idle_timeout.as_secs().div_ceil(60))
+                    .unwrap_or(u32::MAX),
+            },
+            _ => PauseReason::Person,
+        };
+        self.set_status_because(SessionStatus::Paused, None, Some(reason))
+            .await;
         if let Some(pausing) = self.pausing.take() {
             for waiter in pausing.waiters {
                 let _ = waiter.send(Ok(()));

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use den_protocol::events::{SessionEvent, TurnOutcome};
+use den_protocol::pause::PauseReason;
 use den_protocol::sessions::SessionStatus;
 use den_session::SessionError;
 use den_test_support::{FAKE_AGENT_SESSION, FakeReply};
@@ -18,6 +19,17 @@ async fn after_several_turns_exactly_one_snapshot_remains_and_the_record_points_
     // The pause waits for the snapshot still being written, and needs no other.
     session.pause().await.unwrap();
     assert_eq!(world.status(&session).await, SessionStatus::Paused);
+    let reason = watch
+        .until("the pause", |event| match event {
+            SessionEvent::Status {
+                status: SessionStatus::Paused,
+                pause,
+                ..
+            } => Some(*pause),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reason, Some(PauseReason::Person));
     // A turn that ends while the previous turn's snapshot is written shares the next one.
     let taken = world.runtime.counts(|c| c.snapshots);
     assert!((1..=3).contains(&taken), "{taken} snapshots");
@@ -143,7 +155,18 @@ async fn an_idle_session_pauses_and_its_actor_exits(db: Db) {
     assert_eq!(world.status(&session).await, SessionStatus::Running);
 
     jump_clock(Duration::from_secs(10)).await;
-    watch.status(SessionStatus::Paused).await;
+    // The status event says why, so the page can write "Paused at 14:02 — idle for 5 minutes".
+    let reason = watch
+        .until("the idle pause", |event| match event {
+            SessionEvent::Status {
+                status: SessionStatus::Paused,
+                pause,
+                ..
+            } => Some(*pause),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reason, Some(PauseReason::Idle { minutes: 5 }));
     assert!(world.snapshot_key(&session).await.is_some());
     assert_eq!(world.runtime.counts(|c| c.destroys), 1);
     let exited = async {
