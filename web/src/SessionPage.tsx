@@ -91,7 +91,8 @@ export function SessionPage({ id }: { id: string }) {
     if (agent === "working") setAnnouncement("The agent is working.");
     else if (agent === "failed") setAnnouncement(`The turn failed${lastItem?.kind === "error" ? `: ${lastItem.message}` : "."}`);
     else setAnnouncement(lastTurn?.kind === "turn" && lastTurn.outcome === "aborted" ? "The turn was stopped." : "The agent finished.");
-    // Announce on changes of state only (not on every new item).
+    // Announce on changes of state only (not on every new item), so the items are left out.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [agent, connection]);
 
   useEffect(() => {
