@@ -56,9 +56,27 @@ async fn branches(
         &config.repository_egress,
     )
     .map_err(ApiError::BadRequest)?;
+    let listed = list_branches(&state, caller.user.id, &repository, |err| {
+        ApiError::Conflict(format!("den could not list the branches: {err}"))
+    })
+    .await?;
+    Ok(Json(listed))
+}
+
+/// The branches of `repository` (validated already), as the picker shows them. Asking is also
+/// how den knows a repository can be reached with the person's credentials (a session is
+/// created only then); `unreachable` words a remote's refusal for the caller.
+pub(super) async fn list_branches(
+    state: &AppState,
+    user_id: uuid::Uuid,
+    repository: &str,
+    unreachable: impl FnOnce(den_session::GitError) -> ApiError,
+) -> Result<BranchList, ApiError> {
+    let config = state.config();
+    let repository = repository.to_owned();
     let host = http_host(&repository);
     let credential = match &host {
-        Some(host) => state.store().git_credential(caller.user.id, host).await?,
+        Some(host) => state.store().git_credential(user_id, host).await?,
         None => None,
     };
     let on_github = config
@@ -68,7 +86,7 @@ async fn branches(
     if let Some((github, (owner, name))) = on_github {
         let token = match &credential {
             Some(credential) => Some(credential.token.clone()),
-            None => github_token(&state, caller.user.id).await?,
+            None => github_token(state, user_id).await?,
         };
         if let Some(token) = token {
             let repo = GithubRepo {
@@ -79,7 +97,7 @@ async fn branches(
             };
             let default_branch = repo.default_branch().await?;
             let names = repo.branches().await?;
-            return Ok(Json(ordered(Some(default_branch), names)));
+            return Ok(ordered(Some(default_branch), names));
         }
     }
     let auth = credential.map(|c| den_session::HttpAuth {
@@ -98,9 +116,9 @@ async fn branches(
             ApiError::BadRequest(err.to_string())
         }
         den_session::GitError::Spawn(_) => ApiError::internal(err),
-        other => ApiError::Conflict(format!("den could not list the branches: {other}")),
+        other => unreachable(other),
     })?;
-    Ok(Json(ordered(listed.default_branch, listed.branches)))
+    Ok(ordered(listed.default_branch, listed.branches))
 }
 
 /// The default branch first, then the others by name, at most [`MAX_BRANCHES`].

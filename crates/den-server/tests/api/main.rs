@@ -18,6 +18,7 @@ mod key_test;
 mod logs;
 mod models;
 mod password;
+mod reachability;
 mod repositories;
 mod signin;
 mod support;
