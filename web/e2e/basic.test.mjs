@@ -1,7 +1,7 @@
 // The web client against a real den: what works without a running agent.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -126,6 +126,52 @@ describe("sessions", () => {
     await page.goto("/");
     await page.getByRole("button", { name: `Use ${den.repo}` }).click();
     assert.equal(await page.getByLabel("Repository").inputValue(), den.repo);
+  });
+
+  test("a folder that is no git repository is refused before a session is made, and is not offered again", async () => {
+    const { page } = alice;
+    const plain = join(dirname(den.repo), "plain-folder");
+    mkdirSync(plain, { recursive: true });
+    writeFileSync(join(plain, "notes.txt"), "not a repository\n");
+    const before = await (await page.request.get("/api/sessions")).json();
+    await page.goto("/");
+    await page.getByLabel("Repository").fill(plain);
+    await page.getByLabel("Prompt", { exact: true }).fill("Say hello");
+    await page.getByRole("button", { name: "Start" }).click();
+    await expect(page.getByRole("alert")).toContainText("is not a git repository");
+    const after = await (await page.request.get("/api/sessions")).json();
+    assert.equal(after.sessions.length, before.sessions.length, "no session was made");
+
+    // A repository that went away after its session was made: the session fails to clone, and
+    // its repository is not offered again.
+    const doomed = join(dirname(den.repo), "doomed-repo");
+    mkdirSync(doomed, { recursive: true });
+    const git = (...args) => execFileSync("git", args, { cwd: doomed, stdio: "ignore" });
+    git("init", "-q", "-b", "main");
+    writeFileSync(join(doomed, "README.md"), "# doomed\n");
+    git("add", ".");
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "init");
+    const made = await page.request.post("/api/sessions", { headers: { "X-Den-Csrf": "1" }, data: { repository: doomed, model: den.model } });
+    assert.equal(made.status(), 201, await made.text());
+    const { id } = await made.json();
+    rmSync(doomed, { recursive: true, force: true });
+    const prompted = await page.request.post(`/api/sessions/${id}/prompt`, { headers: { "X-Den-Csrf": "1" }, data: { text: "hello" } });
+    assert.ok(prompted.ok(), await prompted.text());
+    await page.goto(`/s/${id}`);
+    await expect(page.getByRole("img", { name: "Sandbox: error" })).toBeVisible({ timeout: 60_000 });
+    // The page says the clone cannot work and offers only what helps: no Resume, no Retry.
+    await expect(page.getByRole("alert").filter({ hasText: "den cannot clone this session's repository" })).toBeVisible();
+    await expect(page.getByRole("link", { name: "start a new session" })).toBeVisible();
+    await expect(page.getByRole("button", { name: "Delete" })).toBeVisible();
+    assert.equal(await page.getByRole("button", { name: "Resume" }).count(), 0);
+    assert.equal(await page.getByRole("button", { name: "Retry" }).count(), 0);
+    await page.goto("/");
+    await expect(page.getByRole("button", { name: `Use ${den.repo}` })).toBeVisible();
+    assert.equal(await page.getByRole("button", { name: `Use ${plain}` }).count(), 0);
+    assert.equal(await page.getByRole("button", { name: `Use ${doomed}` }).count(), 0);
+    // The tests after this one count the sessions: leave none behind.
+    const gone = await page.request.delete(`/api/sessions/${id}`, { headers: { "X-Den-Csrf": "1" } });
+    assert.ok(gone.ok(), await gone.text());
   });
 
   test("the repository picker offers the admin's local repositories", async () => {

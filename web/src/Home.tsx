@@ -8,7 +8,9 @@ import type { BranchList, RepositoryList } from "./types";
 
 export function Home() {
   const { sessions } = useSessions();
-  const recent = useMemo(() => [...new Set(sessions.map((s) => s.repository))].slice(0, 10), [sessions]);
+  // A repository is offered again only from sessions that did not fail: a URL that never
+  // cloned must not come back as a suggestion.
+  const recent = useMemo(() => [...new Set(sessions.filter((s) => s.status !== "error").map((s) => s.repository))].slice(0, 10), [sessions]);
   const [repository, setRepository] = useState("");
   const [model, setModel] = useState<string>("");
   const [locked, setLocked] = useState(false);

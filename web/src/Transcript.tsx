@@ -31,7 +31,8 @@ export function Transcript({
   contentRef,
 }: {
   items: Item[];
-  onRetry: () => void;
+  /** Sends the last prompt again; absent where a retry could only fail the same way. */
+  onRetry?: () => void;
   empty: string;
   /** The agent is at work on a prompt (sent, or running): say so at the end. */
   working: boolean;
