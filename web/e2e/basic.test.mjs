@@ -112,12 +112,14 @@ describe("sessions", () => {
     // On the scripted model: no browser test reaches a hosted one.
     const session = await (await page.request.get(`/api/sessions/${id}`)).json();
     assert.equal(session.model, den.model);
-    // Titled after the first prompt, like the original product.
-    await expect(page.getByRole("heading", { name: "Say hello", level: 1 })).toBeVisible();
-    await expect(page.getByLabel("Sessions").getByRole("link", { name: /Say hello/ })).toBeVisible();
+    // Titled after the first prompt, then with the title OpenCode generates (it asks the model,
+    // which answers "Scripted session"), in the header and the sidebar.
+    // OpenCode asks for the title once the sandbox is up and the prompt sent: wait as for a turn.
+    await page.getByRole("heading", { name: "Scripted session", level: 1 }).waitFor({ state: "visible", timeout: 60_000 });
+    await expect(page.getByLabel("Sessions").getByRole("link", { name: /Scripted session/ })).toBeVisible();
     // Reload-safe: the URL alone brings the page back.
     await page.reload();
-    await expect(page.getByRole("heading", { name: "Say hello", level: 1 })).toBeVisible();
+    await expect(page.getByRole("heading", { name: "Scripted session", level: 1 })).toBeVisible();
     await page.screenshot({ path: `${SHOTS}/session.png` });
   });
 
@@ -158,7 +160,7 @@ describe("sessions", () => {
     const prompted = await page.request.post(`/api/sessions/${id}/prompt`, { headers: { "X-Den-Csrf": "1" }, data: { text: "hello" } });
     assert.ok(prompted.ok(), await prompted.text());
     await page.goto(`/s/${id}`);
-    await expect(page.getByRole("img", { name: "Sandbox: error" })).toBeVisible({ timeout: 60_000 });
+    await page.getByRole("img", { name: "Sandbox: error" }).waitFor({ state: "visible", timeout: 60_000 });
     // The page says the clone cannot work and offers only what helps: no Resume, no Retry.
     await expect(page.getByRole("alert").filter({ hasText: "den cannot clone this session's repository" })).toBeVisible();
     await expect(page.getByRole("link", { name: "start a new session" })).toBeVisible();
@@ -201,14 +203,14 @@ describe("sessions", () => {
     await page.goto("/");
     const sidebar = page.getByLabel("Sessions");
     const gadget = sidebar.getByRole("link", { name: /gadget-repo/ });
-    const hello = sidebar.getByRole("link", { name: /Say hello/ });
+    const hello = sidebar.getByRole("link", { name: /Scripted session/ });
     await expect(gadget).toContainText("gadget-repo · scripted-model");
     await expect(hello).toContainText("demo · scripted-model");
     const search = sidebar.getByRole("searchbox", { name: "Search sessions" });
     await search.fill("GADGET");
     await expect(hello).toBeHidden();
     await expect(gadget).toBeVisible();
-    await search.fill("say hello");
+    await search.fill("scripted SESSION");
     await expect(gadget).toBeHidden();
     await expect(hello).toBeVisible();
     await search.fill("nothing like this");
@@ -369,7 +371,9 @@ describe("settings", () => {
 describe("layout", () => {
   test("a 360px phone: no sideways scrolling, the sessions menu opens", async () => {
     const { context, page } = await signedIn(browser, den, "alice", { width: 360, height: 740 });
-    await createSession(page, den, "phone");
+    const phoneId = await createSession(page, den, "phone");
+    // Its title may already be the one OpenCode generated: find its link by address.
+    const phoneLink = page.getByLabel("Sessions").locator(`a[href="/s/${phoneId}"]`);
     await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
@@ -378,10 +382,10 @@ describe("layout", () => {
     assert.ok(header.height <= 110, `the session header takes ${header.height}px of 740`);
     await page.screenshot({ path: `${SHOTS}/session-phone.png` });
     await page.getByRole("button", { name: "Sessions menu" }).click();
-    await expect(page.getByLabel("Sessions").getByRole("link", { name: /phone/ })).toBeVisible();
+    await expect(phoneLink).toBeVisible();
     // The open drawer dims the page; a tap beside it closes it.
     await page.mouse.click(345, 400);
-    await expect(page.getByLabel("Sessions").getByRole("link", { name: /phone/ })).toBeHidden();
+    await expect(phoneLink).toBeHidden();
     await context.close();
   });
 

@@ -139,6 +139,10 @@ pub(crate) struct SessionActor {
     /// The agent's event stream broke since the last reconciliation: what happened meanwhile
     /// must be read back from the agent once the stream is connected again.
     stream_broken: bool,
+    /// The title the latest prompt would give a session nobody named: a session still titled
+    /// so (or after its repository) takes the title OpenCode generates instead, which may
+    /// arrive after the turn ended.
+    prompt_title: Option<String>,
     idle_deadline: Option<Instant>,
 }
 
@@ -197,6 +201,7 @@ pub(crate) fn spawn(
                 pushing: false,
                 settling: None,
                 stream_broken: false,
+                prompt_title: None,
                 idle_deadline: None,
             };
             actor.run(registry, mailbox).await;

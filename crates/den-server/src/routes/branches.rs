@@ -56,11 +56,20 @@ async fn branches(
         &config.repository_egress,
     )
     .map_err(ApiError::BadRequest)?;
-    let listed = list_branches(&state, caller.user.id, &repository, |err| {
+    let listed = list_branches(&state, caller.user.id, &repository, Via::Api, |err| {
         ApiError::Conflict(format!("den could not list the branches: {err}"))
     })
     .await?;
     Ok(Json(listed))
+}
+
+/// How a GitHub repository's branches are asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    /// GitHub's REST API when the person has a token (the picker: names, paged).
+    Api,
+    /// Host git's `ls-remote` with the person's token, as den's clone will reach it.
+    Git,
 }
 
 /// The branches of `repository` (validated already), as the picker shows them. Asking is also
@@ -70,6 +79,7 @@ pub(super) async fn list_branches(
     state: &AppState,
     user_id: uuid::Uuid,
     repository: &str,
+    via: Via,
     unreachable: impl FnOnce(den_session::GitError) -> ApiError,
 ) -> Result<BranchList, ApiError> {
     let config = state.config();
@@ -88,6 +98,16 @@ pub(super) async fn list_branches(
             Some(credential) => Some(credential.token.clone()),
             None => github_token(state, user_id).await?,
         };
+        if via == Via::Git {
+            let username = credential
+                .as_ref()
+                .map_or_else(|| "x-access-token".to_owned(), |c| c.username.clone());
+            let auth = token.map(|token| den_session::HttpAuth {
+                username,
+                password: token.to_string(),
+            });
+            return ls_remote(&repository, auth.as_ref(), config, unreachable).await;
+        }
         if let Some(token) = token {
             let repo = GithubRepo {
                 api_url: &github.api_url,
@@ -104,20 +124,24 @@ pub(super) async fn list_branches(
         username: c.username,
         password: c.token.to_string(),
     });
-    let listed = den_session::remote_branches(
-        &repository,
-        auth.as_ref(),
-        &config.repository_egress,
-        LIST_TIMEOUT,
-    )
-    .await
-    .map_err(|err| match err {
-        den_session::GitError::Refused { .. } | den_session::GitError::NotARemote { .. } => {
-            ApiError::BadRequest(err.to_string())
-        }
-        den_session::GitError::Spawn(_) => ApiError::internal(err),
-        other => unreachable(other),
-    })?;
+    ls_remote(&repository, auth.as_ref(), config, unreachable).await
+}
+
+async fn ls_remote(
+    repository: &str,
+    auth: Option<&den_session::HttpAuth>,
+    config: &crate::ServerConfig,
+    unreachable: impl FnOnce(den_session::GitError) -> ApiError,
+) -> Result<BranchList, ApiError> {
+    let listed =
+        den_session::remote_branches(repository, auth, &config.repository_egress, LIST_TIMEOUT)
+            .await
+            .map_err(|err| match err {
+                den_session::GitError::Refused { .. }
+                | den_session::GitError::NotARemote { .. } => ApiError::BadRequest(err.to_string()),
+                den_session::GitError::Spawn(_) => ApiError::internal(err),
+                other => unreachable(other),
+            })?;
     Ok(ordered(listed.default_branch, listed.branches))
 }
 

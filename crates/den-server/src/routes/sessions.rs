@@ -115,7 +115,8 @@ async fn ensure_reachable(
     repository: &str,
     base_branch: Option<&str>,
 ) -> Result<(), ApiError> {
-    let listed = super::branches::list_branches(state, user_id, repository, |err| {
+    let via = super::branches::Via::Git;
+    let listed = super::branches::list_branches(state, user_id, repository, via, |err| {
         ApiError::BadRequest(format!(
             "den cannot reach the repository {repository}: {err}"
         ))

@@ -370,7 +370,9 @@ async fn connect_agent(
             }
             let created = client
                 .create_session(&CreateSession {
-                    title: Some(record.title.clone()),
+                    // No title: OpenCode then generates one after the first prompt, which the
+                    // session takes while nobody named it (see `take_agent_title`).
+                    title: None,
                     permission: None,
                 })
                 .await?;
