@@ -1,7 +1,7 @@
 // The web client against a real den: what works without a running agent.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -112,12 +112,14 @@ describe("sessions", () => {
     // On the scripted model: no browser test reaches a hosted one.
     const session = await (await page.request.get(`/api/sessions/${id}`)).json();
     assert.equal(session.model, den.model);
-    // Titled after the first prompt, like the original product.
-    await expect(page.getByRole("heading", { name: "Say hello", level: 1 })).toBeVisible();
-    await expect(page.getByLabel("Sessions").getByRole("link", { name: /Say hello/ })).toBeVisible();
+    // Titled after the first prompt, then with the title OpenCode generates (it asks the model,
+    // which answers "Scripted session"), in the header and the sidebar.
+    // OpenCode asks for the title once the sandbox is up and the prompt sent: wait as for a turn.
+    await page.getByRole("heading", { name: "Scripted session", level: 1 }).waitFor({ state: "visible", timeout: 60_000 });
+    await expect(page.getByLabel("Sessions").getByRole("link", { name: /Scripted session/ })).toBeVisible();
     // Reload-safe: the URL alone brings the page back.
     await page.reload();
-    await expect(page.getByRole("heading", { name: "Say hello", level: 1 })).toBeVisible();
+    await expect(page.getByRole("heading", { name: "Scripted session", level: 1 })).toBeVisible();
     await page.screenshot({ path: `${SHOTS}/session.png` });
   });
 
@@ -128,6 +130,52 @@ describe("sessions", () => {
     assert.equal(await page.getByLabel("Repository").inputValue(), den.repo);
   });
 
+  test("a folder that is no git repository is refused before a session is made, and is not offered again", async () => {
+    const { page } = alice;
+    const plain = join(dirname(den.repo), "plain-folder");
+    mkdirSync(plain, { recursive: true });
+    writeFileSync(join(plain, "notes.txt"), "not a repository\n");
+    const before = await (await page.request.get("/api/sessions")).json();
+    await page.goto("/");
+    await page.getByLabel("Repository").fill(plain);
+    await page.getByLabel("Prompt", { exact: true }).fill("Say hello");
+    await page.getByRole("button", { name: "Start" }).click();
+    await expect(page.getByRole("alert")).toContainText("is not a git repository");
+    const after = await (await page.request.get("/api/sessions")).json();
+    assert.equal(after.sessions.length, before.sessions.length, "no session was made");
+
+    // A repository that went away after its session was made: the session fails to clone, and
+    // its repository is not offered again.
+    const doomed = join(dirname(den.repo), "doomed-repo");
+    mkdirSync(doomed, { recursive: true });
+    const git = (...args) => execFileSync("git", args, { cwd: doomed, stdio: "ignore" });
+    git("init", "-q", "-b", "main");
+    writeFileSync(join(doomed, "README.md"), "# doomed\n");
+    git("add", ".");
+    git("-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "init");
+    const made = await page.request.post("/api/sessions", { headers: { "X-Den-Csrf": "1" }, data: { repository: doomed, model: den.model } });
+    assert.equal(made.status(), 201, await made.text());
+    const { id } = await made.json();
+    rmSync(doomed, { recursive: true, force: true });
+    const prompted = await page.request.post(`/api/sessions/${id}/prompt`, { headers: { "X-Den-Csrf": "1" }, data: { text: "hello" } });
+    assert.ok(prompted.ok(), await prompted.text());
+    await page.goto(`/s/${id}`);
+    await page.getByRole("img", { name: "Sandbox: error" }).waitFor({ state: "visible", timeout: 60_000 });
+    // The page says the clone cannot work and offers only what helps: no Resume, no Retry.
+    await expect(page.getByRole("alert").filter({ hasText: "den cannot clone this session's repository" })).toBeVisible();
+    await expect(page.getByRole("link", { name: "start a new session" })).toBeVisible();
+    await expect(page.getByRole("button", { name: "Delete" })).toBeVisible();
+    assert.equal(await page.getByRole("button", { name: "Resume" }).count(), 0);
+    assert.equal(await page.getByRole("button", { name: "Retry" }).count(), 0);
+    await page.goto("/");
+    await expect(page.getByRole("button", { name: `Use ${den.repo}` })).toBeVisible();
+    assert.equal(await page.getByRole("button", { name: `Use ${plain}` }).count(), 0);
+    assert.equal(await page.getByRole("button", { name: `Use ${doomed}` }).count(), 0);
+    // The tests after this one count the sessions: leave none behind.
+    const gone = await page.request.delete(`/api/sessions/${id}`, { headers: { "X-Den-Csrf": "1" } });
+    assert.ok(gone.ok(), await gone.text());
+  });
+
   test("the repository picker offers the admin's local repositories", async () => {
     const { page } = alice;
     await page.goto("/");
@@ -136,6 +184,8 @@ describe("sessions", () => {
     const local = page.locator('#recent-repos option[label="demo (local)"]');
     assert.equal(await local.count(), 1);
     assert.equal(realpathSync(await local.getAttribute("value")), realpathSync(den.repo));
+    // Home says which folders the admin allowed, so a person knows where a local path may point.
+    await expect(page.getByTestId("local-roots")).toContainText(`Local repositories may be in: ${dirname(den.repo)}`);
   });
 
   test("the sidebar shows each session's repository and model, and its search finds sessions by title or repository", async () => {
@@ -153,14 +203,14 @@ describe("sessions", () => {
     await page.goto("/");
     const sidebar = page.getByLabel("Sessions");
     const gadget = sidebar.getByRole("link", { name: /gadget-repo/ });
-    const hello = sidebar.getByRole("link", { name: /Say hello/ });
+    const hello = sidebar.getByRole("link", { name: /Scripted session/ });
     await expect(gadget).toContainText("gadget-repo · scripted-model");
     await expect(hello).toContainText("demo · scripted-model");
     const search = sidebar.getByRole("searchbox", { name: "Search sessions" });
     await search.fill("GADGET");
     await expect(hello).toBeHidden();
     await expect(gadget).toBeVisible();
-    await search.fill("say hello");
+    await search.fill("scripted SESSION");
     await expect(gadget).toBeHidden();
     await expect(hello).toBeVisible();
     await search.fill("nothing like this");
@@ -321,7 +371,9 @@ describe("settings", () => {
 describe("layout", () => {
   test("a 360px phone: no sideways scrolling, the sessions menu opens", async () => {
     const { context, page } = await signedIn(browser, den, "alice", { width: 360, height: 740 });
-    await createSession(page, den, "phone");
+    const phoneId = await createSession(page, den, "phone");
+    // Its title may already be the one OpenCode generated: find its link by address.
+    const phoneLink = page.getByLabel("Sessions").locator(`a[href="/s/${phoneId}"]`);
     await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
@@ -330,10 +382,10 @@ describe("layout", () => {
     assert.ok(header.height <= 110, `the session header takes ${header.height}px of 740`);
     await page.screenshot({ path: `${SHOTS}/session-phone.png` });
     await page.getByRole("button", { name: "Sessions menu" }).click();
-    await expect(page.getByLabel("Sessions").getByRole("link", { name: /phone/ })).toBeVisible();
+    await expect(phoneLink).toBeVisible();
     // The open drawer dims the page; a tap beside it closes it.
     await page.mouse.click(345, 400);
-    await expect(page.getByLabel("Sessions").getByRole("link", { name: /phone/ })).toBeHidden();
+    await expect(phoneLink).toBeHidden();
     await context.close();
   });
 

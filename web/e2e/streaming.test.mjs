@@ -48,8 +48,9 @@ describe("the sidebar in every tab", () => {
     const other = await alice.context.newPage();
     await other.goto("/");
     await other.getByRole("heading", { name: "What should we build?" }).waitFor();
-    await createSession(alice.page, den, "sidebar check");
-    await expect(other.getByLabel("Sessions").getByRole("link", { name: /sidebar check/ })).toBeVisible();
+    const id = await createSession(alice.page, den, "sidebar check");
+    // Titled "sidebar check", or already with OpenCode's generated title: found by address.
+    await expect(other.getByLabel("Sessions").locator(`a[href="/s/${id}"]`)).toBeVisible();
     await alice.page.getByRole("button", { name: "Rename" }).click();
     await alice.page.getByLabel("Session title").fill("Renamed live");
     await alice.page.getByLabel("Session title").press("Enter");
@@ -198,7 +199,7 @@ describe("a turn", () => {
     await expect(page.getByRole("img", { name: "Sandbox: paused" })).toBeVisible();
     await expect(page.getByLabel("State")).toContainText("Sandbox paused · Agent idle");
     // The pause and the resume leave readable markers, not a second block of steps.
-    await expect(transcript(page).getByRole("note").filter({ hasText: /^Paused at \d\d:\d\d/ })).toBeVisible();
+    await expect(transcript(page).getByRole("note").filter({ hasText: /^Paused at \d\d:\d\d\S*( [AP]M)? — paused by you · / })).toBeVisible();
     await page.getByRole("button", { name: "Resume" }).click();
     await expect(page.getByRole("img", { name: "Sandbox: running" })).toBeVisible();
     await expect(transcript(page).getByRole("note").filter({ hasText: /^Resumed from snapshot at \d\d:\d\d/ })).toBeVisible();

@@ -8,7 +8,9 @@ import type { BranchList, RepositoryList } from "./types";
 
 export function Home() {
   const { sessions } = useSessions();
-  const recent = useMemo(() => [...new Set(sessions.map((s) => s.repository))].slice(0, 10), [sessions]);
+  // A repository is offered again only from sessions that did not fail: a URL that never
+  // cloned must not come back as a suggestion.
+  const recent = useMemo(() => [...new Set(sessions.filter((s) => s.status !== "error").map((s) => s.repository))].slice(0, 10), [sessions]);
   const [repository, setRepository] = useState("");
   const [model, setModel] = useState<string>("");
   const [locked, setLocked] = useState(false);
@@ -122,6 +124,13 @@ export function Home() {
         {found && !found.githubConnected && (
           <p className="muted small">
             GitHub is not connected (<Link href="/settings#github">Settings → GitHub</Link>): type any git URL, or pick a local repository.
+          </p>
+        )}
+        {found && (
+          <p className="muted small" data-testid="local-roots">
+            {found.localRoots.length > 0
+              ? `Local repositories may be in: ${found.localRoots.join(", ")}.`
+              : "No local folders are allowed on this den: use a git URL."}
           </p>
         )}
         {findError && <p className="muted small">Could not list your repositories: {findError}</p>}

@@ -28,6 +28,8 @@ export function ModelPicker({ value, onChange, label = "Model" }: Props) {
       (e: Error) => setError(e.message),
     );
     // Loaded once per mount; the settings page changes keys, and coming back remounts this.
+    // The value and callback at mount are the ones meant: a later value must not reload it.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
 
   if (error) return <p className="error" role="alert">Cannot load the models: {error}</p>;

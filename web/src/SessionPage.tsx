@@ -6,7 +6,7 @@ import { ConfirmDialog } from "./ConfirmDialog";
 import { ModelPicker } from "./ModelPicker";
 import { QueuedPrompts } from "./QueuedPrompts";
 import { SessionSharing } from "./SessionSharing";
-import { navigate } from "./router";
+import { Link, navigate } from "./router";
 import { createdWithPrompt, removed, setWorking, upsert, useSessions } from "./sessions";
 import { Transcript } from "./Transcript";
 import type { PullRequest, Session } from "./types";
@@ -92,7 +92,8 @@ export function SessionPage({ id }: { id: string }) {
     if (agent === "working") setAnnouncement("The agent is working.");
     else if (agent === "failed") setAnnouncement(`The turn failed${lastItem?.kind === "error" ? `: ${lastItem.message}` : "."}`);
     else setAnnouncement(lastTurn?.kind === "turn" && lastTurn.outcome === "aborted" ? "The turn was stopped." : "The agent finished.");
-    // Announce on changes of state only (not on every new item).
+    // Announce on changes of state only (not on every new item), so the items are left out.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [agent, connection]);
 
   useEffect(() => {
@@ -202,6 +203,11 @@ export function SessionPage({ id }: { id: string }) {
   const stop = () => void act(() => api.control(id, "abort"));
   // The session's failure, unless the transcript already tells it (one failure, shown once).
   const statusError = status === "error" ? (t.error ?? session.error) : null;
+  // The last start failed at the clone: retrying, resuming or prompting repeats the same failure
+  // (the repository went away, or den may no longer read it), so only what helps is offered.
+  const lastProgress = [...t.items].reverse().find((i) => i.kind === "progress");
+  const cloneFailed =
+    status === "error" && lastProgress?.kind === "progress" && lastProgress.steps.some((s) => s.step === "clone" && s.state === "failed");
   const toldInTranscript =
     statusError !== null &&
     t.items.some((i) => (i.kind === "error" && i.message === statusError) || (i.kind === "progress" && i.steps.some((s) => s.state === "failed" && s.detail === statusError)));
@@ -265,7 +271,7 @@ export function SessionPage({ id }: { id: string }) {
           )}
           {/* A running turn (or one about to start) would refuse the pause: offer it once the agent is idle. */}
           {status === "running" && !working && <button onClick={() => void act(() => api.control(id, "pause"))}>Pause</button>}
-          {(status === "paused" || status === "error") && (
+          {(status === "paused" || status === "error") && !cloneFailed && (
             <button onClick={() => void act(() => api.control(id, "resume"))}>Resume</button>
           )}
           <button onClick={() => setShowChanges(!showChanges)} aria-pressed={showChanges}>
@@ -278,7 +284,13 @@ export function SessionPage({ id }: { id: string }) {
           </button>
         </div>
       </header>
-      {statusError && !toldInTranscript && (
+      {cloneFailed && (
+        <p className="banner error" role="alert">
+          den cannot clone this session&apos;s repository ({session.repository}), so trying again will not help. Delete this session, or{" "}
+          <Link href="/">start a new session</Link> with another repository.
+        </p>
+      )}
+      {statusError && !toldInTranscript && !cloneFailed && (
         <p className="banner error" role="alert">
           {statusError.replace(/[.\s]+$/, "")}. Send a prompt to try again, or Resume.
         </p>
@@ -294,7 +306,7 @@ export function SessionPage({ id }: { id: string }) {
       {showChanges && <ChangesPanel id={id} summary={t.diff} pull={pull} onPull={setPull} onClose={() => setShowChanges(false)} />}
       <Transcript
         items={t.items}
-        onRetry={() => lastPrompt?.kind === "user" && prompt(lastPrompt.text, false)}
+        onRetry={cloneFailed ? undefined : () => lastPrompt?.kind === "user" && prompt(lastPrompt.text, false)}
         working={working}
         contentRef={follow.ref}
         empty={

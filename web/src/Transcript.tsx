@@ -5,7 +5,7 @@
 import { memo, useMemo, useState } from "react";
 import { Markdown } from "./Markdown";
 import { Link } from "./router";
-import type { Item, Part } from "./reducer";
+import { type Item, type Part, pauseReasonText } from "./reducer";
 import { ToolChip } from "./ToolChip";
 
 const PAGE = 200;
@@ -31,7 +31,7 @@ export function Transcript({
   contentRef,
 }: {
   items: Item[];
-  /** Sends the last prompt again (absent: no Retry button, as for a share link's viewer). */
+  /** Sends the last prompt again; absent where a retry could only fail the same way, and for a share link's viewer. */
   onRetry?: () => void;
   empty: string;
   /** The agent is at work on a prompt (sent, or running): say so at the end. */
@@ -123,7 +123,9 @@ const RowView = memo(function RowView({
     case "paused":
       return (
         <p className="marker muted small" role="note">
-          Paused at {clock(item.at)} · the sandbox was stopped and its work kept; a prompt resumes it
+          Paused at {clock(item.at)}
+          {pauseReasonText(item.reason) ? ` — ${pauseReasonText(item.reason)}` : ""} · the sandbox was stopped and its work kept; a prompt
+          resumes it
         </p>
       );
     case "progress":

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { apply, empty, hasGap, type Transcript } from "./reducer";
+import { apply, empty, hasGap, pauseReasonText, type Transcript } from "./reducer";
 import type { SequencedEvent, SessionEvent } from "./types";
 
 const at = "2026-01-01T00:00:00Z";
@@ -221,6 +221,22 @@ describe("event reducer", () => {
     const markers = t.items.filter((i) => i.kind === "paused");
     expect(markers).toHaveLength(2);
     expect(markers[0]).toMatchObject({ kind: "paused", at });
+  });
+
+  test("a pause marker says why: idle for N minutes, by the person, or den stopping", () => {
+    const t = apply(
+      empty(),
+      seqd([
+        { type: "status", status: "paused", error: null, pause: { by: "idle", minutes: 10 } },
+        { type: "status", status: "running", error: null },
+        { type: "status", status: "paused", error: null, pause: { by: "person" } },
+        { type: "status", status: "running", error: null },
+        { type: "status", status: "paused", error: null },
+      ]),
+    );
+    const reasons = t.items.flatMap((i) => (i.kind === "paused" ? [pauseReasonText(i.reason)] : []));
+    expect(reasons).toEqual(["idle for 10 minutes", "paused by you", null]);
+    expect(pauseReasonText({ by: "den_stopped" })).toBe("den stopped");
   });
 
   test("the latest diff summary is kept, and adds nothing to the transcript", () => {

@@ -18,6 +18,7 @@ import type {
   TurnOutcome,
   UsageTotals,
 } from "./types";
+import type { PauseReason } from "./types";
 
 export type Part =
   | { kind: "text" | "reasoning"; id: string; text: string }
@@ -28,7 +29,7 @@ export type Item =
   | { kind: "assistant"; id: string; parts: Part[] }
   | { kind: "progress"; id: string; at: string; steps: { step: ProgressStep; state: StepState; detail?: string | null }[] }
   /** The session was paused (by a person, for idleness, or by den stopping): its sandbox is gone, its work kept. */
-  | { kind: "paused"; id: string; at: string }
+  | { kind: "paused"; id: string; at: string; reason?: PauseReason | null }
   | { kind: "error"; id: string; code: string; message: string }
   | { kind: "usage"; id: string; usage: UsageTotals }
   | {
@@ -105,7 +106,8 @@ function applyOne(s: Transcript, { seq, at, event: e }: SequencedEvent): Transcr
   switch (e.type) {
     case "status": {
       // A pause leaves a marker in the transcript (once, however often it is repeated).
-      const items = e.status === "paused" && s.status !== "paused" ? [...t.items, { kind: "paused" as const, id: `paused-${seq}`, at }] : t.items;
+      const items =
+        e.status === "paused" && s.status !== "paused" ? [...t.items, { kind: "paused" as const, id: `paused-${seq}`, at, reason: e.pause ?? null }] : t.items;
       return { ...t, items, status: e.status, error: e.error ?? null };
     }
     case "renamed":
@@ -218,4 +220,18 @@ function updatePart(t: Transcript, messageId: string, partId: string, f: (old: P
   else parts.push(f(undefined));
   items[at] = { ...msg, parts };
   return { ...t, items };
+}
+
+/** Why a session paused, as the transcript's marker says it ("idle for 10 minutes"). */
+export function pauseReasonText(reason: PauseReason | null | undefined): string | null {
+  switch (reason?.by) {
+    case "idle":
+      return `idle for ${reason.minutes} minute${reason.minutes === 1 ? "" : "s"}`;
+    case "person":
+      return "paused by you";
+    case "den_stopped":
+      return "den stopped";
+    default:
+      return null;
+  }
 }

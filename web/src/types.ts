@@ -46,3 +46,4 @@ export type ForkResponse = S["ForkResponse"];
 export type ShareLink = S["ShareLink"];
 export type CreatedShareLink = S["CreatedShareLink"];
 export type SharedSession = S["SharedSession"];
+export type PauseReason = S["PauseReason"];

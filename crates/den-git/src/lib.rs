@@ -15,6 +15,8 @@
 //! to follow no redirect (nor http-alternates, which git treats alike), so it cannot be sent
 //! to another host. Only http(s) is allowed for a URL; local paths are the caller's to check.
 
+pub mod receive_pack;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;

@@ -28,6 +28,10 @@ pub enum SessionEvent {
     Status {
         status: SessionStatus,
         error: Option<String>,
+        /// Why, when `status` is `paused` and den knows (events stored before den recorded
+        /// reasons have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pause: Option<crate::pause::PauseReason>,
     },
     /// A step of starting or resuming the session.
     Progress {

@@ -14,6 +14,7 @@
 //! - [`changes`]: what a session changed in its repository (the diff).
 //! - [`credentials`]: a person's credentials for git hosts (never returned).
 //! - [`repositories`]: the repositories a person can start a session on.
+//! - [`pause`]: why a session was paused.
 //! - [`error`]: the one error body every route returns.
 //! - [`events`]: a session's event stream and the WebSocket messages.
 //! - [`sharing`]: forks of a session and read-only share links.
@@ -24,6 +25,7 @@ pub mod credentials;
 pub mod error;
 pub mod events;
 pub mod models;
+pub mod pause;
 pub mod repositories;
 pub mod sessions;
 pub mod sharing;

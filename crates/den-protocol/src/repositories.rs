@@ -48,6 +48,9 @@ pub struct RepositoryList {
     pub local: Vec<LocalRepository>,
     /// The page after this one, when there is one.
     pub next_page: Option<u32>,
+    /// The directories the admin allowed local repositories in (`repositories.local_roots`),
+    /// so the page can say where a local path may point; empty when none are allowed.
+    pub local_roots: Vec<String>,
 }
 
 /// `GET /api/repositories/branches?repository=`: the branches a session could start from.

@@ -16,7 +16,6 @@ pub mod egress;
 mod error;
 mod exec;
 pub mod local;
-pub mod opencode;
 pub mod probe;
 mod runtime;
 mod spec;

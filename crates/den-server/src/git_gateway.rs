@@ -6,11 +6,10 @@
 //! git sends the session's gateway token as its Basic password. The gateway maps the token to
 //! the session, forwards git's smart-HTTP calls to the session's repository URL and adds the
 //! person's credential for that host there. Pushes are read before they are forwarded: only
-//! the session's own branch may change (see `receive_pack`); a refused push is answered with
+//! the session's own branch may change (den-git's `receive_pack` reads the ref updates and
+//! applies the push rules; this route checks the token and forwards); a refused push is answered with
 //! git's report-status, which the agent's `git push` prints as `[remote rejected] (reason)`.
 //! No git runs on the host.
-
-mod receive_pack;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +20,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use den_git::receive_pack;
 use den_session::EgressPolicy;
 use den_store::{SessionRecord, Store, StoreError};
 use futures::{Stream, StreamExt};

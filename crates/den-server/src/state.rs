@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub allow_private_endpoints: bool,
     /// den's default monthly model spending cap per person, in US dollars (`budget`).
     pub monthly_budget_usd: Option<f64>,
+    /// Whether a new session's repository (and base branch) is checked with `ls-remote` before
+    /// the session is created, so a repository that cannot be cloned is refused up front
+    /// (default true). Only test servers that run no sessions turn it off.
+    pub check_repository_reachable: bool,
 }
 
 impl ServerConfig {
@@ -58,6 +62,7 @@ impl ServerConfig {
             catalog: den_session::Catalog::builtin(),
             allow_private_endpoints: false,
             monthly_budget_usd: None,
+            check_repository_reachable: true,
         }
     }
 }

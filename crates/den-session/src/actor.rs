@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use den_opencode::{EventEnvelope, EventStream, OpencodeClient, OpencodeError};
 use den_protocol::events::{ProgressStep, QueuedPrompt, SequencedEvent, SessionEvent, StepState};
+use den_protocol::pause::PauseReason;
 use den_protocol::sessions::SessionStatus;
 use den_sandbox::{ArtifactStore, SandboxHandle, SandboxRuntime, SandboxStatus};
 use den_store::{SessionRecord, Store};
@@ -138,6 +139,10 @@ pub(crate) struct SessionActor {
     /// The agent's event stream broke since the last reconciliation: what happened meanwhile
     /// must be read back from the agent once the stream is connected again.
     stream_broken: bool,
+    /// The title the latest prompt would give a session nobody named: a session still titled
+    /// so (or after its repository) takes the title OpenCode generates instead, which may
+    /// arrive after the turn ended.
+    prompt_title: Option<String>,
     idle_deadline: Option<Instant>,
 }
 
@@ -196,6 +201,7 @@ pub(crate) fn spawn(
                 pushing: false,
                 settling: None,
                 stream_broken: false,
+                prompt_title: None,
                 idle_deadline: None,
             };
             actor.run(registry, mailbox).await;
@@ -360,6 +366,16 @@ impl SessionActor {
     /// status cannot be saved nothing is announced: clients would otherwise see a state the
     /// record does not have.
     async fn set_status(&mut self, status: SessionStatus, error: Option<String>) {
+        self.set_status_because(status, error, None).await;
+    }
+
+    /// `set_status`, saying why when the session pauses.
+    async fn set_status_because(
+        &mut self,
+        status: SessionStatus,
+        error: Option<String>,
+        pause: Option<PauseReason>,
+    ) {
         let current = self.record.status().ok();
         if current == Some(status) && self.record.error == error {
             return;
@@ -376,7 +392,12 @@ impl SessionActor {
                 return;
             }
         }
-        self.emit(SessionEvent::Status { status, error }).await;
+        self.emit(SessionEvent::Status {
+            status,
+            error,
+            pause,
+        })
+        .await;
         self.announce();
     }
 

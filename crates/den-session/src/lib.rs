@@ -19,10 +19,14 @@
 //! - `mapping`: OpenCode events into den events.
 //! - `eventlog`: append (store, then broadcast) and gapless subscriptions.
 //! - `workspace`: the session's checkout, its OpenCode config and its sandbox spec.
+//! - `agent_sandbox`: the spec that runs OpenCode in a sandbox (den-sandbox runs any spec).
 //! - `catalog`: den's providers and models, and which key a request uses.
+//! - `snapshot_migration`: a start step moving snapshots recorded as host paths into the
+//!   artifact store.
 //! - `title`: titles from the first prompt, or from the repository.
 
 mod actor;
+pub mod agent_sandbox;
 pub mod catalog;
 mod changes;
 mod config;
@@ -35,6 +39,7 @@ mod manager;
 mod mapping;
 mod push;
 mod registry;
+mod snapshot_migration;
 pub mod title;
 mod workspace;
 
@@ -52,3 +57,4 @@ pub use fork::ForkTarget;
 pub use handle::{CommandOutcome, SessionCommand, SessionHandle};
 pub use manager::{ListChange, SessionManager};
 pub use push::Author;
+pub use snapshot_migration::SnapshotMigration;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use den_protocol::events::{SessionEvent, SessionListUpdate, TurnOutcome};
+use den_protocol::pause::PauseReason;
 use den_protocol::sessions::SessionStatus;
 use den_sandbox::{ArtifactStore, LocalArtifactStore, SandboxRuntime};
 use den_store::{SessionRecord, Store, StoreError};
@@ -16,6 +17,7 @@ use crate::error::{Result, SessionError};
 use crate::eventlog::EventLog;
 use crate::handle::{Command, SessionHandle};
 use crate::registry::Registry;
+use crate::snapshot_migration::SnapshotMigration;
 
 /// A change to one user's session list.
 #[derive(Debug, Clone)]
@@ -98,20 +100,30 @@ impl SessionManager {
             let (status, error) = match &record.snapshot_id {
                 Some(snapshot) if !snapshot_exists(services, snapshot).await => {
                     store.set_session_agent_state(record.id, None, None).await?;
-                    let message = "the session's last snapshot is missing; the next prompt \
-                                   starts again from the repository"
-                        .to_owned();
+                    let message = crate::snapshot_migration::LOST_SNAPSHOT.to_owned();
                     (SessionStatus::Error, Some(message))
                 }
                 Some(_) => (SessionStatus::Paused, None),
                 None => (SessionStatus::Idle, None),
             };
+            let pause = (status == SessionStatus::Paused).then_some(PauseReason::DenStopped);
             store
                 .set_session_status(record.id, status, error.as_deref())
                 .await?;
-            log.append(SessionEvent::Status { status, error }).await?;
+            log.append(SessionEvent::Status {
+                status,
+                error,
+                pause,
+            })
+            .await?;
         }
         Ok(stale.len())
+    }
+
+    /// Moves snapshots an older den recorded as host paths into the artifact store (a start
+    /// step, before [`Self::recover`]); a file that is gone is said so on its session.
+    pub async fn migrate_host_path_snapshots(&self) -> Result<SnapshotMigration> {
+        crate::snapshot_migration::migrate_host_path_snapshots(self.registry.services()).await
     }
 
     /// A handle to the owner's session. Another user's session is [`SessionError::NotFound`],
@@ -181,9 +193,6 @@ impl SessionManager {
 
 /// Whether a recorded snapshot can still be restored.
 async fn snapshot_exists(services: &Services, recorded: &str) -> bool {
-    if crate::workspace::is_legacy_snapshot_path(recorded) {
-        return tokio::fs::metadata(recorded).await.is_ok();
-    }
     services.artifacts.fetch(recorded).await.is_ok()
 }
 

@@ -28,6 +28,20 @@ pub fn for_repository(repository: &str) -> String {
     name.chars().take(TITLE_MAX).collect()
 }
 
+/// The title OpenCode generated for a conversation, if it is one: not its placeholder
+/// (`New session - <time>`, `Child session - <time>`), one line, cut to [`TITLE_MAX`].
+pub fn from_agent(title: &str) -> Option<String> {
+    let title = title.trim();
+    let placeholder = ["New session - ", "Child session - "]
+        .iter()
+        .any(|prefix| title.starts_with(prefix));
+    if placeholder || title.is_empty() || title.contains('\n') {
+        return None;
+    }
+    let title: String = title.chars().filter(|c| !c.is_control()).collect();
+    Some(title.chars().take(TITLE_MAX).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

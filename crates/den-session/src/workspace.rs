@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::agent_sandbox::{base_config, opencode_spec};
 use den_git::HttpAuth;
-use den_sandbox::opencode::{base_config, opencode_spec};
 use den_sandbox::probe::BasicAuth;
 use den_sandbox::{Forward, SandboxSpec};
 use den_store::{ModelEndpointRecord, SessionRecord};
@@ -24,12 +24,6 @@ pub(crate) fn checkout_dir(config: &SessionConfig, session_id: Uuid) -> PathBuf 
 
 pub(crate) fn snapshots_dir(config: &SessionConfig, session_id: Uuid) -> PathBuf {
     config.snapshots_dir.join(session_id.to_string())
-}
-
-/// Whether a recorded snapshot is a host path (what den recorded before snapshots went
-/// through the artifact store) rather than an artifact key, which never holds a `/`.
-pub(crate) fn is_legacy_snapshot_path(recorded: &str) -> bool {
-    recorded.contains('/')
 }
 
 /// The session's checkout on its work branch, made unless it exists already (a sandbox never

@@ -229,6 +229,19 @@ impl Store {
         })?)
     }
 
+    /// Sessions whose snapshot is recorded as a host path (a `/` in it), as den recorded them
+    /// before snapshots went through the artifact store; artifact keys never hold a `/`.
+    pub async fn sessions_with_host_path_snapshots(&self) -> Result<Vec<SessionRecord>> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE snapshot_id LIKE '%/%' ORDER BY created_at"
+        );
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(sql.clone()))
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
     /// Records that `runner` (a den instance) starts the session's sandbox.
     pub async fn set_session_runner(&self, id: Uuid, runner: &str) -> Result<()> {
         let sql = "UPDATE sessions SET runner = $2 WHERE id = $1";

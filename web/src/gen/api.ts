@@ -1275,6 +1275,18 @@ export interface components {
             /** Format: double */
             output: number;
         };
+        PauseReason: {
+            /** @enum {string} */
+            by: "person";
+        } | {
+            /** @enum {string} */
+            by: "idle";
+            /** Format: int32 */
+            minutes: number;
+        } | {
+            /** @enum {string} */
+            by: "den_stopped";
+        };
         /** @description One person's budget as an admin sees it. */
         PersonBudget: {
             /**
@@ -1394,6 +1406,11 @@ export interface components {
             /** @description Local repositories matching the query; only on page 1 (they are few). */
             local: components["schemas"]["LocalRepository"][];
             /**
+             * @description The directories the admin allowed local repositories in (`repositories.local_roots`),
+             *     so the page can say where a local path may point; empty when none are allowed.
+             */
+            localRoots: string[];
+            /**
              * Format: int32
              * @description The page after this one, when there is one.
              */
@@ -1475,6 +1492,7 @@ export interface components {
         /** @description What happened in a session. */
         SessionEvent: {
             error?: string | null;
+            pause?: components["schemas"]["PauseReason"] | null;
             status: components["schemas"]["SessionStatus"];
             /** @enum {string} */
             type: "status";

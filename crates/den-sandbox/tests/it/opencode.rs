@@ -1,12 +1,46 @@
 //! The pinned OpenCode in a sandbox: a session and a file edit survive snapshot, destroy and
-//! restore under another uid.
+//! restore under another uid. OpenCode is only the workload here (a real server with state on
+//! disk); den's own spec for it lives in den-session (`agent_sandbox`), not in this crate.
 
 use std::time::Duration;
 
 use crate::harness::{Harness, home_template, opencode_bin};
-use den_sandbox::opencode::{OPENCODE_PORT, base_config, opencode_spec};
 use den_sandbox::probe::{BasicAuth, Target};
-use den_sandbox::{SandboxRuntime, SandboxSpec};
+use den_sandbox::{SandboxRuntime, SandboxSpec, ToolMount};
+
+const OPENCODE_PORT: u16 = 4096;
+const SANDBOX_BIN: &str = "/opt/opencode/bin/opencode";
+
+/// `opencode serve` on the sandbox's loopback, with basic auth: the least that runs it.
+fn opencode_serve(
+    workspace: &std::path::Path,
+    bin: &std::path::Path,
+    auth: &BasicAuth,
+) -> SandboxSpec {
+    let port = OPENCODE_PORT.to_string();
+    let command = [
+        SANDBOX_BIN,
+        "serve",
+        "--port",
+        &port,
+        "--hostname",
+        "127.0.0.1",
+    ];
+    let mut spec = SandboxSpec::new(workspace, command.map(String::from).to_vec());
+    spec.tools.push(ToolMount {
+        host_path: bin.to_path_buf(),
+        sandbox_path: SANDBOX_BIN.into(),
+    });
+    for (k, v) in [
+        ("OPENCODE_SERVER_USERNAME", auth.user.as_str()),
+        ("OPENCODE_SERVER_PASSWORD", auth.password.as_str()),
+        ("OPENCODE_DISABLE_AUTOUPDATE", "1"),
+    ] {
+        spec.env.insert(k.into(), v.into());
+    }
+    spec.expose.push(OPENCODE_PORT);
+    spec
+}
 
 const READY: Duration = Duration::from_secs(180);
 const CALL: Duration = Duration::from_secs(60);
@@ -30,7 +64,7 @@ async fn an_opencode_session_and_file_survive_snapshot_and_restore_under_another
         user: "opencode".into(),
         password: uuid::Uuid::new_v4().to_string(),
     };
-    let spec = || -> SandboxSpec { opencode_spec(&h.workspace, &bin, &auth, &base_config()) };
+    let spec = || -> SandboxSpec { opencode_serve(&h.workspace, &bin, &auth) };
 
     let a = h.rt.create(spec(), None).await.unwrap();
     let oc = Target {

@@ -56,9 +56,37 @@ async fn branches(
         &config.repository_egress,
     )
     .map_err(ApiError::BadRequest)?;
+    let listed = list_branches(&state, caller.user.id, &repository, Via::Api, |err| {
+        ApiError::Conflict(format!("den could not list the branches: {err}"))
+    })
+    .await?;
+    Ok(Json(listed))
+}
+
+/// How a GitHub repository's branches are asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    /// GitHub's REST API when the person has a token (the picker: names, paged).
+    Api,
+    /// Host git's `ls-remote` with the person's token, as den's clone will reach it.
+    Git,
+}
+
+/// The branches of `repository` (validated already), as the picker shows them. Asking is also
+/// how den knows a repository can be reached with the person's credentials (a session is
+/// created only then); `unreachable` words a remote's refusal for the caller.
+pub(super) async fn list_branches(
+    state: &AppState,
+    user_id: uuid::Uuid,
+    repository: &str,
+    via: Via,
+    unreachable: impl FnOnce(den_session::GitError) -> ApiError,
+) -> Result<BranchList, ApiError> {
+    let config = state.config();
+    let repository = repository.to_owned();
     let host = http_host(&repository);
     let credential = match &host {
-        Some(host) => state.store().git_credential(caller.user.id, host).await?,
+        Some(host) => state.store().git_credential(user_id, host).await?,
         None => None,
     };
     let on_github = config
@@ -68,8 +96,18 @@ async fn branches(
     if let Some((github, (owner, name))) = on_github {
         let token = match &credential {
             Some(credential) => Some(credential.token.clone()),
-            None => github_token(&state, caller.user.id).await?,
+            None => github_token(state, user_id).await?,
         };
+        if via == Via::Git {
+            let username = credential
+                .as_ref()
+                .map_or_else(|| "x-access-token".to_owned(), |c| c.username.clone());
+            let auth = token.map(|token| den_session::HttpAuth {
+                username,
+                password: token.to_string(),
+            });
+            return ls_remote(&repository, auth.as_ref(), config, unreachable).await;
+        }
         if let Some(token) = token {
             let repo = GithubRepo {
                 api_url: &github.api_url,
@@ -79,28 +117,32 @@ async fn branches(
             };
             let default_branch = repo.default_branch().await?;
             let names = repo.branches().await?;
-            return Ok(Json(ordered(Some(default_branch), names)));
+            return Ok(ordered(Some(default_branch), names));
         }
     }
     let auth = credential.map(|c| den_session::HttpAuth {
         username: c.username,
         password: c.token.to_string(),
     });
-    let listed = den_session::remote_branches(
-        &repository,
-        auth.as_ref(),
-        &config.repository_egress,
-        LIST_TIMEOUT,
-    )
-    .await
-    .map_err(|err| match err {
-        den_session::GitError::Refused { .. } | den_session::GitError::NotARemote { .. } => {
-            ApiError::BadRequest(err.to_string())
-        }
-        den_session::GitError::Spawn(_) => ApiError::internal(err),
-        other => ApiError::Conflict(format!("den could not list the branches: {other}")),
-    })?;
-    Ok(Json(ordered(listed.default_branch, listed.branches)))
+    ls_remote(&repository, auth.as_ref(), config, unreachable).await
+}
+
+async fn ls_remote(
+    repository: &str,
+    auth: Option<&den_session::HttpAuth>,
+    config: &crate::ServerConfig,
+    unreachable: impl FnOnce(den_session::GitError) -> ApiError,
+) -> Result<BranchList, ApiError> {
+    let listed =
+        den_session::remote_branches(repository, auth, &config.repository_egress, LIST_TIMEOUT)
+            .await
+            .map_err(|err| match err {
+                den_session::GitError::Refused { .. }
+                | den_session::GitError::NotARemote { .. } => ApiError::BadRequest(err.to_string()),
+                den_session::GitError::Spawn(_) => ApiError::internal(err),
+                other => unreachable(other),
+            })?;
+    Ok(ordered(listed.default_branch, listed.branches))
 }
 
 /// The default branch first, then the others by name, at most [`MAX_BRANCHES`].

@@ -90,11 +90,18 @@ async fn list(
     } else {
         Vec::new()
     };
+    let local_roots = state
+        .config()
+        .local_repo_roots
+        .iter()
+        .map(|root| root.display().to_string())
+        .collect();
     Ok(Json(RepositoryList {
         github_connected,
         github,
         local,
         next_page,
+        local_roots,
     }))
 }
 

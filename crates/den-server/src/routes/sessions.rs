@@ -57,6 +57,15 @@ async fn create(
     if let Some(branch) = &request.base_branch {
         validate::branch(branch).map_err(ApiError::BadRequest)?;
     }
+    if config.check_repository_reachable {
+        ensure_reachable(
+            &state,
+            caller.user.id,
+            &repository,
+            request.base_branch.as_deref(),
+        )
+        .await?;
+    }
     if let Some(prompt) = &request.prompt {
         // Checked before anything is created, so a refused prompt changes nothing.
         let max = state.sessions()?.config().max_prompt_bytes;
@@ -94,6 +103,31 @@ async fn create(
             .to_protocol()?;
     }
     Ok((StatusCode::CREATED, Json(session)))
+}
+
+/// Refuses a repository den cannot reach (a URL that answers nothing or not as git, a folder
+/// that is no git repository, a remote refusing the person's credential) or a base branch it
+/// does not have, before anything is created: such a session could only ever fail to start,
+/// and its URL would then be offered again as a recent repository.
+async fn ensure_reachable(
+    state: &AppState,
+    user_id: Uuid,
+    repository: &str,
+    base_branch: Option<&str>,
+) -> Result<(), ApiError> {
+    let via = super::branches::Via::Git;
+    let listed = super::branches::list_branches(state, user_id, repository, via, |err| {
+        ApiError::BadRequest(format!(
+            "den cannot reach the repository {repository}: {err}"
+        ))
+    })
+    .await?;
+    match base_branch {
+        Some(branch) if !listed.branches.iter().any(|b| b == branch) => Err(ApiError::BadRequest(
+            format!("the repository {repository} has no branch {branch}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `den/` and the last 8 hex digits of the id (the random part of a UUIDv7).

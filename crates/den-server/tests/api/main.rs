@@ -20,6 +20,7 @@ mod key_test;
 mod logs;
 mod models;
 mod password;
+mod reachability;
 mod repositories;
 mod security_headers;
 mod share_links;

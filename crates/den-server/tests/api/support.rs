@@ -82,6 +82,10 @@ impl TestServer {
             config.local_repo_roots = vec![repos.clone()];
             config.repository_egress.network = den_sandbox::NetworkPolicy::None;
             repository = Some(repos.join("r").display().to_string());
+        } else {
+            // These servers run no sessions, so their sessions name repositories (often on
+            // example.com) that nobody clones; asking them would reach the internet.
+            config.check_repository_reachable = false;
         }
         configure(&mut config);
         let metrics = den_server::install_metrics_recorder();

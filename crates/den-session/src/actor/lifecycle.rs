@@ -1,11 +1,10 @@
 //! Starting (fresh or from a snapshot), pausing, failing, deleting and shutting down.
 
-use std::path::PathBuf;
-
+use crate::agent_sandbox::OPENCODE_PORT;
 use den_opencode::{CreateSession, OpencodeClient, OpencodeConfig, Target};
 use den_protocol::events::{ProgressStep, SessionEvent, StepState, TurnOutcome};
+use den_protocol::pause::PauseReason;
 use den_protocol::sessions::SessionStatus;
-use den_sandbox::opencode::OPENCODE_PORT;
 use den_sandbox::probe::BasicAuth;
 use den_sandbox::{ExitReason, SandboxStatus};
 use den_store::SessionRecord;
@@ -182,12 +181,12 @@ impl SessionActor {
         let running = self.live.is_some() || self.starting.is_some();
         self.stop_sandbox().await;
         if running {
-            let status = if self.record.snapshot_id.is_some() {
-                SessionStatus::Paused
+            let (status, pause) = if self.record.snapshot_id.is_some() {
+                (SessionStatus::Paused, Some(PauseReason::DenStopped))
             } else {
-                SessionStatus::Idle
+                (SessionStatus::Idle, None)
             };
-            self.set_status(status, None).await;
+            self.set_status_because(status, None, pause).await;
         }
     }
 }
@@ -208,9 +207,6 @@ async fn start(
         .set_session_runner(record.id, &config.runner)
         .await?;
     let snapshot = match &record.snapshot_id {
-        Some(recorded) if workspace::is_legacy_snapshot_path(recorded) => {
-            Some(PathBuf::from(recorded))
-        }
         Some(key) => Some(services.artifacts.fetch(key).await?),
         None => None,
     };
@@ -374,7 +370,9 @@ async fn connect_agent(
             }
             let created = client
                 .create_session(&CreateSession {
-                    title: Some(record.title.clone()),
+                    // No title: OpenCode then generates one after the first prompt, which the
+                    // session takes while nobody named it (see `take_agent_title`).
+                    title: None,
                     permission: None,
                 })
                 .await?;

@@ -132,6 +132,7 @@ impl SessionActor {
             stopping: None,
             last_activity: Instant::now(),
         });
+        self.prompt_title = crate::title::from_prompt(&item.text);
         let user = self
             .emit(SessionEvent::Message {
                 message_id: item.id.clone(),
@@ -296,6 +297,7 @@ impl SessionActor {
                     self.reconcile();
                 }
                 self.allow_if_asked(&envelope.event);
+                self.take_agent_title(&envelope.event).await;
                 let Some(turn) = &mut self.turn else {
                     return;
                 };
@@ -433,6 +435,34 @@ impl SessionActor {
     /// The sandbox is the boundary, so OpenCode runs with every permission allowed; should it
     /// ask anyway (an agent defined in the repository can), nobody could answer and the turn
     /// would wait forever. Allow it once, as the config would have.
+    /// OpenCode titles a conversation it was given no title for (it asks the model, after the
+    /// first prompt) and says so in `session.updated`. A session nobody named takes that title
+    /// in place of its first prompt's first line; a person's own title is never replaced.
+    async fn take_agent_title(&mut self, event: &den_opencode::Event) {
+        let den_opencode::Event::SessionUpdated(info) = event else {
+            return;
+        };
+        let ours = self
+            .live
+            .as_ref()
+            .map(|live| live.agent_session_id.as_str());
+        if ours != Some(info.session_id.as_str()) {
+            return;
+        }
+        let Some(title) = crate::title::from_agent(&info.info.title) else {
+            return;
+        };
+        let current = &self.record.title;
+        let unnamed = *current == crate::title::for_repository(&self.record.repository)
+            || Some(current) == self.prompt_title.as_ref();
+        if unnamed
+            && *current != title
+            && let Err(err) = self.rename(title).await
+        {
+            tracing::warn!(error = %err, "cannot take the title the agent gave the session");
+        }
+    }
+
     fn allow_if_asked(&self, event: &den_opencode::Event) {
         let (den_opencode::Event::PermissionAsked(request), Some(live)) = (event, &self.live)
         else {

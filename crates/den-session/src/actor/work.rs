@@ -5,6 +5,7 @@
 use den_opencode::{MessageWithParts, SessionStatus as AgentStatus};
 use den_protocol::changes::DiffSummary;
 use den_protocol::events::SessionEvent;
+use den_protocol::pause::PauseReason;
 use den_protocol::sessions::SessionStatus;
 use den_store::SessionRecord;
 use tokio::sync::oneshot;
@@ -237,7 +238,15 @@ impl SessionActor {
                 }
             });
         }
-        self.set_status(SessionStatus::Paused, None).await;
+        let reason = match &self.pausing {
+            Some(pausing) if pausing.idle => PauseReason::Idle {
+                minutes: u32::try_from(self.services.config.idle_timeout.as_secs().div_ceil(60))
+                    .unwrap_or(u32::MAX),
+            },
+            _ => PauseReason::Person,
+        };
+        self.set_status_because(SessionStatus::Paused, None, Some(reason))
+            .await;
         if let Some(pausing) = self.pausing.take() {
             for waiter in pausing.waiters {
                 let _ = waiter.send(Ok(()));
@@ -346,21 +355,9 @@ async fn write_snapshot(
     Ok(key)
 }
 
-/// Deletes a recorded snapshot. Sessions snapshotted before snapshots went through the
-/// artifact store recorded a host path; those are removed as files.
-pub(crate) async fn delete_snapshot(services: &super::Services, recorded: &str) {
-    let result = if workspace::is_legacy_snapshot_path(recorded) {
-        tokio::fs::remove_file(recorded)
-            .await
-            .map_err(SessionError::from)
-    } else {
-        services
-            .artifacts
-            .delete(recorded)
-            .await
-            .map_err(SessionError::from)
-    };
-    if let Err(err) = result {
+/// Deletes a recorded snapshot from the artifact store.
+pub(crate) async fn delete_snapshot(services: &super::Services, key: &str) {
+    if let Err(err) = services.artifacts.delete(key).await {
         tracing::warn!(error = %err, "cannot delete the previous snapshot");
     }
 }

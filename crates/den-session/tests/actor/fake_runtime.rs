@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use den_sandbox::opencode::OPENCODE_PORT;
 use den_sandbox::{
     ArtifactInfo, BoxFuture, BoxStream, ExecOutput, ExecRequest, ProgressSender, SandboxError,
     SandboxHandle, SandboxId, SandboxRuntime, SandboxSpec, SandboxStatus,
 };
+use den_session::agent_sandbox::OPENCODE_PORT;
 use tokio::sync::{Semaphore, watch};
 
 /// More snapshots than any test takes at once.

@@ -1,15 +1,15 @@
 use std::time::Duration;
 
 use den_protocol::events::{SessionEvent, TurnOutcome};
+use den_protocol::pause::PauseReason;
 use den_protocol::sessions::SessionStatus;
 use den_session::SessionError;
-use den_test_support::FakeReply;
+use den_test_support::{FAKE_AGENT_SESSION, FakeReply};
 
-use crate::{PATIENCE, Watch, World, jump_clock};
+use crate::{Db, PATIENCE, Watch, World, jump_clock};
 
-#[tokio::test]
-async fn after_several_turns_exactly_one_snapshot_remains_and_the_record_points_at_it() {
-    let world = World::new().await;
+async fn after_several_turns_exactly_one_snapshot_remains_and_the_record_points_at_it(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     for n in 1..=3 {
@@ -19,6 +19,17 @@ async fn after_several_turns_exactly_one_snapshot_remains_and_the_record_points_
     // The pause waits for the snapshot still being written, and needs no other.
     session.pause().await.unwrap();
     assert_eq!(world.status(&session).await, SessionStatus::Paused);
+    let reason = watch
+        .until("the pause", |event| match event {
+            SessionEvent::Status {
+                status: SessionStatus::Paused,
+                pause,
+                ..
+            } => Some(*pause),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reason, Some(PauseReason::Person));
     // A turn that ends while the previous turn's snapshot is written shares the next one.
     let taken = world.runtime.counts(|c| c.snapshots);
     assert!((1..=3).contains(&taken), "{taken} snapshots");
@@ -48,9 +59,8 @@ async fn after_several_turns_exactly_one_snapshot_remains_and_the_record_points_
     assert!(restored[0].ends_with(&files[0]), "{restored:?}");
 }
 
-#[tokio::test]
-async fn a_failed_snapshot_keeps_the_previous_one_and_a_pause_that_cannot_snapshot_says_so() {
-    let world = World::new().await;
+async fn a_failed_snapshot_keeps_the_previous_one_and_a_pause_that_cannot_snapshot_says_so(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     session.prompt("one".to_owned()).await.unwrap();
@@ -90,9 +100,8 @@ async fn a_failed_snapshot_keeps_the_previous_one_and_a_pause_that_cannot_snapsh
     assert_eq!(world.snapshot_files(), [format!("{second}.tar.zst")]);
 }
 
-#[tokio::test]
-async fn a_stop_is_answered_while_a_snapshot_is_still_being_written() {
-    let world = World::new().await;
+async fn a_stop_is_answered_while_a_snapshot_is_still_being_written(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     session.prompt("one".to_owned()).await.unwrap();
@@ -133,9 +142,8 @@ async fn a_stop_is_answered_while_a_snapshot_is_still_being_written() {
     assert_eq!(world.snapshot_files().len(), 1);
 }
 
-#[tokio::test]
-async fn an_idle_session_pauses_and_its_actor_exits() {
-    let world = World::new().await;
+async fn an_idle_session_pauses_and_its_actor_exits(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     session.prompt("one".to_owned()).await.unwrap();
@@ -147,7 +155,18 @@ async fn an_idle_session_pauses_and_its_actor_exits() {
     assert_eq!(world.status(&session).await, SessionStatus::Running);
 
     jump_clock(Duration::from_secs(10)).await;
-    watch.status(SessionStatus::Paused).await;
+    // The status event says why, so the page can write "Paused at 14:02 — idle for 5 minutes".
+    let reason = watch
+        .until("the idle pause", |event| match event {
+            SessionEvent::Status {
+                status: SessionStatus::Paused,
+                pause,
+                ..
+            } => Some(*pause),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reason, Some(PauseReason::Idle { minutes: 5 }));
     assert!(world.snapshot_key(&session).await.is_some());
     assert_eq!(world.runtime.counts(|c| c.destroys), 1);
     let exited = async {
@@ -164,9 +183,10 @@ async fn an_idle_session_pauses_and_its_actor_exits() {
     assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
 }
 
-#[tokio::test]
-async fn a_turn_the_agent_never_ends_fails_at_the_inactivity_deadline_and_the_queue_goes_on() {
-    let world = World::new().await;
+async fn a_turn_the_agent_never_ends_fails_at_the_inactivity_deadline_and_the_queue_goes_on(
+    db: Db,
+) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     world.agent.script([FakeReply::Silent]);
@@ -211,9 +231,8 @@ async fn a_turn_the_agent_never_ends_fails_at_the_inactivity_deadline_and_the_qu
     assert_eq!(world.agent.aborts(), 1);
 }
 
-#[tokio::test]
-async fn the_queue_is_limited_and_a_refused_prompt_changes_nothing() {
-    let world = World::with(|config| config.max_queue = 2).await;
+async fn the_queue_is_limited_and_a_refused_prompt_changes_nothing(db: Db) {
+    let world = World::with(db, |config| config.max_queue = 2).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     world.agent.script([FakeReply::Silent]);
@@ -243,9 +262,8 @@ async fn the_queue_is_limited_and_a_refused_prompt_changes_nothing() {
     assert_eq!(world.agent.prompts(), ["running", "queued 1", "queued 2"]);
 }
 
-#[tokio::test]
-async fn a_turn_that_ended_while_the_event_stream_was_down_is_read_back_from_the_agent() {
-    let world = World::new().await;
+async fn a_turn_that_ended_while_the_event_stream_was_down_is_read_back_from_the_agent(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     world.agent.script([FakeReply::EndsWhileDisconnected]);
@@ -266,9 +284,8 @@ async fn a_turn_that_ended_while_the_event_stream_was_down_is_read_back_from_the
     assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
 }
 
-#[tokio::test]
-async fn a_prompt_the_agent_refuses_fails_its_turn_with_the_reason() {
-    let world = World::new().await;
+async fn a_prompt_the_agent_refuses_fails_its_turn_with_the_reason(db: Db) {
+    let world = World::new(db).await;
     let session = world.session().await;
     let mut watch = Watch::new(&session);
     world.agent.script([FakeReply::Refuse]);
@@ -280,9 +297,8 @@ async fn a_prompt_the_agent_refuses_fails_its_turn_with_the_reason() {
     assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
 }
 
-#[tokio::test]
-async fn recovery_takes_only_this_dens_stale_sessions_and_says_when_a_snapshot_is_missing() {
-    let world = World::new().await;
+async fn recovery_takes_only_this_dens_stale_sessions_and_says_when_a_snapshot_is_missing(db: Db) {
+    let world = World::new(db).await;
     let store = &world.store;
     let running = |session: &den_session::SessionHandle| {
         let (store, id) = (store.clone(), session.id());
@@ -377,3 +393,78 @@ async fn recovery_takes_only_this_dens_stale_sessions_and_says_when_a_snapshot_i
         (1, 0)
     );
 }
+
+/// A snapshot an older den recorded as a host path moves into the artifact store at start and
+/// the session resumes from it; a recorded file that is gone is said so on its session.
+async fn snapshots_recorded_as_host_paths_move_into_the_artifact_store_and_a_lost_one_is_reported(
+    db: Db,
+) {
+    let world = World::new(db).await;
+    let store = &world.store;
+    let old_style = |session: &den_session::SessionHandle, path: std::path::PathBuf| {
+        let (store, id) = (store.clone(), session.id());
+        async move {
+            store
+                .set_session_agent_state(id, Some(FAKE_AGENT_SESSION), path.to_str())
+                .await
+                .unwrap();
+            store
+                .set_session_status(id, SessionStatus::Paused, None)
+                .await
+                .unwrap();
+        }
+    };
+    let kept = world.session().await;
+    let old_dir = world.config.snapshots_dir.join(kept.id().to_string());
+    tokio::fs::create_dir_all(&old_dir).await.unwrap();
+    let old_file = old_dir.join("snapshot.tar.zst");
+    tokio::fs::write(&old_file, "snapshot").await.unwrap();
+    old_style(&kept, old_file.clone()).await;
+    let lost = world.session().await;
+    old_style(&lost, world.dir.path().join("gone/snapshot.tar.zst")).await;
+
+    let report = world.manager.migrate_host_path_snapshots().await.unwrap();
+    assert_eq!(report, den_session::SnapshotMigration { moved: 1, lost: 1 });
+    let key = world.snapshot_key(&kept).await.unwrap();
+    assert!(!key.contains('/'), "{key}");
+    assert!(!old_file.exists(), "the old file moved into the store");
+    assert_eq!(world.snapshot_files(), [format!("{key}.tar.zst")]);
+    let lost_record = store.session_of(world.owner, lost.id()).await.unwrap();
+    assert_eq!(lost_record.status().unwrap(), SessionStatus::Error);
+    assert!(lost_record.error.unwrap().contains("snapshot is missing"));
+    assert_eq!(lost_record.snapshot_id, None);
+    // Nothing is left to move on the next start.
+    let again = world.manager.migrate_host_path_snapshots().await.unwrap();
+    assert_eq!(again, den_session::SnapshotMigration::default());
+
+    // The kept session resumes from its moved snapshot; the lost one starts from the repository.
+    let mut watch = Watch::new(&kept);
+    kept.prompt("go on".to_owned()).await.unwrap();
+    assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
+    let restored = world.runtime.counts(|c| c.restores.clone());
+    assert_eq!(restored.len(), 1);
+    assert!(
+        restored[0].ends_with(format!("{key}.tar.zst")),
+        "{restored:?}"
+    );
+    let mut watch = Watch::new(&lost);
+    lost.prompt("start over".to_owned()).await.unwrap();
+    assert_eq!(watch.turn_finished().await.0, TurnOutcome::Completed);
+    assert_eq!(
+        world.runtime.counts(|c| (c.creates, c.restores.len())),
+        (1, 1)
+    );
+}
+
+crate::on_both_databases!(
+    snapshots_recorded_as_host_paths_move_into_the_artifact_store_and_a_lost_one_is_reported,
+    after_several_turns_exactly_one_snapshot_remains_and_the_record_points_at_it,
+    a_failed_snapshot_keeps_the_previous_one_and_a_pause_that_cannot_snapshot_says_so,
+    a_stop_is_answered_while_a_snapshot_is_still_being_written,
+    an_idle_session_pauses_and_its_actor_exits,
+    a_turn_the_agent_never_ends_fails_at_the_inactivity_deadline_and_the_queue_goes_on,
+    the_queue_is_limited_and_a_refused_prompt_changes_nothing,
+    a_turn_that_ended_while_the_event_stream_was_down_is_read_back_from_the_agent,
+    a_prompt_the_agent_refuses_fails_its_turn_with_the_reason,
+    recovery_takes_only_this_dens_stale_sessions_and_says_when_a_snapshot_is_missing,
+);

@@ -36,14 +36,83 @@ pub struct World {
     pub dir: tempfile::TempDir,
 }
 
+/// Which database a test's store runs on: every actor test runs on both (`on_both_databases!`).
+#[derive(Debug, Clone, Copy)]
+pub enum Db {
+    Sqlite,
+    /// A fresh database on the server `DEN_TEST_DATABASE_URL` names.
+    Postgres,
+}
+
+/// The PostgreSQL server the tests' fresh databases are made on. Without one the PostgreSQL
+/// variants return at once (as the store contract suite does on a laptop); where the run must cover PostgreSQL
+/// (`scripts/test` sets `DEN_TEST_REQUIRE_POSTGRES`, CI sets `CI`) a missing server fails them.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("DEN_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let required = ["DEN_TEST_REQUIRE_POSTGRES", "CI"]
+                .iter()
+                .any(|name| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0"));
+            assert!(
+                !required,
+                "DEN_TEST_DATABASE_URL is not set, but this run must cover PostgreSQL \
+                 (DEN_TEST_REQUIRE_POSTGRES or CI is set): export DEN_TEST_DATABASE_URL=$(scripts/start-postgres)"
+            );
+            None
+        }
+    }
+}
+
+async fn database_url(db: Db, dir: &std::path::Path) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite:{}", dir.join("den.db").display()),
+        Db::Postgres => {
+            use sqlx::Connection;
+            let admin_url = postgres_admin_url().expect("checked by on_both_databases!");
+            let name = format!("den_actor_{}", Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let (base, _) = admin_url.rsplit_once('/').unwrap();
+            format!("{base}/{name}")
+        }
+    }
+}
+
+/// Runs each named test (an `async fn(Db)` in the calling module) once on SQLite and once on
+/// PostgreSQL, as `sqlite::NAME` and `postgres::NAME`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::Db::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                if $crate::postgres_admin_url().is_none() {
+                    return;
+                }
+                super::$name($crate::Db::Postgres).await
+            })*
+        }
+    };
+}
+
 impl World {
-    pub async fn new() -> Self {
-        Self::with(|_| {}).await
+    pub async fn new(db: Db) -> Self {
+        Self::with(db, |_| {}).await
     }
 
-    pub async fn with(configure: impl FnOnce(&mut SessionConfig)) -> Self {
+    pub async fn with(db: Db, configure: impl FnOnce(&mut SessionConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("den.db").display());
+        let url = database_url(db, dir.path()).await;
         let store = Store::connect(&url, Keyring::generate().unwrap())
             .await
             .unwrap();

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use den_sandbox::opencode::{OPENCODE_PORT, base_config, opencode_spec};
 use den_sandbox::probe::{BasicAuth, Target};
 use den_sandbox::{LocalConfig, LocalRuntime, SandboxId, SandboxRuntime, SandboxSpec};
+use den_session::agent_sandbox::{OPENCODE_PORT, base_config, opencode_spec};
 
 use super::{Metric, median};
 use crate::config::Settings;

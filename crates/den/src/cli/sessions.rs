@@ -111,6 +111,17 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
     };
     let runtime_dyn: Arc<dyn den_sandbox::SandboxRuntime> = runtime.clone();
     let manager = SessionManager::new(store.clone(), runtime_dyn, config);
+    let migrated = manager
+        .migrate_host_path_snapshots()
+        .await
+        .context("moving snapshots recorded as host paths into the artifact store")?;
+    if migrated.moved > 0 || migrated.lost > 0 {
+        tracing::info!(
+            moved = migrated.moved,
+            lost = migrated.lost,
+            "snapshots an older den recorded as host paths are now in the artifact store"
+        );
+    }
     let recovered = manager
         .recover()
         .await

@@ -69,7 +69,7 @@ impl Fold {
                 self.last_was_turn_end = true;
             }
             SessionEvent::Queue { items } => self.queued = items.len(),
-            SessionEvent::Status { status, error } => {
+            SessionEvent::Status { status, error, .. } => {
                 self.status = Some(*status);
                 self.status_error.clone_from(error);
                 self.last_was_turn_end = false;
@@ -193,6 +193,7 @@ fn ends(until: &Until, fold: &Fold, event: &SessionEvent) -> Option<Ending> {
             SessionEvent::Status {
                 status: SessionStatus::Error,
                 error,
+                ..
             },
         ) if fold.open_turn.is_none() => Some(Ending::SessionError(
             error
@@ -230,6 +231,7 @@ mod tests {
         SessionEvent::Status {
             status,
             error: None,
+            pause: None,
         }
     }
 
@@ -291,6 +293,7 @@ mod tests {
         let failed = SessionEvent::Status {
             status: SessionStatus::Error,
             error: Some("branch nope does not exist".to_owned()),
+            pause: None,
         };
         fold.apply(&failed);
         assert_eq!(

@@ -127,7 +127,7 @@ impl Output {
                     self.line(&style.dim(&format!("· {step} {state}{detail}")));
                 }
             }
-            SessionEvent::Status { status, error } => {
+            SessionEvent::Status { status, error, .. } => {
                 let text = match error {
                     Some(error) => format!("· session {}: {error}", status.as_str()),
                     None => format!("· session {}", status.as_str()),

@@ -22,4 +22,5 @@ mod secrets_at_rest;
 mod shutdown;
 mod slow_client;
 mod terminal;
+mod titles;
 mod turns;

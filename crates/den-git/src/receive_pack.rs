@@ -1,27 +1,28 @@
-//! What the git gateway reads of a push and how it refuses one: the ref update commands at the
+//! What den's git gateway (the route in den-server) reads of a push and how it refuses one,
+//! with no process started and nothing read but the bytes given: the ref update commands at the
 //! start of a `git-receive-pack` request (pkt-lines, see gitprotocol-pack(5)), and a refusal
 //! written as git's own report-status, so the agent's `git push` prints a readable
 //! `! [remote rejected] … (reason)` instead of an opaque HTTP error.
 
 /// One ref update a client asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Command {
-    pub(crate) old: String,
-    pub(crate) new: String,
-    pub(crate) name: String,
+pub struct Command {
+    pub old: String,
+    pub new: String,
+    pub name: String,
 }
 
 impl Command {
-    pub(crate) fn is_delete(&self) -> bool {
+    pub fn is_delete(&self) -> bool {
         self.new.bytes().all(|b| b == b'0')
     }
 }
 
 /// The commands and the client's capabilities (from the first command, after a NUL).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct PushRequest {
-    pub(crate) commands: Vec<Command>,
-    pub(crate) capabilities: Vec<String>,
+pub struct PushRequest {
+    pub commands: Vec<Command>,
+    pub capabilities: Vec<String>,
 }
 
 impl PushRequest {
@@ -33,13 +34,13 @@ impl PushRequest {
 /// Whether `head`, the start of a push's body, holds its whole command list (up to the flush
 /// packet), may once more arrives, or cannot be one.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum CommandList {
+pub enum CommandList {
     Complete,
     Incomplete,
     Invalid,
 }
 
-pub(crate) fn command_list(head: &[u8]) -> CommandList {
+pub fn command_list(head: &[u8]) -> CommandList {
     let mut rest = head;
     loop {
         let Some(prefix) = rest.get(..4) else {
@@ -65,7 +66,7 @@ pub(crate) fn command_list(head: &[u8]) -> CommandList {
 }
 
 /// Parses the command list up to its flush packet; `None` if the request is not one.
-pub(crate) fn parse(body: &[u8]) -> Option<PushRequest> {
+pub fn parse(body: &[u8]) -> Option<PushRequest> {
     let mut request = PushRequest::default();
     let mut rest = body;
     loop {
@@ -107,7 +108,7 @@ pub(crate) fn parse(body: &[u8]) -> Option<PushRequest> {
 /// Why den refuses `command` for a session whose branch is `work_branch`; `None` allows it.
 /// Only the session's own branch may be updated (force-pushes to it included: it is the
 /// agent's), and it may not be deleted.
-pub(crate) fn refusal(command: &Command, work_branch: &str) -> Option<String> {
+pub fn refusal(command: &Command, work_branch: &str) -> Option<String> {
     let allowed = format!("refs/heads/{work_branch}");
     if command.name != allowed {
         return Some(format!("den allows pushes only to {allowed}"));
@@ -127,7 +128,7 @@ fn pkt(payload: &[u8]) -> Vec<u8> {
 /// The whole push refused: a report-status with `ng` for every command (the push is all or
 /// nothing, so allowed ones are refused too), in side-band channel 1 when the client asked for
 /// side-band, with the first reason also shown as a `remote:` line.
-pub(crate) fn refusal_report(request: &PushRequest, reasons: &[Option<String>]) -> Vec<u8> {
+pub fn refusal_report(request: &PushRequest, reasons: &[Option<String>]) -> Vec<u8> {
     let first = reasons.iter().flatten().next().cloned().unwrap_or_default();
     let mut report = pkt(b"unpack ok\n");
     for (command, reason) in request.commands.iter().zip(reasons) {

@@ -1,11 +1,13 @@
-//! Building a sandbox spec that runs the pinned OpenCode server. den-opencode talks to it; this
-//! only knows how to start it: binary mounted read-only, generated config placed in HOME,
-//! basic-auth credentials in the environment, listening on the sandbox's own loopback.
+//! Building the sandbox spec that runs the pinned OpenCode server. It lives with the session
+//! side, not in den-sandbox, so the sandbox runtime runs whatever spec it is given and knows
+//! nothing of the agent. den-opencode talks to the server; this only knows how to start it:
+//! binary mounted read-only, generated config placed in HOME, basic-auth credentials in the
+//! environment, listening on the sandbox's own loopback.
 
 use std::path::Path;
 
-use crate::probe::BasicAuth;
-use crate::spec::{HomeFile, SandboxSpec, ToolMount};
+use den_sandbox::probe::BasicAuth;
+use den_sandbox::{HomeFile, SandboxSpec, ToolMount};
 
 /// The port OpenCode listens on inside every sandbox (exposed to den, never to the host).
 pub const OPENCODE_PORT: u16 = 4096;
@@ -79,4 +81,33 @@ pub fn opencode_spec(
         .insert("OPENCODE_PERMISSION".into(), permissions().to_string());
     spec.expose.push(OPENCODE_PORT);
     spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spec must keep a repository's own opencode.json from turning an ask back on (a turn
+    /// waiting on an ask nobody answers never ends) and must expose OpenCode to den only.
+    #[test]
+    fn the_agent_spec_allows_every_permission_by_environment_and_exposes_only_opencode() {
+        let auth = BasicAuth {
+            user: "opencode".into(),
+            password: "pw".into(),
+        };
+        let spec = opencode_spec(
+            Path::new("/tmp/ws"),
+            Path::new("/bin/opencode"),
+            &auth,
+            &base_config(),
+        );
+        let permission: serde_json::Value =
+            serde_json::from_str(&spec.env["OPENCODE_PERMISSION"]).unwrap();
+        assert_eq!(permission["doom_loop"], "allow");
+        assert_eq!(permission["question"], "deny");
+        assert_eq!(spec.expose, vec![OPENCODE_PORT]);
+        let config = &spec.home_files[0];
+        assert_eq!(config.path.to_str(), Some(OPENCODE_CONFIG_PATH));
+        assert_eq!(config.mode, 0o600);
+    }
 }
