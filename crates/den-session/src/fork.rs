@@ -166,15 +166,14 @@ async fn fill(
         .append(SessionEvent::Status {
             status: SessionStatus::Paused,
             error: None,
+            pause: None,
         })
         .await?;
     Ok(record)
 }
 
-/// A local file holding the recorded snapshot.
+/// A local file holding the recorded snapshot (an artifact key: host paths recorded by older
+/// dens were moved into the artifact store at start).
 async fn snapshot_file(services: &Services, recorded: &str) -> Result<PathBuf> {
-    if workspace::is_legacy_snapshot_path(recorded) {
-        return Ok(PathBuf::from(recorded));
-    }
     Ok(services.artifacts.fetch(recorded).await?)
 }
