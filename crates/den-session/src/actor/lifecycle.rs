@@ -1,7 +1,5 @@
 //! Starting (fresh or from a snapshot), pausing, failing, deleting and shutting down.
 
-use std::path::PathBuf;
-
 use den_opencode::{CreateSession, OpencodeClient, OpencodeConfig, Target};
 use den_protocol::events::{ProgressStep, SessionEvent, StepState, TurnOutcome};
 use den_protocol::sessions::SessionStatus;
@@ -209,7 +207,7 @@ async fn start(
         .await?;
     let snapshot = match &record.snapshot_id {
         Some(recorded) if workspace::is_legacy_snapshot_path(recorded) => {
-            Some(PathBuf::from(recorded))
+            Some(den_sandbox::FetchedArtifact::kept(recorded))
         }
         Some(key) => Some(services.artifacts.fetch(key).await?),
         None => None,
