@@ -517,7 +517,10 @@ mod tests {
             "snapshots.part_size_mb is 1; it must be 5 to 5120"
         );
         let err = load_file("[snapshots]\norphan_grace_minutes = 99999999999999999\n").unwrap_err();
-        assert!(format!("{err:#}").contains("snapshots.orphan_grace_minutes"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("snapshots.orphan_grace_minutes"),
+            "{err:#}"
+        );
     }
 
     #[tokio::test]
