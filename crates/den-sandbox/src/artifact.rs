@@ -1,19 +1,70 @@
-//! Where snapshot archives are kept between pause and resume. Local directory now; object
-//! storage later, behind the same trait. The session layer records an artifact's key, never
+//! Where snapshot archives are kept between pause and resume: a local directory here, object
+//! storage in den-s3, behind the same trait. The session layer records an artifact's key, never
 //! its path, so moving snapshots elsewhere changes only the store.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, Result, SandboxError};
 use crate::runtime::{ArtifactInfo, BoxFuture};
 
 pub trait ArtifactStore: Send + Sync {
-    /// Moves (or uploads) the file at `file` under `key`, replacing any previous one.
+    /// Moves (or uploads) the file at `file` under `key`; the file is gone afterwards. Callers
+    /// use a fresh key per snapshot; a store that can refuse to overwrite an existing key does
+    /// ([`SandboxError::ArtifactExists`]), so a stale writer cannot replace a newer artifact.
     fn put<'a>(&'a self, key: &'a str, file: &'a Path) -> BoxFuture<'a, Result<ArtifactInfo>>;
-    /// A local path holding the artifact, ready for `SandboxRuntime::restore`.
-    fn fetch<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<PathBuf>>;
+    /// A local file holding the artifact, ready for `SandboxRuntime::restore`; a downloaded copy
+    /// is removed when the returned value is dropped.
+    fn fetch<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<FetchedArtifact>>;
+    /// Whether `key` is stored, without fetching it.
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>>;
     /// Deleting a key that does not exist is not an error.
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>>;
+}
+
+/// A local file holding an artifact: the store's own file, or a temporary download of it that
+/// is removed on drop.
+#[derive(Debug)]
+pub struct FetchedArtifact {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl FetchedArtifact {
+    /// A file that stays after use (the local store's own, or a legacy snapshot path).
+    pub fn kept(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            temporary: false,
+        }
+    }
+
+    /// A downloaded copy, removed when this is dropped.
+    pub fn temporary(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            temporary: true,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Deref for FetchedArtifact {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FetchedArtifact {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -49,14 +100,26 @@ impl ArtifactStore for LocalArtifactStore {
                 .await
                 .ctx(|| format!("create artifact dir {}", self.dir.display()))?;
             let what = || format!("store artifact {} as {}", file.display(), dest.display());
-            // rename is atomic, so a reader never sees half an artifact; it fails across file
-            // systems, where a copy to a temporary name followed by a rename does the same.
-            if tokio::fs::rename(file, &dest).await.is_err() {
-                let tmp = dest.with_extension("partial");
-                tokio::fs::copy(file, &tmp).await.ctx(what)?;
-                tokio::fs::rename(&tmp, &dest).await.ctx(what)?;
-                tokio::fs::remove_file(file).await.ctx(what)?;
+            // A hard link is atomic (a reader never sees half an artifact) and create-only (an
+            // existing key is refused, never replaced); it fails across file systems, where a
+            // copy to a temporary name followed by a link does the same.
+            let linked = match tokio::fs::hard_link(file, &dest).await {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    let tmp = dest.with_extension(format!("{}.partial", uuid::Uuid::now_v7()));
+                    tokio::fs::copy(file, &tmp).await.ctx(what)?;
+                    let linked = tokio::fs::hard_link(&tmp, &dest).await;
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    linked
+                }
+                linked => linked,
+            };
+            match linked {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(SandboxError::ArtifactExists(key.to_owned()));
+                }
+                other => other.ctx(what)?,
             }
+            tokio::fs::remove_file(file).await.ctx(what)?;
             let size_bytes = tokio::fs::metadata(&dest).await.ctx(what)?.len();
             Ok(ArtifactInfo {
                 path: dest,
@@ -65,14 +128,18 @@ impl ArtifactStore for LocalArtifactStore {
         })
     }
 
-    fn fetch<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<PathBuf>> {
+    fn fetch<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<FetchedArtifact>> {
         Box::pin(async move {
             let path = self.path(key)?;
             if !path.is_file() {
                 return Err(SandboxError::MissingArtifact { path });
             }
-            Ok(path)
+            Ok(FetchedArtifact::kept(path))
         })
+    }
+
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move { Ok(self.path(key)?.is_file()) })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<()>> {
@@ -101,7 +168,7 @@ mod tests {
         let info = store.put("s1", &src).await.unwrap();
         assert_eq!(info.size_bytes, 3);
         assert_eq!(
-            std::fs::read(store.fetch("s1").await.unwrap()).unwrap(),
+            std::fs::read(store.fetch("s1").await.unwrap().path()).unwrap(),
             b"abc"
         );
         store.delete("s1").await.unwrap();

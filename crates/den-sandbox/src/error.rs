@@ -25,6 +25,12 @@ pub enum SandboxError {
     CorruptArtifact { path: PathBuf, reason: String },
     #[error("invalid artifact key {0:?}: use letters, digits, '.', '_' and '-' only")]
     InvalidArtifactKey(String),
+    /// A create-only store refused to overwrite an artifact (a stale writer, or a reused key).
+    #[error("artifact {0} already exists; a snapshot is never overwritten")]
+    ArtifactExists(String),
+    /// The artifact store (object storage) failed; the message never holds a credential.
+    #[error("snapshot storage: {0}")]
+    ArtifactStorage(String),
     /// The runtime's configuration or the host is unusable (missing tools, no cgroup2, ...).
     #[error("sandbox host setup: {0}")]
     Host(String),

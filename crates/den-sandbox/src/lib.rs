@@ -20,7 +20,7 @@ pub mod probe;
 mod runtime;
 mod spec;
 
-pub use artifact::{ArtifactStore, LocalArtifactStore};
+pub use artifact::{ArtifactStore, FetchedArtifact, LocalArtifactStore};
 pub use doctor::{DoctorCheck, doctor_checks, home_template_in, opencode_bin_in, opencode_version};
 pub use error::{Result, SandboxError};
 pub use exec::{ExecOutput, ExecRequest};

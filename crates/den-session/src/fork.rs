@@ -2,7 +2,6 @@
 //! (same files, same OpenCode conversation, which lives in the snapshot), on a branch of its
 //! own. The source is only read.
 
-use std::path::PathBuf;
 
 use den_protocol::events::SessionEvent;
 use den_protocol::sessions::SessionStatus;
@@ -117,7 +116,7 @@ async fn fill(
         attempt += 1;
         let recorded = source.snapshot_id.clone().ok_or_else(no_snapshot)?;
         let copied = match snapshot_file(services, &recorded).await {
-            Ok(path) => tokio::fs::copy(&path, &partial)
+            Ok(file) => tokio::fs::copy(file.path(), &partial)
                 .await
                 .map_err(SessionError::from),
             Err(err) => Err(err),
@@ -174,6 +173,9 @@ async fn fill(
 
 /// A local file holding the recorded snapshot (an artifact key: host paths recorded by older
 /// dens were moved into the artifact store at start).
-async fn snapshot_file(services: &Services, recorded: &str) -> Result<PathBuf> {
+async fn snapshot_file(
+    services: &Services,
+    recorded: &str,
+) -> Result<den_sandbox::FetchedArtifact> {
     Ok(services.artifacts.fetch(recorded).await?)
 }

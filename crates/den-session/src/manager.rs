@@ -32,6 +32,8 @@ pub struct SessionManager {
     registry: Arc<Registry>,
     /// Cancelled when den starts to stop: every live connection ends.
     stopping: CancellationToken,
+    /// Cancelled as soon as [`Self::shutdown`] begins (before actors stop): not ready.
+    draining: CancellationToken,
 }
 
 impl SessionManager {
@@ -59,6 +61,7 @@ impl SessionManager {
         Self {
             registry: Arc::new(Registry::new(services)),
             stopping: CancellationToken::new(),
+            draining: CancellationToken::new(),
         }
     }
 
@@ -172,6 +175,7 @@ impl SessionManager {
     /// sandboxes stopped; then every live connection is told to end. No actor starts
     /// afterwards.
     pub async fn shutdown(&self) {
+        self.draining.cancel();
         let (mailboxes, live) = self.registry.close();
         futures::future::join_all(mailboxes.into_iter().map(|mailbox| async move {
             let (reply, done) = oneshot::channel();
@@ -184,6 +188,11 @@ impl SessionManager {
         drop(live);
     }
 
+    /// Whether den has started to stop (a load balancer should send nothing new here).
+    pub fn is_stopping(&self) -> bool {
+        self.draining.is_cancelled() || self.stopping.is_cancelled()
+    }
+
     /// Tells every live connection to end now (also when [`Self::shutdown`] did not finish
     /// in time).
     pub fn end_connections(&self) {
@@ -193,7 +202,15 @@ impl SessionManager {
 
 /// Whether a recorded snapshot can still be restored.
 async fn snapshot_exists(services: &Services, recorded: &str) -> bool {
-    services.artifacts.fetch(recorded).await.is_ok()
+    services
+        .artifacts
+        .exists(recorded)
+        .await
+        .unwrap_or_else(|err| {
+            // Unknown is not missing: the record is kept and the restore will say what failed.
+            tracing::warn!(error = %err, "cannot check the session's last snapshot");
+            true
+        })
 }
 
 /// The id of the last turn that started and did not finish, if any.

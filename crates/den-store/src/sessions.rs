@@ -349,6 +349,15 @@ impl Store {
         Ok(())
     }
 
+    /// Every snapshot key a session record points at (all owners): what the object storage
+    /// sweeper must keep. Not user-reachable.
+    pub async fn recorded_snapshot_ids(&self) -> Result<Vec<String>> {
+        let sql = "SELECT snapshot_id FROM sessions WHERE snapshot_id IS NOT NULL";
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_scalar(sql).fetch_all(pool).await
+        })?)
+    }
+
     /// Marks activity now, which moves the session to the top of its owner's list.
     pub async fn touch_session(&self, id: Uuid) -> Result<()> {
         let sql = "UPDATE sessions SET last_activity_at = $2 WHERE id = $1";

@@ -235,6 +235,11 @@ async fn sessions_belong_to_their_owner_and_list_newest_activity_first() {
             ),
             (Some("ses_1"), Some("snap_1"))
         );
+        // The object storage sweeper keeps exactly what records point at.
+        assert_eq!(
+            store.recorded_snapshot_ids().await.unwrap(),
+            vec!["snap_1".to_owned()]
+        );
 
         store.delete_session(alice, ids[1]).await.unwrap();
         assert!(matches!(

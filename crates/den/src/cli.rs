@@ -4,6 +4,7 @@ pub(crate) mod doctor;
 pub(crate) mod keys;
 pub(crate) mod serve;
 pub(crate) mod sessions;
+pub(crate) mod snapshots;
 pub(crate) mod user;
 
 use std::process::ExitCode;

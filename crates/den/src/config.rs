@@ -42,6 +42,24 @@ pub(crate) struct Settings {
     /// Model providers OpenCode reaches through den's gateway.
     pub(crate) providers: Vec<ProviderSettings>,
     pub(crate) models: ModelSettings,
+    pub(crate) snapshots: SnapshotSettings,
+}
+
+/// Where session snapshots are kept: the data dir (default), or S3-compatible object storage
+/// for several nodes. Object storage credentials come from the `AWS_*` environment only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SnapshotSettings {
+    /// `s3://bucket[/prefix]`; unset: `<data_dir>/snapshots`.
+    #[serde(default)]
+    pub(crate) url: Option<String>,
+    /// Unreferenced objects younger than this are kept by the sweeper (an upload about to be
+    /// recorded).
+    pub(crate) orphan_grace_minutes: u64,
+    /// How often the sweeper runs (also once at start).
+    pub(crate) sweep_interval_minutes: u64,
+    /// Multipart part size; at least 5.
+    pub(crate) part_size_mb: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,7 +274,10 @@ impl Settings {
             .set_default("sandbox.turn_inactivity_minutes", 30)?
             .set_default("sandbox.network", "internet")?
             .set_default("providers", Vec::<String>::new())?
-            .set_default("models.allow_private_endpoints", false)?;
+            .set_default("models.allow_private_endpoints", false)?
+            .set_default("snapshots.orphan_grace_minutes", 60)?
+            .set_default("snapshots.sweep_interval_minutes", 60)?
+            .set_default("snapshots.part_size_mb", 8)?;
         if let Some(file) = &overrides.config {
             anyhow::ensure!(
                 file.exists(),
@@ -313,7 +334,7 @@ impl Settings {
     /// to work (no sandbox could ever start), naming the key and its range.
     fn check_ranges(&self) -> anyhow::Result<()> {
         const YEAR_MINUTES: u64 = 365 * 24 * 60;
-        let checks: [(&str, u64, std::ops::RangeInclusive<u64>); 10] = [
+        let checks: [(&str, u64, std::ops::RangeInclusive<u64>); 13] = [
             (
                 "auth.session_ttl_hours",
                 self.auth.session_ttl_hours,
@@ -355,6 +376,22 @@ impl Settings {
                 "sandbox.uid_base",
                 u64::from(self.sandbox.uid_base),
                 1..=u64::from(u32::MAX - 100_000),
+            ),
+            (
+                "snapshots.orphan_grace_minutes",
+                self.snapshots.orphan_grace_minutes,
+                0..=YEAR_MINUTES,
+            ),
+            (
+                "snapshots.sweep_interval_minutes",
+                self.snapshots.sweep_interval_minutes,
+                1..=YEAR_MINUTES,
+            ),
+            // S3's part sizes: 5 MiB to 5 GiB.
+            (
+                "snapshots.part_size_mb",
+                self.snapshots.part_size_mb as u64,
+                5..=5120,
             ),
         ];
         for (key, value, range) in checks {
@@ -461,6 +498,53 @@ mod tests {
             format!("{err:#}").contains("not `host` or `host:port`"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn snapshots_default_to_local_disk_and_take_an_s3_url() {
+        let settings = load_file("").unwrap();
+        assert_eq!(settings.snapshots.url, None);
+        assert_eq!(settings.snapshots.orphan_grace_minutes, 60);
+        let settings =
+            load_file("[snapshots]\nurl = \"s3://bucket/den\"\npart_size_mb = 16\n").unwrap();
+        assert_eq!(settings.snapshots.url.as_deref(), Some("s3://bucket/den"));
+        assert_eq!(settings.snapshots.part_size_mb, 16);
+        let err = load_file("[snapshots]\nsecret_access_key = \"x\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        let err = load_file("[snapshots]\npart_size_mb = 1\n").unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "snapshots.part_size_mb is 1; it must be 5 to 5120"
+        );
+        let err = load_file("[snapshots]\norphan_grace_minutes = 99999999999999999\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("snapshots.orphan_grace_minutes"),
+            "{err:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_snapshots_url_or_part_size_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, expected) in [
+            (
+                "[snapshots]\nurl = \"https://bucket/x\"\n",
+                "not an s3://bucket",
+            ),
+            (
+                "[snapshots]\nurl = \"s3://k:hunter22@bucket/x\"\n",
+                "not an s3://bucket",
+            ),
+        ] {
+            let mut settings = load_file(text).unwrap();
+            settings.data_dir = dir.path().to_owned();
+            let err = crate::cli::snapshots::artifact_store(&settings, dir.path())
+                .err()
+                .expect("refused");
+            let message = format!("{err:#}");
+            assert!(message.contains(expected), "{message}");
+            assert!(!message.contains("hunter22"), "{message}");
+        }
     }
 
     /// Found by `config_fuzz`: an hour count this large overflowed into a panic at start.

@@ -24,12 +24,19 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The database answers.
+/// Ready for new requests: the database answers and den is not stopping (a load balancer
+/// takes a stopping node out of rotation while its sessions drain).
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, description = "ready", body = String),
-    (status = 503, description = "the database does not answer", body = den_protocol::error::ErrorBody),
+    (status = 503, description = "the database does not answer, or den is stopping", body = den_protocol::error::ErrorBody),
 ))]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    if state
+        .sessions()
+        .is_ok_and(den_session::SessionManager::is_stopping)
+    {
+        return Err(ApiError::Unavailable("den is stopping".to_owned()));
+    }
     state
         .store()
         .ping()

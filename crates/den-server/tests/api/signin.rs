@@ -313,3 +313,38 @@ async fn operational_endpoints_answer_and_metrics_count_requests_by_route() {
     );
     assert!(!metrics.contains(&user.token));
 }
+
+#[tokio::test]
+async fn readyz_says_unavailable_when_the_database_does_not_answer() {
+    let server = TestServer::start().await;
+    let readyz = format!("{}/readyz", server.base);
+    let ok = server.http().get(&readyz).send().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    server.store.close().await;
+    let down = server.http().get(&readyz).send().await.unwrap();
+    assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(down.text().await.unwrap().contains("database"));
+    // Alive all the same: the process is fine, only not ready.
+    let alive = server
+        .http()
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alive.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readyz_says_unavailable_once_den_starts_to_stop() {
+    let server = TestServer::start_live().await;
+    let readyz = format!("{}/readyz", server.base);
+    assert_eq!(
+        server.http().get(&readyz).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    server.manager().end_connections();
+    let stopping = server.http().get(&readyz).send().await.unwrap();
+    assert_eq!(stopping.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(stopping.text().await.unwrap().contains("stopping"));
+    server.stop().await;
+}

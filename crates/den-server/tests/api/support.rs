@@ -129,6 +129,11 @@ impl TestServer {
         }
     }
 
+    /// A live server's session manager.
+    pub(crate) fn manager(&self) -> &den_session::SessionManager {
+        &self.live.as_ref().expect("a live server").0
+    }
+
     /// Creates `name` with [`PASSWORD`], signs in for a cookie and creates an API token.
     pub(crate) async fn user(&self, name: &str) -> TestUser {
         self.user_with_password(name, PASSWORD).await

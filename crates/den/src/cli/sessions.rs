@@ -20,6 +20,8 @@ pub(crate) struct Live {
     gateway: tokio::task::JoinHandle<std::io::Result<()>>,
     git_gateway_stop: oneshot::Sender<()>,
     git_gateway: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The object storage sweeper, when snapshots are kept there.
+    sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<Live> {
@@ -110,7 +112,10 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
         pids: sandbox.pids,
     };
     let runtime_dyn: Arc<dyn den_sandbox::SandboxRuntime> = runtime.clone();
-    let manager = SessionManager::new(store.clone(), runtime_dyn, config);
+    let chosen = super::snapshots::artifact_store(settings, &config.snapshots_dir)?;
+    let objects = chosen.objects;
+    let manager =
+        SessionManager::with_artifacts(store.clone(), runtime_dyn, chosen.artifacts, config);
     let migrated = manager
         .migrate_host_path_snapshots()
         .await
@@ -132,8 +137,11 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
             "sessions that were running are paused at their last snapshot"
         );
     }
+    let sweeper =
+        objects.map(|objects| super::snapshots::spawn_sweeper(settings, objects, store.clone()));
     Ok(Live {
         manager,
+        sweeper,
         runtime,
         gateway_stop,
         gateway,
@@ -146,6 +154,9 @@ impl Live {
     /// Stops every session (their turns are closed as interrupted), then the gateway and the
     /// runtime.
     pub(crate) async fn stop(self) {
+        if let Some(sweeper) = &self.sweeper {
+            sweeper.abort();
+        }
         self.manager.shutdown().await;
         let _ = self.gateway_stop.send(());
         let _ = self.gateway.await;

@@ -44,6 +44,8 @@ pub(crate) struct Den {
     _repos: tempfile::TempDir,
     config: PathBuf,
     port: u16,
+    /// Extra environment for `den serve` (object storage's `AWS_*`).
+    env: Vec<(String, String)>,
 }
 
 fn den_command(data_dir: &Path, config: &Path, database_url: Option<&str>) -> Command {
@@ -178,7 +180,21 @@ impl Den {
     /// and host-side git follows the same rule, so a repository anywhere but on this machine
     /// (or an allow-listed stand-in) is refused with an error naming the host and the policy
     /// instead of being fetched from the internet. Sessions use the scripted model.
+    /// Like [`Den::start_with`], with `env` in `den serve`'s environment.
+    pub(crate) async fn start_with_env(extra: &str, env: Vec<(String, String)>) -> Self {
+        Self::start_full_env(Database::Sqlite, &[], extra, env).await
+    }
+
     async fn start_full(database: Database, allowed_hosts: &[&str], extra: &str) -> Self {
+        Self::start_full_env(database, allowed_hosts, extra, Vec::new()).await
+    }
+
+    async fn start_full_env(
+        database: Database,
+        allowed_hosts: &[&str],
+        extra: &str,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let database_url = match database {
             Database::Sqlite => None,
             Database::Postgres => Some(fresh_postgres_database().await),
@@ -230,6 +246,7 @@ impl Den {
             _repos: repos,
             config,
             port,
+            env,
         };
         den.launch().await;
         den.token = den.sign_in("alice").await;
@@ -245,6 +262,7 @@ impl Den {
         );
         serve
             .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = serve.spawn().unwrap();

@@ -16,6 +16,7 @@ mod harness;
 mod hermetic;
 mod lifecycle;
 mod models;
+mod object_storage;
 mod postgres;
 mod secrets;
 mod secrets_at_rest;
