@@ -60,8 +60,8 @@ pub(crate) struct ResizePty {
 }
 
 /// Any byte stream the terminal's WebSocket can run over (TCP, or the sandbox's unix socket).
-trait Transport: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for T {}
+trait Transport: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Transport for T {}
 
 /// An open terminal connection: output from [`Self::next_output`], keystrokes through
 /// [`Self::send_input`]. Both are cancel-safe, so one task may `select!` over them.
@@ -156,7 +156,7 @@ impl PtyConnection {
     }
 
     /// Closes the connection (the terminal itself lives on until removed).
-    pub async fn close(mut self) {
+    pub async fn close(&mut self) {
         let _ = self.socket.close(None).await;
     }
 }

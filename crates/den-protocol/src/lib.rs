@@ -16,6 +16,7 @@
 //! - [`repositories`]: the repositories a person can start a session on.
 //! - [`error`]: the one error body every route returns.
 //! - [`events`]: a session's event stream and the WebSocket messages.
+//! - [`terminal`]: the terminal WebSocket's messages.
 
 pub mod auth;
 pub mod changes;
@@ -25,3 +26,4 @@ pub mod events;
 pub mod models;
 pub mod repositories;
 pub mod sessions;
+pub mod terminal;

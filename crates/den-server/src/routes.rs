@@ -13,6 +13,7 @@ mod ops;
 mod pull_request;
 mod repositories;
 mod sessions;
+mod terminal;
 mod tokens;
 
 use std::sync::OnceLock;
@@ -49,6 +50,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         den_protocol::events::ClientMessage,
         den_protocol::events::ServerMessage,
         den_protocol::events::SessionListUpdate,
+        den_protocol::terminal::TerminalClientMessage,
+        den_protocol::terminal::TerminalServerMessage,
     )),
     tags(
         (name = "auth", description = "Signing in and out"),
@@ -95,6 +98,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(models::router())
         .merge(budget::router())
         .merge(key_test::router())
+        .merge(terminal::router())
 }
 
 /// The OpenAPI document of every route (built once).

@@ -22,3 +22,4 @@ mod shutdown;
 mod slow_client;
 mod terminal;
 mod turns;
+mod web_terminal;
