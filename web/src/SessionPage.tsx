@@ -5,8 +5,10 @@ import { Composer } from "./Composer";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { ModelPicker } from "./ModelPicker";
 import { QueuedPrompts } from "./QueuedPrompts";
+import { useTurnNotifications } from "./notifications";
 import { navigate } from "./router";
 import { createdWithPrompt, removed, setWorking, upsert, useSessions } from "./sessions";
+import { TerminalPanel } from "./TerminalPanel";
 import { Transcript } from "./Transcript";
 import type { PullRequest, Session } from "./types";
 import { useFollow } from "./useFollow";
@@ -52,6 +54,7 @@ export function SessionPage({ id }: { id: string }) {
   const [renaming, setRenaming] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [showChanges, setShowChanges] = useState(false);
+  const [showTerminal, setShowTerminal] = useState(false);
   const [pull, setPull] = useState<PullRequest | null>(null);
   const { sessions } = useSessions();
   const { transcript: t, connection } = useSessionStream(id, setNotice);
@@ -93,6 +96,8 @@ export function SessionPage({ id }: { id: string }) {
     else setAnnouncement(lastTurn?.kind === "turn" && lastTurn.outcome === "aborted" ? "The turn was stopped." : "The agent finished.");
     // Announce on changes of state only (not on every new item).
   }, [agent, connection]);
+  const seenTitle = t.title ?? sessions.find((s) => s.id === id)?.title ?? session?.title ?? "A session";
+  const marker = useTurnNotifications(agent, connection === "live", seenTitle, lastItem?.kind === "error" ? lastItem.message : undefined);
 
   useEffect(() => {
     api.session(id).then(setSession, (e: unknown) => {
@@ -142,7 +147,7 @@ export function SessionPage({ id }: { id: string }) {
   const status = t.status ?? listed?.status ?? session.status;
   const title = t.title ?? listed?.title ?? session.title;
   const running = t.turn !== null;
-  document.title = `${working ? "● " : ""}${title} · den`;
+  document.title = `${marker}${working ? "● " : ""}${title} · den`;
 
   /** Runs an action; a failure is shown as the notice. Whether it succeeded. */
   const act = async (f: () => Promise<unknown>) => {
@@ -270,6 +275,14 @@ export function SessionPage({ id }: { id: string }) {
           <button onClick={() => setShowChanges(!showChanges)} aria-pressed={showChanges}>
             Changes{t.diff ? ` (${t.diff.files})` : ""}
           </button>
+          <button
+            onClick={() => setShowTerminal(!showTerminal)}
+            aria-pressed={showTerminal}
+            disabled={status !== "running" && !showTerminal}
+            title={status === "running" ? "A shell in the session's sandbox" : "Resume the session to open a terminal"}
+          >
+            Terminal
+          </button>
           <button onClick={() => setRenaming(title)}>Rename</button>
           <button onClick={() => setConfirmDelete(true)} className="danger-outline">
             Delete
@@ -289,6 +302,7 @@ export function SessionPage({ id }: { id: string }) {
           </button>
         </p>
       )}
+      {showTerminal && <TerminalPanel id={id} onClose={() => setShowTerminal(false)} />}
       {showChanges && <ChangesPanel id={id} summary={t.diff} pull={pull} onPull={setPull} onClose={() => setShowChanges(false)} />}
       <Transcript
         items={t.items}
