@@ -38,7 +38,9 @@ function notify(end: TurnEnd, title: string, detail: string | undefined) {
   const heading = end === "finished" ? "The agent finished" : end === "failed" ? "The turn failed" : "The agent waits for your answer";
   try {
     // One notification per session: a newer one replaces the older.
-    new Notification(heading, { body: detail ? `${title}: ${detail}` : title, tag: `den-${title}` });
+    const shown = new Notification(heading, { body: detail ? `${title}: ${detail}` : title, tag: `den-${title}` });
+    // A click brings the session's tab forward.
+    shown.onclick = () => window.focus();
   } catch {
     // Some browsers allow notifications only from a service worker; the title marker remains.
   }
