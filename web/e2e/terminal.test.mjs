@@ -108,6 +108,19 @@ describe("notifications", () => {
       document.dispatchEvent(new Event("visibilitychange"));
     });
     await page.waitForFunction(() => !document.title.startsWith("✔ "));
+
+    // A failed turn in a hidden tab says so.
+    model.push({ error: { status: 400, message: "scripted refusal" } });
+    await page.evaluate(() => {
+      window.__hidden = true;
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await page.getByLabel("Prompt", { exact: true }).fill("third question");
+    await page.getByLabel("Prompt", { exact: true }).press("Enter");
+    await page.waitForFunction(() => window.__notifications.length === 2);
+    const failed = (await page.evaluate(() => window.__notifications))[1];
+    assert.equal(failed.title, "The turn failed");
+    await page.waitForFunction(() => document.title.startsWith("✖ "));
     await context.close();
   });
 });
