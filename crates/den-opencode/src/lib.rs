@@ -21,6 +21,7 @@ mod config;
 mod endpoints;
 mod error;
 mod event;
+mod event_size;
 mod message;
 mod pty;
 mod session;
