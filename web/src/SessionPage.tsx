@@ -6,8 +6,10 @@ import { ConfirmDialog } from "./ConfirmDialog";
 import { ModelPicker } from "./ModelPicker";
 import { QueuedPrompts } from "./QueuedPrompts";
 import { SessionSharing } from "./SessionSharing";
+import { useTurnNotifications } from "./notifications";
 import { Link, navigate } from "./router";
 import { createdWithPrompt, removed, setWorking, upsert, useSessions } from "./sessions";
+import { TerminalPanel } from "./TerminalPanel";
 import { Transcript } from "./Transcript";
 import type { PullRequest, Session } from "./types";
 import { useFollow } from "./useFollow";
@@ -53,6 +55,7 @@ export function SessionPage({ id }: { id: string }) {
   const [renaming, setRenaming] = useState<string | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
   const [showChanges, setShowChanges] = useState(false);
+  const [showTerminal, setShowTerminal] = useState(false);
   const [pull, setPull] = useState<PullRequest | null>(null);
   const { sessions } = useSessions();
   const { transcript: t, connection } = useSessionStream(id, setNotice);
@@ -95,6 +98,8 @@ export function SessionPage({ id }: { id: string }) {
     // Announce on changes of state only (not on every new item), so the items are left out.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [agent, connection]);
+  const seenTitle = t.title ?? sessions.find((s) => s.id === id)?.title ?? session?.title ?? "A session";
+  const marker = useTurnNotifications(agent, connection === "live", seenTitle, lastItem?.kind === "error" ? lastItem.message : undefined);
 
   useEffect(() => {
     api.session(id).then(setSession, (e: unknown) => {
@@ -144,7 +149,7 @@ export function SessionPage({ id }: { id: string }) {
   const status = t.status ?? listed?.status ?? session.status;
   const title = t.title ?? listed?.title ?? session.title;
   const running = t.turn !== null;
-  document.title = `${working ? "● " : ""}${title} · den`;
+  document.title = `${marker}${working ? "● " : ""}${title} · den`;
 
   /** Runs an action; a failure is shown as the notice. Whether it succeeded. */
   const act = async (f: () => Promise<unknown>) => {
@@ -277,6 +282,14 @@ export function SessionPage({ id }: { id: string }) {
           <button onClick={() => setShowChanges(!showChanges)} aria-pressed={showChanges}>
             Changes{t.diff ? ` (${t.diff.files})` : ""}
           </button>
+          <button
+            onClick={() => setShowTerminal(!showTerminal)}
+            aria-pressed={showTerminal}
+            disabled={status !== "running" && !showTerminal}
+            title={status === "running" ? "A shell in the session's sandbox" : "Resume the session to open a terminal"}
+          >
+            Terminal
+          </button>
           <SessionSharing id={id} onError={setNotice} />
           <button onClick={() => setRenaming(title)}>Rename</button>
           <button onClick={() => setConfirmDelete(true)} className="danger-outline">
@@ -303,6 +316,7 @@ export function SessionPage({ id }: { id: string }) {
           </button>
         </p>
       )}
+      {showTerminal && <TerminalPanel id={id} onClose={() => setShowTerminal(false)} />}
       {showChanges && <ChangesPanel id={id} summary={t.diff} pull={pull} onPull={setPull} onClose={() => setShowChanges(false)} />}
       <Transcript
         items={t.items}

@@ -1,5 +1,5 @@
 // The session's "Fork", "Try variants…" and "Share…" actions and their dialogs.
-import { useEffect, useRef, useState, type ReactNode } from "react";
+import { useCallback, useEffect, useRef, useState, type ReactNode } from "react";
 import { api } from "./api";
 import { navigate } from "./router";
 import { createdWithPrompt, upsert } from "./sessions";
@@ -144,10 +144,10 @@ function ShareDialog({ id, onClose }: { id: string; onClose: () => void }) {
   const [created, setCreated] = useState<{ id: string; url: string } | null>(null);
   const [copied, setCopied] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const load = () => api.shareLinks(id).then(setLinks, (e: unknown) => setError((e as Error).message));
+  const load = useCallback(() => api.shareLinks(id).then(setLinks, (e: unknown) => setError((e as Error).message)), [id]);
   useEffect(() => {
     void load();
-  }, [id]);
+  }, [load]);
   const create = async () => {
     setError(null);
     const seconds = EXPIRIES[expiry]?.seconds ?? null;

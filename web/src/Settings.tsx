@@ -3,6 +3,7 @@ import { api } from "./api";
 import { BudgetSettings } from "./BudgetSettings";
 import { GitCredentials } from "./GitCredentials";
 import { GithubConnection } from "./GithubConnection";
+import { NotificationSettings } from "./NotificationSettings";
 import { PasswordSettings } from "./PasswordSettings";
 import { ProviderKeys } from "./ProviderKeys";
 import type { ApiToken, CreatedToken, User } from "./types";
@@ -62,6 +63,7 @@ export function Settings({ user, onSignOut, onAccountChanged }: { user: User; on
       <BudgetSettings isAdmin={user.isAdmin} />
       <GithubConnection onChanged={onAccountChanged} />
       <GitCredentials />
+      <NotificationSettings />
       <section aria-labelledby="tokens-h" className="card">
         <h2 id="tokens-h">API tokens</h2>
         <p className="muted">For scripts and the command line: send as <code>Authorization: Bearer …</code>.</p>

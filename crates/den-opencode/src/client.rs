@@ -9,6 +9,7 @@ use crate::config::{OpencodeConfig, Target};
 use crate::endpoints::{self, Endpoint, Method};
 use crate::error::{OpencodeError, Result};
 use crate::message::MessageWithParts;
+use crate::pty::{CreatePty, Pty, PtyConnection, PtySize, ResizePty};
 use crate::session::{
     CreateSession, FileDiff, Health, PermissionReply, PermissionReplyRequest, PromptRequest,
     QuestionReplyRequest, Session,
@@ -213,6 +214,41 @@ impl OpencodeClient {
         .await
     }
 
+    /// Starts a terminal (the user's login shell in the project's directory).
+    pub async fn create_pty(&self, request: &CreatePty) -> Result<Pty> {
+        self.call(endpoints::PTY_CREATE, &[], Some(request), self.timeout())
+            .await
+    }
+
+    /// Sets a terminal's size; its programs see it at once (`SIGWINCH`).
+    pub async fn resize_pty(&self, pty_id: &str, size: PtySize) -> Result<()> {
+        self.send(
+            endpoints::PTY_UPDATE,
+            &[pty_id],
+            Some(&ResizePty { size }),
+            self.timeout(),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Ends a terminal (its shell is killed) and forgets it.
+    pub async fn remove_pty(&self, pty_id: &str) -> Result<()> {
+        self.send(
+            endpoints::PTY_REMOVE,
+            &[pty_id],
+            None::<&()>,
+            self.timeout(),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Connects to a terminal's input and output (a WebSocket, `endpoints::PTY_CONNECT`).
+    pub async fn connect_pty(&self, pty_id: &str) -> Result<PtyConnection> {
+        PtyConnection::connect(self, pty_id).await
+    }
+
     /// Subscribes to the event stream and returns once OpenCode has confirmed the subscription
     /// (its `server.connected` event, which the stream still yields first). Everything that
     /// happens after this returns is on the stream, so subscribe before prompting.
@@ -249,6 +285,8 @@ impl OpencodeClient {
         let builder = match endpoint.method {
             Method::Get => self.http.get(url),
             Method::Post => self.http.post(url),
+            Method::Put => self.http.put(url),
+            Method::Delete => self.http.delete(url),
         };
         match &self.config.password {
             Some(password) => builder.basic_auth(&self.config.username, Some(password)),

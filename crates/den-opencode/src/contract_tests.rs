@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::endpoints::{self, ALL, Endpoint, Method};
 use crate::event::{Event, EventEnvelope, KNOWN_EVENT_TYPES};
 use crate::message::{Message, MessageWithParts, Part};
+use crate::pty::{CreatePty, Pty, PtySize, ResizePty};
 use crate::session::{
     CreateSession, FileDiff, Health, ModelRef, PermissionAction, PermissionReply,
     PermissionReplyRequest, PermissionRule, PromptRequest, QuestionReplyRequest, Session,
@@ -43,6 +44,8 @@ fn operation(spec: &Value, endpoint: Endpoint) -> &Value {
     let method = match endpoint.method {
         Method::Get => "get",
         Method::Post => "post",
+        Method::Put => "put",
+        Method::Delete => "delete",
     };
     &spec["paths"][endpoint.path][method]
 }
@@ -171,7 +174,7 @@ fn every_endpoint_exists_with_its_operation_id() {
 
 #[test]
 fn the_client_calls_no_endpoint_outside_the_checked_list() {
-    let source = include_str!("client.rs");
+    let source = [include_str!("client.rs"), include_str!("pty.rs")].concat();
     let used: BTreeSet<&str> = source
         .split("endpoints::")
         .skip(1)
@@ -230,6 +233,28 @@ fn request_bodies_match_the_spec() {
         let schema = request_schema(&spec, endpoints::PERMISSION_REPLY);
         assert_matches(&spec, schema, &body, "permission reply");
     }
+    let create_pty = CreatePty {
+        title: Some("den".into()),
+        env: [("OPENCODE_SERVER_PASSWORD".to_owned(), String::new())].into(),
+    };
+    assert_matches(
+        &spec,
+        request_schema(&spec, endpoints::PTY_CREATE),
+        &create_pty,
+        "pty create",
+    );
+    let resize = ResizePty {
+        size: PtySize {
+            rows: 40,
+            cols: 100,
+        },
+    };
+    assert_matches(
+        &spec,
+        request_schema(&spec, endpoints::PTY_UPDATE),
+        &resize,
+        "pty resize",
+    );
     let answers = vec![vec!["A".to_owned()]];
     let body = QuestionReplyRequest { answers: &answers };
     assert_matches(
@@ -303,7 +328,23 @@ fn response_types_read_only_fields_the_spec_has() {
         "diff",
     );
 
+    // Recorded from the pinned binary's `POST /pty`.
+    let pty: Pty = serde_json::from_value(json!({
+        "id": "pty_23cc68f9c001MX5ktFF1GWvypS", "title": "Terminal vypS", "command": "/bin/bash",
+        "args": ["-l"], "cwd": "/workspace", "status": "running", "pid": 3469
+    }))
+    .expect("pty");
+    for endpoint in [endpoints::PTY_CREATE, endpoints::PTY_UPDATE] {
+        assert_matches(
+            &spec,
+            response_schema(&spec, endpoint),
+            &pty,
+            endpoint.operation,
+        );
+    }
+
     for endpoint in [
+        endpoints::PTY_REMOVE,
         endpoints::SESSION_ABORT,
         endpoints::PERMISSION_REPLY,
         endpoints::QUESTION_REPLY,

@@ -6,6 +6,8 @@
 pub(crate) enum Method {
     Get,
     Post,
+    Put,
+    Delete,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +65,22 @@ const fn post(operation: &'static str, path: &'static str) -> Endpoint {
     }
 }
 
+const fn put(operation: &'static str, path: &'static str) -> Endpoint {
+    Endpoint {
+        operation,
+        method: Method::Put,
+        path,
+    }
+}
+
+const fn delete(operation: &'static str, path: &'static str) -> Endpoint {
+    Endpoint {
+        operation,
+        method: Method::Delete,
+        path,
+    }
+}
+
 pub(crate) const HEALTH: Endpoint = get("global.health", "/global/health");
 pub(crate) const EVENTS: Endpoint = get("event.subscribe", "/event");
 pub(crate) const SESSION_CREATE: Endpoint = post("session.create", "/session");
@@ -80,6 +98,11 @@ pub(crate) const PERMISSION_REPLY: Endpoint =
 pub(crate) const QUESTION_REPLY: Endpoint = post("question.reply", "/question/{requestID}/reply");
 pub(crate) const QUESTION_REJECT: Endpoint =
     post("question.reject", "/question/{requestID}/reject");
+pub(crate) const PTY_CREATE: Endpoint = post("pty.create", "/pty");
+pub(crate) const PTY_UPDATE: Endpoint = put("pty.update", "/pty/{ptyID}");
+pub(crate) const PTY_REMOVE: Endpoint = delete("pty.remove", "/pty/{ptyID}");
+/// A WebSocket: terminal output out, keystrokes in (`pty.rs`).
+pub(crate) const PTY_CONNECT: Endpoint = get("pty.connect", "/pty/{ptyID}/connect");
 
 /// Every endpoint the client uses, by name; the contract test walks this list and checks
 /// that `client.rs` names no endpoint missing from it.
@@ -98,6 +121,10 @@ pub(crate) const ALL: &[(&str, Endpoint)] = &[
     ("PERMISSION_REPLY", PERMISSION_REPLY),
     ("QUESTION_REPLY", QUESTION_REPLY),
     ("QUESTION_REJECT", QUESTION_REJECT),
+    ("PTY_CREATE", PTY_CREATE),
+    ("PTY_UPDATE", PTY_UPDATE),
+    ("PTY_REMOVE", PTY_REMOVE),
+    ("PTY_CONNECT", PTY_CONNECT),
 ];
 
 #[cfg(test)]

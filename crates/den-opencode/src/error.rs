@@ -48,6 +48,8 @@ pub enum OpencodeError {
         #[source]
         last: Box<Self>,
     },
+    #[error("the terminal connection failed: {reason}")]
+    PtyConnect { reason: String },
     #[error("opencode reported itself unhealthy (version {version})")]
     Unhealthy { version: String },
 }

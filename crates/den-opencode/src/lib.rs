@@ -11,6 +11,7 @@
 //!   it against `openapi/openapi-<PINNED_VERSION>.json` (vendored; see
 //!   `openapi/README.md`).
 //! - `client`: [`OpencodeClient`] and its calls.
+//! - `pty`: terminals ([`PtyConnection`], the WebSocket of one).
 //! - `sse`: [`EventStream`], the reconnecting event stream.
 //! - `event`, `message`, `session`: serde types.
 //! - `error`: [`OpencodeError`].
@@ -22,6 +23,7 @@ mod error;
 mod event;
 mod event_size;
 mod message;
+mod pty;
 mod session;
 mod sse;
 
@@ -46,6 +48,7 @@ pub use message::{
     Part, PartIds, PatchPart, ReasoningPart, StepFinishPart, TextPart, Tokens, ToolPart, ToolState,
     ToolTime, UserMessage, UserMessageTime,
 };
+pub use pty::{CreatePty, Pty, PtyConnection, PtySize};
 pub use session::{
     CreateSession, FileDiff, Health, ModelRef, PartInput, PermissionAction, PermissionReply,
     PermissionRule, PromptRequest, Session, SessionStatus, SessionSummary, SessionTime, Todo,

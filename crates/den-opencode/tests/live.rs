@@ -4,5 +4,6 @@ mod live {
     mod harness;
     mod openapi;
     mod requests;
+    mod terminals;
     mod turns;
 }

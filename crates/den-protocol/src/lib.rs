@@ -18,6 +18,7 @@
 //! - [`error`]: the one error body every route returns.
 //! - [`events`]: a session's event stream and the WebSocket messages.
 //! - [`sharing`]: forks of a session and read-only share links.
+//! - [`terminal`]: the terminal WebSocket's messages.
 
 pub mod auth;
 pub mod changes;
@@ -29,3 +30,4 @@ pub mod pause;
 pub mod repositories;
 pub mod sessions;
 pub mod sharing;
+pub mod terminal;

@@ -15,6 +15,7 @@ mod pull_request;
 mod repositories;
 mod sessions;
 mod share_links;
+mod terminal;
 mod tokens;
 
 use std::sync::OnceLock;
@@ -51,6 +52,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         den_protocol::events::ClientMessage,
         den_protocol::events::ServerMessage,
         den_protocol::events::SessionListUpdate,
+        den_protocol::terminal::TerminalClientMessage,
+        den_protocol::terminal::TerminalServerMessage,
     )),
     tags(
         (name = "auth", description = "Signing in and out"),
@@ -99,6 +102,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(key_test::router())
         .merge(fork::router())
         .merge(share_links::router())
+        .merge(terminal::router())
 }
 
 /// The OpenAPI document of every route (built once).

@@ -65,6 +65,8 @@ pub(crate) struct Live {
     pub(crate) agent_session_id: String,
     /// The commit the session's branch started from.
     pub(crate) base_commit: String,
+    /// The terminals open in this sandbox; dropped with it, which ends them.
+    pub(crate) terminals: crate::terminal::TerminalGate,
 }
 
 /// The turn in progress.
@@ -245,9 +247,7 @@ impl SessionActor {
                     true
                 }
                 Wake::Idle => {
-                    self.idle_deadline = None;
-                    tracing::info!("idle timeout: pausing");
-                    self.begin_pause(None, true).await;
+                    self.on_idle().await;
                     true
                 }
                 Wake::TurnInactive => {
@@ -479,6 +479,9 @@ impl SessionActor {
                 message,
                 reply,
             } => self.push(author, message, reply),
+            Command::Terminal { reply } => {
+                let _ = reply.send(self.terminal_grant());
+            }
             Command::AgentClient { reply } => {
                 let _ = reply.send(Ok(self.live.as_ref().map(|live| live.client.clone())));
             }
@@ -492,6 +495,39 @@ impl SessionActor {
             }
         }
         true
+    }
+
+    /// The idle timer ran out: the session pauses, unless a terminal is open in it (a person
+    /// typing there is using it), in which case the timer starts again.
+    async fn on_idle(&mut self) {
+        let terminals = self
+            .live
+            .as_ref()
+            .map_or(0, |live| live.terminals.open_count());
+        if terminals > 0 {
+            self.idle_deadline = Some(Instant::now() + self.services.config.idle_timeout);
+            return;
+        }
+        self.idle_deadline = None;
+        tracing::info!("idle timeout: pausing");
+        self.begin_pause(None, true).await;
+    }
+
+    /// The agent's client and a ticket for one more terminal, while the sandbox runs and no
+    /// pause is under way.
+    fn terminal_grant(&self) -> Result<crate::terminal::TerminalGrant> {
+        match &self.live {
+            Some(live) if self.pausing.is_none() => Ok(crate::terminal::TerminalGrant {
+                client: live.client.clone(),
+                ticket: live.terminals.ticket(),
+            }),
+            Some(_) => Err(SessionError::Conflict(
+                "the session is pausing: resume it to open a terminal".to_owned(),
+            )),
+            None => Err(SessionError::Conflict(
+                "the session's sandbox is not running: resume it to open a terminal".to_owned(),
+            )),
+        }
     }
 
     async fn emit_queue(&mut self) {

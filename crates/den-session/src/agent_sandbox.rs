@@ -15,6 +15,10 @@ pub const OPENCODE_PORT: u16 = 4096;
 pub const OPENCODE_SANDBOX_BIN: &str = "/opt/opencode/bin/opencode";
 /// Where the generated config goes, relative to HOME.
 pub const OPENCODE_CONFIG_PATH: &str = ".config/opencode/opencode.json";
+/// The variables `opencode_spec` puts OpenCode's own basic-auth credentials in. Processes
+/// OpenCode starts inherit its environment; a terminal den opens blanks these.
+pub const OPENCODE_CREDENTIAL_ENV: [&str; 2] =
+    ["OPENCODE_SERVER_USERNAME", "OPENCODE_SERVER_PASSWORD"];
 
 /// A config with what den always wants: no auto-update, sharing off, and every permission
 /// allowed (the sandbox is the boundary), naming each one: OpenCode asks by default before a
@@ -109,5 +113,24 @@ mod tests {
         let config = &spec.home_files[0];
         assert_eq!(config.path.to_str(), Some(OPENCODE_CONFIG_PATH));
         assert_eq!(config.mode, 0o600);
+    }
+
+    #[test]
+    fn the_credential_variables_are_the_ones_the_spec_sets() {
+        let auth = BasicAuth {
+            user: "opencode".to_owned(),
+            password: "secret".to_owned(),
+        };
+        let spec = opencode_spec(
+            Path::new("/w"),
+            Path::new("/bin/opencode"),
+            &auth,
+            &base_config(),
+        );
+        for name in OPENCODE_CREDENTIAL_ENV {
+            assert!(spec.env.contains_key(name), "{name}");
+        }
+        let password = spec.env.get("OPENCODE_SERVER_PASSWORD");
+        assert_eq!(password.map(String::as_str), Some("secret"));
     }
 }

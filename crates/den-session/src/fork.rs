@@ -2,7 +2,6 @@
 //! (same files, same OpenCode conversation, which lives in the snapshot), on a branch of its
 //! own. The source is only read.
 
-
 use den_protocol::events::SessionEvent;
 use den_protocol::sessions::SessionStatus;
 use den_store::{NewSession, SessionRecord, StoreError};

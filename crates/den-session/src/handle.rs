@@ -86,6 +86,10 @@ pub(crate) enum Command {
         message: Option<String>,
         reply: oneshot::Sender<Result<den_protocol::changes::PushResult>>,
     },
+    /// The agent's client and a terminal ticket, while the sandbox runs.
+    Terminal {
+        reply: oneshot::Sender<Result<crate::terminal::TerminalGrant>>,
+    },
     /// A client of the running agent (for `den bench`), if the sandbox is live.
     AgentClient {
         reply: oneshot::Sender<Result<Option<den_opencode::OpencodeClient>>>,
@@ -273,6 +277,16 @@ impl SessionHandle {
     /// Waits until no snapshot of the session is being written.
     pub(crate) async fn snapshot_settled(&self) -> Result<()> {
         self.ask(|reply| Command::SnapshotSettled { reply }).await
+    }
+
+    /// Opens a shell in the session's running sandbox (`size`: its first size). A session
+    /// whose sandbox is not running (or is pausing) is a conflict: resume it first.
+    pub async fn open_terminal(
+        &self,
+        size: Option<crate::terminal::TerminalSize>,
+    ) -> Result<crate::terminal::Terminal> {
+        let grant = self.ask(|reply| Command::Terminal { reply }).await?;
+        crate::terminal::Terminal::open(grant, size).await
     }
 
     pub(crate) async fn delete(&self) -> Result<()> {

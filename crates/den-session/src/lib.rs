@@ -16,6 +16,7 @@
 //!   (prompts, the queue, turns).
 //! - `changes`: the session's diff, computed by git inside its sandbox.
 //! - `push`: commit and push the session's branch, inside its sandbox.
+//! - `terminal`: shells in the session's sandbox (OpenCode's PTYs), ended with the sandbox.
 //! - `mapping`: OpenCode events into den events.
 //! - `eventlog`: append (store, then broadcast) and gapless subscriptions.
 //! - `workspace`: the session's checkout, its OpenCode config and its sandbox spec.
@@ -40,6 +41,7 @@ mod mapping;
 mod push;
 mod registry;
 mod snapshot_migration;
+mod terminal;
 pub mod title;
 mod workspace;
 
@@ -58,3 +60,4 @@ pub use handle::{CommandOutcome, SessionCommand, SessionHandle};
 pub use manager::{ListChange, SessionManager};
 pub use push::Author;
 pub use snapshot_migration::SnapshotMigration;
+pub use terminal::{Terminal, TerminalClosing, TerminalSize};

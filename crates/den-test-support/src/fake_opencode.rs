@@ -103,6 +103,14 @@ impl FakeOpencode {
                 "/permission/{id}/reply",
                 post(|| async { axum::Json(true) }),
             )
+            // Terminals: one echoing terminal, whatever is asked.
+            .route("/pty", post(|| async { axum::Json(fake_pty()) }))
+            .route(
+                "/pty/{id}",
+                axum::routing::put(|| async { axum::Json(fake_pty()) })
+                    .delete(|| async { axum::Json(true) }),
+            )
+            .route("/pty/{id}/connect", get(pty_connect))
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -171,6 +179,25 @@ fn busy_event() -> String {
 fn fixture(name: &str) -> Value {
     let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).expect("a recorded fixture");
     serde_json::from_str(&text).expect("fixture JSON")
+}
+
+fn fake_pty() -> Value {
+    json!({"id": "pty_fake", "title": "fake", "command": "/bin/sh", "args": [],
+        "cwd": "/workspace", "status": "running", "pid": 1})
+}
+
+/// A terminal that echoes every keystroke back as output, as a shell's line discipline does.
+async fn pty_connect(upgrade: axum::extract::ws::WebSocketUpgrade) -> Response {
+    use axum::extract::ws::Message;
+    upgrade.on_upgrade(|mut socket| async move {
+        while let Some(Ok(message)) = socket.recv().await {
+            if let Message::Text(text) = message
+                && socket.send(Message::Text(text)).await.is_err()
+            {
+                break;
+            }
+        }
+    })
 }
 
 async fn health() -> impl IntoResponse {

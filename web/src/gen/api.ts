@@ -784,6 +784,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/terminal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A shell inside the session's running sandbox, over a WebSocket: `TerminalClientMessage`
+         *     in, `TerminalServerMessage` out. A session whose sandbox is not running answers 409.
+         */
+        get: operations["sessions_terminal"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/ws": {
         parameters: {
             query?: never;
@@ -936,7 +956,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The database answers. */
+        /**
+         * Ready for new requests: the database answers and den is not stopping (a load balancer
+         *     takes a stopping node out of rotation while its sessions drain).
+         */
         get: operations["ops_readyz"];
         put?: never;
         post?: never;
@@ -1654,6 +1677,30 @@ export interface components {
         };
         /** @enum {string} */
         StepState: "started" | "done" | "failed";
+        /** @description What a client sends over the terminal WebSocket. */
+        TerminalClientMessage: {
+            data: string;
+            /** @enum {string} */
+            type: "input";
+        } | {
+            /** Format: int32 */
+            cols: number;
+            /** Format: int32 */
+            rows: number;
+            /** @enum {string} */
+            type: "resize";
+        };
+        /** @description What the server sends over the terminal WebSocket. */
+        TerminalServerMessage: {
+            data: string;
+            /** @enum {string} */
+            type: "output";
+        } | {
+            code: string;
+            message: string;
+            /** @enum {string} */
+            type: "refused";
+        };
         /** @enum {string} */
         TextKind: "text" | "reasoning";
         Todo: {
@@ -3882,6 +3929,79 @@ export interface operations {
             };
         };
     };
+    sessions_terminal: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+                /** @description The terminal's first width in columns (1 to 1000; with `rows`). */
+                cols: number | null;
+                /** @description The terminal's first height in rows (1 to 1000; with `cols`). */
+                rows: number | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description WebSocket: TerminalServerMessage out, TerminalClientMessage in */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     sessions_websocket: {
         parameters: {
             query?: never;
@@ -4189,7 +4309,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
-            /** @description the database does not answer */
+            /** @description the database does not answer, or den is stopping */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -62,7 +62,7 @@ struct AfterQuery {
 
 /// The caller's session. Ownership is checked first, so another user's session is a 404 even
 /// on a den that cannot run sessions.
-async fn session_of(
+pub(super) async fn session_of(
     state: &AppState,
     caller: &Caller,
     id: uuid::Uuid,

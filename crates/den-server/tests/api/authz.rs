@@ -90,6 +90,10 @@ pub(crate) fn rule(method: &Method, path: &str) -> Rule {
         ("GET", "/api/sessions/{id}/ws") => Rule::Owned {
             status: S::SWITCHING_PROTOCOLS,
         },
+        // The fixture's session never ran: there is no sandbox for a shell.
+        ("GET", "/api/sessions/{id}/terminal") => Rule::Owned {
+            status: S::CONFLICT,
+        },
         ("POST", "/api/sessions/{id}/prompt") => Rule::Owned {
             status: S::ACCEPTED,
         },
@@ -282,7 +286,10 @@ async fn fixture(server: &TestServer, owner: &TestUser) -> Fixture {
 }
 
 fn is_stream(path: &str) -> bool {
-    path.ends_with("/stream") || path.ends_with("/events") || path.ends_with("/ws")
+    path.ends_with("/stream")
+        || path.ends_with("/events")
+        || path.ends_with("/ws")
+        || path.ends_with("/terminal")
 }
 
 pub(crate) fn routes() -> Vec<(Method, String)> {

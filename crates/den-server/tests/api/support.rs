@@ -228,7 +228,8 @@ impl TestServer {
         auth: Auth<'_>,
         body: Option<Value>,
     ) -> StatusCode {
-        if path.ends_with("/ws") {
+        // WebSocket routes answer a plain GET with 400 before checking anything else.
+        if path.ends_with("/ws") || path.ends_with("/terminal") {
             return self.websocket_status(path, auth).await;
         }
         let mut builder = self.request(method, path, auth);

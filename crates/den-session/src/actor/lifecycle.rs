@@ -81,8 +81,13 @@ impl SessionActor {
         if let Some(snapshotting) = self.snapshotting.take() {
             snapshotting.task.abort();
         }
-        if let Some(live) = self.live.take()
-            && let Err(err) = self.services.runtime.destroy(&live.sandbox.id).await
+        if let Some(mut live) = self.live.take()
+            && let Err(err) = {
+                // Terminals hear why before their sandbox goes (unless told already).
+                live.terminals
+                    .close_all(crate::terminal::TerminalClosing::SandboxStopped);
+                self.services.runtime.destroy(&live.sandbox.id).await
+            }
         {
             tracing::warn!(error = %err, "cannot destroy the sandbox");
         }
@@ -179,6 +184,10 @@ impl SessionActor {
             }
         }
         let running = self.live.is_some() || self.starting.is_some();
+        if let Some(live) = self.live.as_mut() {
+            live.terminals
+                .close_all(crate::terminal::TerminalClosing::DenStopping);
+        }
         self.stop_sandbox().await;
         if running {
             let (status, pause) = if self.record.snapshot_id.is_some() {
@@ -285,6 +294,7 @@ async fn start(
                 events,
                 agent_session_id,
                 base_commit,
+                terminals: crate::terminal::TerminalGate::new(),
             })
         }
         Err(err) => {

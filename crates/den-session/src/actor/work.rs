@@ -201,6 +201,11 @@ impl SessionActor {
         idle: bool,
     ) {
         self.idle_deadline = None;
+        // Terminals end as the pause begins: the snapshot then holds no half-typed command.
+        if let Some(live) = self.live.as_mut() {
+            live.terminals
+                .close_all(crate::terminal::TerminalClosing::SandboxStopped);
+        }
         if self.live.is_none() {
             if let Some(waiter) = waiter {
                 let _ = waiter.send(Ok(()));

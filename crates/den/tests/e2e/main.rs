@@ -25,3 +25,4 @@ mod slow_client;
 mod terminal;
 mod titles;
 mod turns;
+mod web_terminal;

@@ -127,8 +127,10 @@ pub(crate) async fn api_answers(den: &Den, sessions: &[&str]) -> String {
     let (_, doc) = den.api(Method::GET, "/api/openapi.json", None).await;
     let mut answers = String::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        let streams =
-            path.ends_with("/ws") || path.ends_with("/events") || path.ends_with("/stream");
+        let streams = path.ends_with("/ws")
+            || path.ends_with("/events")
+            || path.ends_with("/stream")
+            || path.ends_with("/terminal");
         if item.get("get").is_none()
             || streams
             || path.contains("/link/")
