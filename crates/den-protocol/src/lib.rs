@@ -16,7 +16,9 @@
 //! - [`repositories`]: the repositories a person can start a session on.
 //! - [`error`]: the one error body every route returns.
 //! - [`events`]: a session's event stream and the WebSocket messages.
+//! - [`asks`]: the agent's questions and permission asks, and the approval mode.
 
+pub mod asks;
 pub mod auth;
 pub mod changes;
 pub mod credentials;

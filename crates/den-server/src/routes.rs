@@ -1,5 +1,6 @@
 //! The router: every route, its OpenAPI description, and the layers around them.
 
+mod asks;
 mod auth;
 mod branches;
 mod budget;
@@ -95,6 +96,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(models::router())
         .merge(budget::router())
         .merge(key_test::router())
+        .merge(asks::router())
 }
 
 /// The OpenAPI document of every route (built once).

@@ -8,6 +8,7 @@
 //! in a child task that reports back as a [`Work`] wake-up, so a stop request or an agent event
 //! is handled while a snapshot of a large repository is still being written.
 
+mod asks;
 mod changes;
 mod lifecycle;
 mod turn;
@@ -139,6 +140,8 @@ pub(crate) struct SessionActor {
     /// must be read back from the agent once the stream is connected again.
     stream_broken: bool,
     idle_deadline: Option<Instant>,
+    /// Permission asks and questions waiting for the person.
+    asks: asks::PendingAsks,
 }
 
 /// Where a start records the sandbox it created (see `SessionActor::starting_sandbox`).
@@ -154,6 +157,7 @@ enum Wake {
     Work(Work),
     Idle,
     TurnInactive,
+    AskExpired,
 }
 
 /// Starts the actor of `record` and returns its mailbox. `live` is the session's live
@@ -197,6 +201,7 @@ pub(crate) fn spawn(
                 settling: None,
                 stream_broken: false,
                 idle_deadline: None,
+                asks: asks::PendingAsks::default(),
             };
             actor.run(registry, mailbox).await;
         }
@@ -246,6 +251,10 @@ impl SessionActor {
                 }
                 Wake::TurnInactive => {
                     self.on_turn_inactive().await;
+                    true
+                }
+                Wake::AskExpired => {
+                    self.expire_asks().await;
                     true
                 }
             };
@@ -311,10 +320,13 @@ impl SessionActor {
         let idle_deadline = self
             .idle_deadline
             .filter(|_| self.turn.is_none() && self.pausing.is_none());
+        // A turn waiting for the person is not inactive; its asks have their own deadline.
         let turn_deadline = self
             .turn
             .as_ref()
+            .filter(|_| !self.asks.is_waiting())
             .map(|turn| turn.last_activity + self.services.config.turn_inactivity_timeout);
+        let ask_deadline = self.asks.next_deadline();
         tokio::select! {
             // Progress first, so a start's steps are recorded before its outcome.
             biased;
@@ -341,6 +353,7 @@ impl SessionActor {
             } => wake,
             () = sleep_until(idle_deadline) => Wake::Idle,
             () = sleep_until(turn_deadline) => Wake::TurnInactive,
+            () = sleep_until(ask_deadline) => Wake::AskExpired,
         }
     }
 
@@ -438,6 +451,19 @@ impl SessionActor {
                 self.queue.clear();
                 self.emit_queue().await;
                 let _ = reply.send(Ok(()));
+            }
+            Command::Answer {
+                ask_id,
+                answer,
+                by,
+                reply,
+            } => {
+                let result = self.answer(&ask_id, answer, by).await;
+                let _ = reply.send(result);
+            }
+            Command::SetApprovalMode { mode, by, reply } => {
+                let result = self.set_approval_mode(mode, by).await;
+                let _ = reply.send(result);
             }
             Command::Rename { title, reply } => {
                 let result = self.rename(title).await;

@@ -74,6 +74,8 @@ pub(crate) struct SandboxSettings {
     pub(crate) idle_timeout_minutes: u64,
     /// A turn on which the agent shows no activity this long fails.
     pub(crate) turn_inactivity_minutes: u64,
+    /// A permission ask or question nobody answers this long is closed as refused.
+    pub(crate) ask_timeout_seconds: u64,
     pub(crate) network: NetworkSetting,
 }
 
@@ -254,6 +256,7 @@ impl Settings {
             .set_default("sandbox.lifetime_minutes", 60)?
             .set_default("sandbox.idle_timeout_minutes", 10)?
             .set_default("sandbox.turn_inactivity_minutes", 30)?
+            .set_default("sandbox.ask_timeout_seconds", 1800)?
             .set_default("sandbox.network", "internet")?
             .set_default("providers", Vec::<String>::new())?
             .set_default("models.allow_private_endpoints", false)?;

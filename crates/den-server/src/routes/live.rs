@@ -62,7 +62,7 @@ struct AfterQuery {
 
 /// The caller's session. Ownership is checked first, so another user's session is a 404 even
 /// on a den that cannot run sessions.
-async fn session_of(
+pub(super) async fn session_of(
     state: &AppState,
     caller: &Caller,
     id: uuid::Uuid,
@@ -289,6 +289,11 @@ async fn run_command(
         ClientMessage::Dequeue { id } => SessionCommand::Dequeue { id },
         ClientMessage::EditQueued { id, text } => SessionCommand::EditQueued { id, text },
         ClientMessage::ClearQueue => SessionCommand::ClearQueue,
+        ClientMessage::Answer { ask_id, reply } => SessionCommand::Answer {
+            ask_id,
+            reply,
+            by: prompter.user.username.clone(),
+        },
     };
     match session.dispatch(command).await {
         Ok(_) => None,

@@ -295,7 +295,8 @@ impl SessionActor {
                 {
                     self.reconcile();
                 }
-                self.allow_if_asked(&envelope.event);
+                self.on_ask_event(&envelope.event).await;
+                self.on_ask_settled_by_agent(&envelope.event).await;
                 let Some(turn) = &mut self.turn else {
                     return;
                 };
@@ -430,30 +431,6 @@ impl SessionActor {
         self.run_next_turn().await;
     }
 
-    /// The sandbox is the boundary, so OpenCode runs with every permission allowed; should it
-    /// ask anyway (an agent defined in the repository can), nobody could answer and the turn
-    /// would wait forever. Allow it once, as the config would have.
-    fn allow_if_asked(&self, event: &den_opencode::Event) {
-        let (den_opencode::Event::PermissionAsked(request), Some(live)) = (event, &self.live)
-        else {
-            return;
-        };
-        if request.session_id != live.agent_session_id {
-            return;
-        }
-        tracing::info!(permission = %request.permission, "allowing what the agent asked for");
-        let client = live.client.clone();
-        let id = request.id.clone();
-        tokio::spawn(async move {
-            if let Err(err) = client
-                .reply_permission(&id, den_opencode::PermissionReply::Once, None)
-                .await
-            {
-                tracing::warn!(error = %err, "could not allow the agent's permission request");
-            }
-        });
-    }
-
     /// The agent finished the turn: record it, snapshot and compute the diff in the
     /// background, and go on with the queue.
     async fn finish_turn(&mut self) {
@@ -476,6 +453,14 @@ impl SessionActor {
     /// Records the end of the running turn, if any; its agent calls still under way end with
     /// it, and whoever waits for a stop hears that the turn is over.
     pub(super) async fn close_turn(&mut self, outcome: TurnOutcome, error: Option<String>) {
+        // Nothing the turn asked can be answered after it: a den that stops expires them (the
+        // person did not answer), any other end cancels them.
+        let ask_outcome = if outcome == TurnOutcome::Interrupted {
+            den_protocol::asks::AskOutcome::Expired
+        } else {
+            den_protocol::asks::AskOutcome::Cancelled
+        };
+        self.close_all_asks(ask_outcome, false).await;
         let Some(turn) = self.turn.take() else {
             return;
         };

@@ -44,6 +44,11 @@ pub(crate) enum Work {
         turn_id: String,
         result: std::result::Result<Reconciliation, String>,
     },
+    /// The agent took (or refused) an answer to one of its asks.
+    AskDelivered {
+        id: String,
+        result: std::result::Result<(), String>,
+    },
 }
 
 /// The agent's own account of a turn whose events may have been lost.
@@ -83,6 +88,7 @@ impl SessionActor {
                 let _ = reply.send(result);
                 self.run_next_turn().await;
             }
+            Work::AskDelivered { id, result } => self.on_ask_delivered(&id, result).await,
         }
     }
 
