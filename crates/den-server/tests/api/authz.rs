@@ -117,6 +117,11 @@ fn rule(method: &Method, path: &str) -> Rule {
         ("DELETE" | "PUT", "/api/sessions/{id}/queue/{item}") => Rule::Owned {
             status: S::CONFLICT,
         },
+        // Nothing waits in the fixture's session: the owner hears there is no such ask.
+        ("POST", "/api/sessions/{id}/asks/{ask}") => Rule::Owned {
+            status: S::NOT_FOUND,
+        },
+        ("PUT", "/api/sessions/{id}/approval-mode") => Rule::Owned { status: S::OK },
         (
             "GET",
             "/api/models"
@@ -160,7 +165,8 @@ fn call_for(
         "/api/tokens/{id}" => path.replace("{id}", &fixture.token),
         path if path.starts_with("/api/sessions/{id}") => path
             .replace("{id}", &fixture.session)
-            .replace("{item}", "not-queued"),
+            .replace("{item}", "not-queued")
+            .replace("{ask}", "per_not_asked"),
         "/api/auth/link/{token}" => path.replace("{token}", "not-a-real-link"),
         "/api/provider-keys/{provider}" | "/api/provider-keys/{provider}/test" => {
             path.replace("{provider}", "anthropic")
@@ -190,6 +196,8 @@ fn call_for(
         ("POST", "/api/sessions/{id}/push") => Some(json!({"message": "work"})),
         ("POST", "/api/sessions/{id}/pull-request") => Some(json!({"title": "work"})),
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
+        ("POST", "/api/sessions/{id}/asks/{ask}") => Some(json!({"reply": "once"})),
+        ("PUT", "/api/sessions/{id}/approval-mode") => Some(json!({"mode": "ask"})),
         ("PUT", "/api/budget" | "/api/admin/budgets/{username}") => Some(json!({"monthlyUsd": 5})),
         ("PUT", "/api/provider-keys/{provider}") => {
             Some(json!({"key": "sk-ant-caller-key-0000000000"}))

@@ -159,7 +159,7 @@ impl SessionActor {
         let task = self.spawn_work(async move {
             let result = async {
                 let record = match switch_model {
-                    Some(model) => Some(
+                    Some(model) => Some(Box::new(
                         store
                             .set_session_model(owner_id, session_id, &model)
                             .await
@@ -167,7 +167,7 @@ impl SessionActor {
                                 tracing::warn!(error = %err, "cannot switch the session's model");
                                 "den could not switch the session's model".to_owned()
                             })?,
-                    ),
+                    )),
                     None => None,
                 };
                 match tokio::time::timeout(
@@ -192,7 +192,7 @@ impl SessionActor {
     pub(super) async fn on_prompt_sent(
         &mut self,
         turn_id: &str,
-        result: std::result::Result<Option<den_store::SessionRecord>, String>,
+        result: std::result::Result<Option<Box<den_store::SessionRecord>>, String>,
     ) {
         let Some(turn) = self.turn.as_mut().filter(|turn| turn.id == turn_id) else {
             return;
@@ -203,7 +203,7 @@ impl SessionActor {
                 turn.accepted = true;
                 turn.last_activity = Instant::now();
                 if let Some(record) = record {
-                    self.record = record;
+                    self.record = *record;
                 }
             }
             Err(message) => {

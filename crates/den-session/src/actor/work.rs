@@ -19,7 +19,7 @@ pub(crate) enum Work {
     /// the session's model.
     PromptSent {
         turn_id: String,
-        result: std::result::Result<Option<SessionRecord>, String>,
+        result: std::result::Result<Option<Box<SessionRecord>>, String>,
     },
     /// The agent answered a stop request.
     StopAnswered {
