@@ -135,10 +135,11 @@ pub struct AskClosed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "reply", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AskReply {
-    /// Allow this one request (permission asks).
-    Once,
+    /// Allow this one request (permission asks). (Struct variants, so unknown fields are
+    /// refused: serde ignores them beside a unit variant's tag.)
+    Once {},
     /// Allow it and the same pattern for the rest of the session (permission asks).
-    Always,
+    Always {},
     /// Refuse; `message` tells the agent why (permission asks), or dismiss the questions.
     Reject {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,7 +160,7 @@ mod tests {
     fn replies_are_tagged_and_refuse_unknown_fields() {
         assert_eq!(
             serde_json::from_str::<AskReply>(r#"{"reply":"once"}"#).unwrap(),
-            AskReply::Once
+            AskReply::Once {}
         );
         assert_eq!(
             serde_json::from_str::<AskReply>(r#"{"reply":"reject","message":"no"}"#).unwrap(),

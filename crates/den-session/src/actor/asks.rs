@@ -340,7 +340,7 @@ type Checked = (
 fn checked_answer(kind: &PendingKind, reply: AskReply) -> Result<Checked> {
     let invalid = |message: &str| Err(SessionError::InvalidAnswer(message.to_owned()));
     match (kind, reply) {
-        (PendingKind::Permission, AskReply::Once) => Ok((
+        (PendingKind::Permission, AskReply::Once {}) => Ok((
             AskOutcome::Once,
             None,
             None,
@@ -349,7 +349,7 @@ fn checked_answer(kind: &PendingKind, reply: AskReply) -> Result<Checked> {
                 message: None,
             },
         )),
-        (PendingKind::Permission, AskReply::Always) => Ok((
+        (PendingKind::Permission, AskReply::Always {}) => Ok((
             AskOutcome::Always,
             None,
             None,
@@ -385,7 +385,7 @@ fn checked_answer(kind: &PendingKind, reply: AskReply) -> Result<Checked> {
                 AgentAnswer::Answers(answers),
             ))
         }
-        (PendingKind::Question(_), AskReply::Once | AskReply::Always) => {
+        (PendingKind::Question(_), AskReply::Once {} | AskReply::Always {}) => {
             invalid("a question takes answers (or reject to dismiss it)")
         }
     }
@@ -497,7 +497,7 @@ mod tests {
         assert_eq!(outcome, AskOutcome::Rejected);
         assert_eq!(message.as_deref(), Some("not that"));
         let asked = PendingKind::Question(vec![question(false, false)]);
-        assert!(checked_answer(&asked, AskReply::Once).is_err());
+        assert!(checked_answer(&asked, AskReply::Once {}).is_err());
         let (outcome, ..) = checked_answer(&asked, AskReply::Reject { message: None }).unwrap();
         assert_eq!(outcome, AskOutcome::Dismissed);
     }
