@@ -8,6 +8,6 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const files = ["basic.test.mjs", "github.test.mjs", "security.test.mjs"];
-if (process.argv.includes("--streaming")) files.push("streaming.test.mjs", "following.test.mjs", "sharing.test.mjs", "terminal.test.mjs");
+if (process.argv.includes("--streaming")) files.push("streaming.test.mjs", "following.test.mjs", "sharing.test.mjs", "terminal.test.mjs", "asks.test.mjs");
 const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", ...files.map((f) => join(here, f))], { stdio: "inherit" });
 process.exit(r.status ?? 1);

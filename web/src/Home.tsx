@@ -4,7 +4,7 @@ import { Composer } from "./Composer";
 import { ModelPicker } from "./ModelPicker";
 import { Link, navigate } from "./router";
 import { createdWithPrompt, upsert, useSessions } from "./sessions";
-import type { BranchList, RepositoryList } from "./types";
+import type { ApprovalMode, BranchList, RepositoryList } from "./types";
 
 export function Home() {
   const { sessions } = useSessions();
@@ -21,6 +21,7 @@ export function Home() {
   const [findError, setFindError] = useState<string | null>(null);
   const [branches, setBranches] = useState<BranchList | null>(null);
   const [branch, setBranch] = useState("");
+  const [approvalMode, setApprovalMode] = useState<ApprovalMode>("auto");
 
   // The picker searches what the person types (a name part); anything typed is still accepted.
   useEffect(() => {
@@ -91,7 +92,7 @@ export function Home() {
     try {
       // The default branch is what den uses without one: send only another pick.
       const picked = branch && branch !== branches?.defaultBranch ? branch : undefined;
-      const session = await api.createSession(repository.trim(), model, prompt.trim(), picked);
+      const session = await api.createSession(repository.trim(), model, prompt.trim(), picked, approvalMode);
       upsert(session);
       if (prompt.trim()) createdWithPrompt.add(session.id);
       navigate(`/s/${session.id}`);
@@ -163,6 +164,13 @@ export function Home() {
             setLocked(isLocked);
           }}
         />
+        <label title="Ask: file edits and shell commands wait for your answer. Auto: they run at once (the sandbox is the boundary).">
+          Approvals
+          <select aria-label="Approval mode" value={approvalMode} onChange={(e) => setApprovalMode(e.target.value as ApprovalMode)}>
+            <option value="auto">auto: edits and commands run at once</option>
+            <option value="ask">ask: edits and commands wait for me</option>
+          </select>
+        </label>
         {error && (
           <p className="error" role="alert">
             {error}

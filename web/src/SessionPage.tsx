@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { ApiError, api } from "./api";
+import { AnswerContext } from "./AskCard";
 import { ChangesPanel } from "./ChangesPanel";
 import { Composer } from "./Composer";
 import { ConfirmDialog } from "./ConfirmDialog";
@@ -8,10 +9,10 @@ import { QueuedPrompts } from "./QueuedPrompts";
 import { SessionSharing } from "./SessionSharing";
 import { useTurnNotifications } from "./notifications";
 import { Link, navigate } from "./router";
-import { createdWithPrompt, removed, setWorking, upsert, useSessions } from "./sessions";
+import { createdWithPrompt, removed, setWaiting, setWorking, upsert, useSessions } from "./sessions";
 import { TerminalPanel } from "./TerminalPanel";
 import { Transcript } from "./Transcript";
-import type { PullRequest, Session } from "./types";
+import type { ApprovalMode, AskReply, PullRequest, Session } from "./types";
 import { useFollow } from "./useFollow";
 import { useSessionStream, type Connection } from "./useSessionStream";
 import { shortRepo } from "./util";
@@ -33,7 +34,7 @@ const SANDBOX_LABEL: Record<Session["status"], string> = {
   error: "failed",
 };
 
-type AgentState = "working" | "idle" | "failed";
+type AgentState = "working" | "waiting" | "idle" | "failed";
 
 export function SessionPage({ id }: { id: string }) {
   const [session, setSession] = useState<Session | null>(null);
@@ -75,7 +76,11 @@ export function SessionPage({ id }: { id: string }) {
   }, [awaitedDone]);
   const working = inFlight > 0 || t.turn !== null || (awaiting !== null && !awaitedDone);
   const lastTurn = [...t.items].reverse().find((i) => i.kind === "turn" || i.kind === "user" || i.kind === "error");
-  const agent: AgentState = working
+  // Waiting for the person (a question or a permission ask) comes first: the agent cannot go on.
+  const waiting = t.waiting > 0;
+  const agent: AgentState = waiting
+    ? "waiting"
+    : working
     ? "working"
     : t.status === "error" || lastTurn?.kind === "error" || (lastTurn?.kind === "turn" && lastTurn.outcome === "failed")
       ? "failed"
@@ -84,6 +89,10 @@ export function SessionPage({ id }: { id: string }) {
     setWorking(id, working);
     return () => setWorking(id, false);
   }, [id, working]);
+  useEffect(() => {
+    setWaiting(id, waiting);
+    return () => setWaiting(id, false);
+  }, [id, waiting]);
 
   // What a screen reader hears: a turn starting, ending, failing (never each streamed delta).
   const [announcement, setAnnouncement] = useState("");
@@ -92,7 +101,8 @@ export function SessionPage({ id }: { id: string }) {
     const before = previousAgent.current;
     previousAgent.current = agent;
     if (before === null || before === agent || connection !== "live") return;
-    if (agent === "working") setAnnouncement("The agent is working.");
+    if (agent === "waiting") setAnnouncement("The agent waits for your answer.");
+    else if (agent === "working") setAnnouncement("The agent is working.");
     else if (agent === "failed") setAnnouncement(`The turn failed${lastItem?.kind === "error" ? `: ${lastItem.message}` : "."}`);
     else setAnnouncement(lastTurn?.kind === "turn" && lastTurn.outcome === "aborted" ? "The turn was stopped." : "The agent finished.");
     // Announce on changes of state only (not on every new item), so the items are left out.
@@ -149,7 +159,8 @@ export function SessionPage({ id }: { id: string }) {
   const status = t.status ?? listed?.status ?? session.status;
   const title = t.title ?? listed?.title ?? session.title;
   const running = t.turn !== null;
-  document.title = `${marker}${working ? "● " : ""}${title} · den`;
+  document.title = `${marker}${waiting ? "? " : working ? "● " : ""}${title} · den`;
+  const approvalMode = t.approvalMode ?? session.approvalMode;
 
   /** Runs an action; a failure is shown as the notice. Whether it succeeded. */
   const act = async (f: () => Promise<unknown>) => {
@@ -206,6 +217,7 @@ export function SessionPage({ id }: { id: string }) {
     { requests: 0, cost: 0 },
   );
   const stop = () => void act(() => api.control(id, "abort"));
+  const answer = (ask: string, reply: AskReply) => api.answer(id, ask, reply);
   // The session's failure, unless the transcript already tells it (one failure, shown once).
   const statusError = status === "error" ? (t.error ?? session.error) : null;
   // The last start failed at the clone: retrying, resuming or prompting repeats the same failure
@@ -222,7 +234,7 @@ export function SessionPage({ id }: { id: string }) {
       <header className="session-head">
         <div className="session-ident">
           <div className="session-titleline">
-            <span className={`dot ${working ? "working" : status}`} role="img" aria-label={`Sandbox: ${status}`} title={`Sandbox ${SANDBOX_LABEL[status]}`} />
+            <span className={`dot ${waiting ? "waiting" : working ? "working" : status}`} role="img" aria-label={`Sandbox: ${status}`} title={`Sandbox ${SANDBOX_LABEL[status]}`} />
             {renaming !== null ? (
               <input
                 className="rename"
@@ -279,6 +291,20 @@ export function SessionPage({ id }: { id: string }) {
           {(status === "paused" || status === "error") && !cloneFailed && (
             <button onClick={() => void act(() => api.control(id, "resume"))}>Resume</button>
           )}
+          <label className="approval" title="Ask: file edits and shell commands wait for your answer. Auto: they run at once (the sandbox is the boundary).">
+            Approvals{" "}
+            <select
+              aria-label="Approval mode"
+              value={approvalMode}
+              onChange={(e) => {
+                const mode = e.target.value as ApprovalMode;
+                void act(async () => setSession(await api.setApprovalMode(id, mode)));
+              }}
+            >
+              <option value="auto">auto</option>
+              <option value="ask">ask</option>
+            </select>
+          </label>
           <button onClick={() => setShowChanges(!showChanges)} aria-pressed={showChanges}>
             Changes{t.diff ? ` (${t.diff.files})` : ""}
           </button>
@@ -318,6 +344,7 @@ export function SessionPage({ id }: { id: string }) {
       )}
       {showTerminal && <TerminalPanel id={id} onClose={() => setShowTerminal(false)} />}
       {showChanges && <ChangesPanel id={id} summary={t.diff} pull={pull} onPull={setPull} onClose={() => setShowChanges(false)} />}
+      <AnswerContext.Provider value={answer}>
       <Transcript
         items={t.items}
         onRetry={cloneFailed ? undefined : () => lastPrompt?.kind === "user" && prompt(lastPrompt.text, false)}
@@ -331,6 +358,7 @@ export function SessionPage({ id }: { id: string }) {
             : "Loading history…"
         }
       />
+      </AnswerContext.Provider>
       {t.todos.length > 0 && (
         <section className="todos" aria-label="Todos">
           <h2>Todos</h2>

@@ -2,13 +2,14 @@ import { useState } from "react";
 import { api } from "./api";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { Link, navigate } from "./router";
-import { removed, useSessions, useWorking } from "./sessions";
+import { removed, useSessions, useWaiting, useWorking } from "./sessions";
 import type { Session, User } from "./types";
 import { ago, shortRepo } from "./util";
 
 export function Sidebar({ user, current }: { user: User; current: string | null }) {
   const { sessions, loaded, error } = useSessions();
   const working = useWorking();
+  const waiting = useWaiting();
   const [query, setQuery] = useState("");
   const [deleting, setDeleting] = useState<Session | null>(null);
   const [deleteError, setDeleteError] = useState<string | null>(null);
@@ -56,7 +57,9 @@ export function Sidebar({ user, current }: { user: User; current: string | null 
           {shown.map((s) => (
             <li key={s.id} className="session-item">
               <Link href={`/s/${s.id}`} aria-current={s.id === current ? "page" : undefined} className="session-link">
-                {working.has(s.id) ? (
+                {waiting.has(s.id) ? (
+                  <span className="dot waiting" role="img" aria-label="waiting for you" title="The agent waits for your answer" />
+                ) : working.has(s.id) ? (
                   <span className="dot working" role="img" aria-label="working" title="The agent is working" />
                 ) : (
                   <span className={`dot ${s.status}`} role="img" aria-label={s.status} title={s.status} />

@@ -3,6 +3,7 @@
 // so a session with thousands of events stays smooth; rows are memoised by identity and the
 // reducer only replaces what changed.
 import { memo, useMemo, useState } from "react";
+import { AskCard } from "./AskCard";
 import { Markdown } from "./Markdown";
 import { Link } from "./router";
 import { type Item, type Part, pauseReasonText } from "./reducer";
@@ -120,6 +121,8 @@ const RowView = memo(function RowView({
           <Markdown text={part.text} />
         </div>
       );
+    case "ask":
+      return <AskCard item={item} />;
     case "paused":
       return (
         <p className="marker muted small" role="note">

@@ -1,6 +1,8 @@
 // Calls to den's API. The browser sends the `den_session` cookie itself; every mutating
 // request carries `X-Den-Csrf` (den refuses cookie-signed mutations without it).
 import type {
+  ApprovalMode,
+  AskReply,
   ApiToken,
   AuthOptions,
   Budget,
@@ -76,14 +78,18 @@ export const api = {
     request<void>("PUT", "/api/auth/password", { new: next, ...(current !== undefined ? { current } : {}) }),
   sessions: () => request<SessionPage>("GET", "/api/sessions?limit=100"),
   session: (id: string) => request<Session>("GET", `/api/sessions/${encodeURIComponent(id)}`),
-  createSession: (repository: string, model: string, prompt: string, baseBranch?: string) =>
+  createSession: (repository: string, model: string, prompt: string, baseBranch?: string, approvalMode?: ApprovalMode) =>
     // No model yet (the catalog still loading) means den's default; no branch, the default one.
     request<Session>("POST", "/api/sessions", {
       repository,
       ...(model ? { model } : {}),
       ...(prompt ? { prompt } : {}),
       ...(baseBranch ? { baseBranch } : {}),
+      ...(approvalMode ? { approvalMode } : {}),
     }),
+  // Answers a pending permission ask or question of the session.
+  answer: (id: string, ask: string, reply: AskReply) => request<void>("POST", `/api/sessions/${id}/asks/${encodeURIComponent(ask)}`, reply),
+  setApprovalMode: (id: string, mode: ApprovalMode) => request<Session>("PUT", `/api/sessions/${id}/approval-mode`, { mode }),
   // The repository's branches, its default first.
   branches: (repository: string) =>
     request<BranchList>("GET", `/api/repositories/branches?repository=${encodeURIComponent(repository)}`),

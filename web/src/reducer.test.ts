@@ -262,4 +262,33 @@ describe("event reducer", () => {
     const a = t.items[0];
     expect(a?.kind === "assistant" && a.parts).toHaveLength(50);
   });
+
+  test("an ask is pending until it is closed, once, however often its events are replayed", () => {
+    const ask = seqd([
+      {
+        type: "permission_asked",
+        askId: "per_1",
+        permission: "bash",
+        command: "rm -rf build",
+        file: null,
+        diff: null,
+        patterns: ["rm -rf build"],
+        always: ["rm *"],
+        expiresAt: at,
+      },
+      { type: "approval_mode_changed", mode: "ask", by: "alice" },
+    ]);
+    const pending = apply(empty(), ask);
+    expect(pending.waiting).toBe(1);
+    expect(pending.approvalMode).toBe("ask");
+    const item = pending.items[0];
+    expect(item?.kind === "ask" && item.ask.kind === "permission" && item.ask.permission.command).toBe("rm -rf build");
+    const closed: SequencedEvent = { seq: 3, at, event: { type: "ask_closed", askId: "per_1", outcome: "rejected", by: "alice", message: "no", answers: null } };
+    const done = apply(pending, [closed, closed]);
+    expect(done.waiting).toBe(0);
+    const after = done.items[0];
+    expect(after?.kind === "ask" && after.closed?.outcome).toBe("rejected");
+    // A replay from the start gives the same transcript.
+    expect(view(apply(empty(), [...ask, closed, ...ask]))).toEqual(view(done));
+  });
 });

@@ -6,7 +6,11 @@
 // dropped; anything beyond the next one is held until the gap fills, so the transcript is the
 // same whatever order or how many times the events arrive.
 import type {
+  ApprovalMode,
+  AskClosed,
   DiffSummary,
+  PermissionAsk,
+  QuestionAsk,
   ProgressStep,
   QueuedPrompt,
   SequencedEvent,
@@ -32,6 +36,8 @@ export type Item =
   | { kind: "paused"; id: string; at: string; reason?: PauseReason | null }
   | { kind: "error"; id: string; code: string; message: string }
   | { kind: "usage"; id: string; usage: UsageTotals }
+  /** The agent waits for the person: a permission ask or questions, pending until `closed`. */
+  | { kind: "ask"; id: string; ask: { kind: "permission"; permission: PermissionAsk } | { kind: "question"; question: QuestionAsk }; closed: AskClosed | null }
   | {
       kind: "turn";
       id: string;
@@ -56,6 +62,10 @@ export interface Transcript {
   turn: string | null;
   /** Totals of the session's changes as of the last turn (`diff_changed`). */
   diff: DiffSummary | null;
+  /** The session's approval mode, once an event changed it (else the session's own). */
+  approvalMode: ApprovalMode | null;
+  /** How many asks and questions wait for the person. */
+  waiting: number;
 }
 
 export const empty = (): Transcript => ({
@@ -69,6 +79,8 @@ export const empty = (): Transcript => ({
   queue: [],
   turn: null,
   diff: null,
+  approvalMode: null,
+  waiting: 0,
 });
 
 /** Applies a batch of events (replayed or live, in any order, possibly repeated). */
@@ -189,6 +201,25 @@ function applyOne(s: Transcript, { seq, at, event: e }: SequencedEvent): Transcr
       return { ...t, diff: e.summary };
     case "agent":
       return t;
+    case "permission_asked":
+    case "question_asked": {
+      if (t.items.some((i) => i.id === e.askId)) return t;
+      const { type: _type, ...body } = e;
+      const ask = e.type === "permission_asked" ? { kind: "permission" as const, permission: body as PermissionAsk } : { kind: "question" as const, question: body as QuestionAsk };
+      return { ...t, items: [...t.items, { kind: "ask", id: e.askId, ask, closed: null }], waiting: t.waiting + 1 };
+    }
+    case "ask_closed": {
+      const { type: _type, ...closed } = e;
+      let opened = false;
+      const items = t.items.map((i) => {
+        if (i.kind !== "ask" || i.id !== e.askId || i.closed) return i;
+        opened = true;
+        return { ...i, closed };
+      });
+      return opened ? { ...t, items, waiting: Math.max(0, t.waiting - 1) } : t;
+    }
+    case "approval_mode_changed":
+      return { ...t, approvalMode: e.mode };
   }
 }
 

@@ -104,3 +104,27 @@ export function useWorking(): ReadonlySet<string> {
     () => working,
   );
 }
+
+// Which sessions' agents wait for the person (a question or a permission ask), as far as this
+// tab knows: reported by a session page open in this tab, like `working`.
+let waiting: ReadonlySet<string> = new Set();
+const waitingListeners = new Set<() => void>();
+
+export function setWaiting(id: string, on: boolean) {
+  if (waiting.has(id) === on) return;
+  const next = new Set(waiting);
+  if (on) next.add(id);
+  else next.delete(id);
+  waiting = next;
+  waitingListeners.forEach((f) => f());
+}
+
+export function useWaiting(): ReadonlySet<string> {
+  return useSyncExternalStore(
+    (f) => {
+      waitingListeners.add(f);
+      return () => waitingListeners.delete(f);
+    },
+    () => waiting,
+  );
+}

@@ -120,6 +120,18 @@ pub enum SessionEvent {
         #[schema(value_type = Object)]
         properties: serde_json::Value,
     },
+    /// The agent waits for the person to allow a command or a file change (`ask` mode).
+    PermissionAsked(crate::asks::PermissionAsk),
+    /// The agent waits for the person to answer its questions.
+    QuestionAsked(crate::asks::QuestionAsk),
+    /// A permission ask or question was closed (answered, rejected or expired).
+    AskClosed(crate::asks::AskClosed),
+    /// The session's approval mode changed.
+    ApprovalModeChanged {
+        mode: crate::asks::ApprovalMode,
+        /// Who changed it.
+        by: String,
+    },
 }
 
 impl SessionEvent {
@@ -142,6 +154,10 @@ impl SessionEvent {
             Self::Error { .. } => "error",
             Self::DiffChanged { .. } => "diff_changed",
             Self::Agent { .. } => "agent",
+            Self::PermissionAsked(_) => "permission_asked",
+            Self::QuestionAsked(_) => "question_asked",
+            Self::AskClosed(_) => "ask_closed",
+            Self::ApprovalModeChanged { .. } => "approval_mode_changed",
         }
     }
 }
@@ -275,6 +291,12 @@ pub enum ClientMessage {
     /// Removes every queued prompt.
     ClearQueue,
     Ping,
+    /// Answers a pending permission ask or question (as `POST …/asks/{askId}` does).
+    Answer {
+        #[serde(rename = "askId")]
+        ask_id: String,
+        reply: crate::asks::AskReply,
+    },
 }
 
 /// What the server sends over the session WebSocket.

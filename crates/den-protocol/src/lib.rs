@@ -19,7 +19,9 @@
 //! - [`events`]: a session's event stream and the WebSocket messages.
 //! - [`sharing`]: forks of a session and read-only share links.
 //! - [`terminal`]: the terminal WebSocket's messages.
+//! - [`asks`]: the agent's questions and permission asks, and the approval mode.
 
+pub mod asks;
 pub mod auth;
 pub mod changes;
 pub mod credentials;

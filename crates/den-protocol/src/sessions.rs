@@ -66,6 +66,9 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
+    /// Whether the agent's file edits and shell commands wait for the person.
+    #[serde(default)]
+    pub approval_mode: crate::asks::ApprovalMode,
 }
 
 /// `POST /api/sessions`.
@@ -78,6 +81,9 @@ pub struct CreateSessionRequest {
     pub base_branch: Option<String>,
     /// A first prompt: the session starts at once and runs it.
     pub prompt: Option<String>,
+    /// `auto` (the default) or `ask`.
+    #[serde(default)]
+    pub approval_mode: Option<crate::asks::ApprovalMode>,
 }
 
 /// `PATCH /api/sessions/{id}`.

@@ -19,6 +19,10 @@ pub enum ApiError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    /// Something inside a resource the caller may see is missing (an ask of their session):
+    /// 404, saying what.
+    #[error("{0}")]
+    Missing(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("request body is too large")]
@@ -49,7 +53,7 @@ impl ApiError {
         match self {
             Self::Unauthorized | Self::BadCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -65,7 +69,7 @@ impl ApiError {
             Self::Unauthorized => "unauthorized",
             Self::BadCredentials => "bad_credentials",
             Self::Forbidden(_) => "forbidden",
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::Missing(_) => "not_found",
             Self::BadRequest(_) => "invalid_request",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Conflict(_) => "conflict",
@@ -138,7 +142,10 @@ impl From<SessionError> for ApiError {
     fn from(err: SessionError) -> Self {
         match err {
             SessionError::NotFound => Self::NotFound,
-            SessionError::InvalidPrompt(message) => Self::BadRequest(message),
+            SessionError::InvalidPrompt(message) | SessionError::InvalidAnswer(message) => {
+                Self::BadRequest(message)
+            }
+            SessionError::AskNotFound => Self::Missing(err.to_string()),
             SessionError::Conflict(message) => Self::Conflict(message),
             SessionError::Push(_) => Self::Conflict(err.to_string()),
             SessionError::ActorGone => {

@@ -1,5 +1,6 @@
 //! The router: every route, its OpenAPI description, and the layers around them.
 
+mod asks;
 mod auth;
 mod branches;
 mod budget;
@@ -103,6 +104,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(fork::router())
         .merge(share_links::router())
         .merge(terminal::router())
+        .merge(asks::router())
 }
 
 /// The OpenAPI document of every route (built once).

@@ -8,6 +8,7 @@
 //! in a child task that reports back as a [`Work`] wake-up, so a stop request or an agent event
 //! is handled while a snapshot of a large repository is still being written.
 
+mod asks;
 mod changes;
 mod lifecycle;
 mod turn;
@@ -146,6 +147,8 @@ pub(crate) struct SessionActor {
     /// arrive after the turn ended.
     prompt_title: Option<String>,
     idle_deadline: Option<Instant>,
+    /// Permission asks and questions waiting for the person.
+    asks: asks::PendingAsks,
 }
 
 /// Where a start records the sandbox it created (see `SessionActor::starting_sandbox`).
@@ -161,6 +164,7 @@ enum Wake {
     Work(Work),
     Idle,
     TurnInactive,
+    AskExpired,
 }
 
 /// Starts the actor of `record` and returns its mailbox. `live` is the session's live
@@ -205,6 +209,7 @@ pub(crate) fn spawn(
                 stream_broken: false,
                 prompt_title: None,
                 idle_deadline: None,
+                asks: asks::PendingAsks::default(),
             };
             actor.run(registry, mailbox).await;
         }
@@ -252,6 +257,10 @@ impl SessionActor {
                 }
                 Wake::TurnInactive => {
                     self.on_turn_inactive().await;
+                    true
+                }
+                Wake::AskExpired => {
+                    self.expire_asks().await;
                     true
                 }
             };
@@ -317,10 +326,13 @@ impl SessionActor {
         let idle_deadline = self
             .idle_deadline
             .filter(|_| self.turn.is_none() && self.pausing.is_none());
+        // A turn waiting for the person is not inactive; its asks have their own deadline.
         let turn_deadline = self
             .turn
             .as_ref()
+            .filter(|_| !self.asks.is_waiting())
             .map(|turn| turn.last_activity + self.services.config.turn_inactivity_timeout);
+        let ask_deadline = self.asks.next_deadline();
         tokio::select! {
             // Progress first, so a start's steps are recorded before its outcome.
             biased;
@@ -347,6 +359,7 @@ impl SessionActor {
             } => wake,
             () = sleep_until(idle_deadline) => Wake::Idle,
             () = sleep_until(turn_deadline) => Wake::TurnInactive,
+            () = sleep_until(ask_deadline) => Wake::AskExpired,
         }
     }
 
@@ -462,6 +475,19 @@ impl SessionActor {
                 self.queue.clear();
                 self.emit_queue().await;
                 let _ = reply.send(Ok(()));
+            }
+            Command::Answer {
+                ask_id,
+                answer,
+                by,
+                reply,
+            } => {
+                let result = self.answer(&ask_id, answer, by).await;
+                let _ = reply.send(result);
+            }
+            Command::SetApprovalMode { mode, by, reply } => {
+                let result = self.set_approval_mode(mode, by).await;
+                let _ = reply.send(result);
             }
             Command::Rename { title, reply } => {
                 let result = self.rename(title).await;

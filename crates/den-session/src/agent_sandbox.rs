@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use den_sandbox::probe::BasicAuth;
-use den_sandbox::{HomeFile, SandboxSpec, ToolMount};
+use den_sandbox::{HomeFile, SandboxSpec, ToolMount, WORKSPACE_DIR};
 
 /// The port OpenCode listens on inside every sandbox (exposed to den, never to the host).
 pub const OPENCODE_PORT: u16 = 4096;
@@ -20,28 +20,37 @@ pub const OPENCODE_CONFIG_PATH: &str = ".config/opencode/opencode.json";
 pub const OPENCODE_CREDENTIAL_ENV: [&str; 2] =
     ["OPENCODE_SERVER_USERNAME", "OPENCODE_SERVER_PASSWORD"];
 
-/// A config with what den always wants: no auto-update, sharing off, and every permission
-/// allowed (the sandbox is the boundary), naming each one: OpenCode asks by default before a
-/// repeated tool call ("doom loop") or a path outside the workspace, and a turn waiting on an
-/// ask nobody can answer never ends. The question tool is denied for the same reason, until
-/// den relays questions to the user. Callers add providers before passing it to
+/// A config with what den always wants: no auto-update, sharing off, and den's permission
+/// rules (see [`permissions`]). The repository's own instruction files are named by absolute
+/// path, because den turns the repository's OpenCode config off (see `opencode_spec`), and
+/// with it OpenCode's search for them. Callers add providers before passing it to
 /// `opencode_spec`.
 pub fn base_config() -> serde_json::Value {
+    let instructions: Vec<String> = ["AGENTS.md", "CLAUDE.md"]
+        .iter()
+        .map(|name| format!("{WORKSPACE_DIR}/{name}"))
+        .collect();
     serde_json::json!({
         "$schema": "https://opencode.ai/config.json",
         "autoupdate": false,
         "share": "disabled",
         "permission": permissions(),
+        "instructions": instructions,
     })
 }
 
-/// Every permission OpenCode 1.18 knows, allowed, and its question tool denied.
+/// Every permission OpenCode 1.18 knows, named: file edits and shell commands ask, so den
+/// decides each one by the session's approval mode (it allows them at once in `auto`, and
+/// passes them to the person in `ask`); everything else is allowed, since OpenCode asks by
+/// default before a repeated tool call ("doom loop") or a path outside the workspace, which
+/// nobody should have to answer (the sandbox is the boundary). The question tool is on: den
+/// relays the agent's questions to the person.
 fn permissions() -> serde_json::Value {
     serde_json::json!({
-        "read": "allow", "edit": "allow", "glob": "allow", "grep": "allow", "list": "allow",
-        "bash": "allow", "task": "allow", "external_directory": "allow", "todowrite": "allow",
+        "read": "allow", "edit": "ask", "glob": "allow", "grep": "allow", "list": "allow",
+        "bash": "ask", "task": "allow", "external_directory": "allow", "todowrite": "allow",
         "webfetch": "allow", "websearch": "allow", "lsp": "allow", "doom_loop": "allow",
-        "skill": "allow", "question": "deny",
+        "skill": "allow", "question": "allow",
     })
 }
 
@@ -80,9 +89,15 @@ pub fn opencode_spec(
         spec.env.insert(k.into(), v.into());
     }
     // A repository's own opencode.json outranks the global config; OpenCode applies this
-    // variable after every config file, so a repository cannot turn an ask back on.
+    // variable after every config file. That is not enough: an agent's own `permission`
+    // (`agent.build.permission` in a repository's opencode.json, or an agent file in its
+    // `.opencode/`) is merged after it, and a plugin in `.opencode/` can answer asks itself.
+    // So the repository's OpenCode config is not loaded at all, and an ask cannot be turned
+    // off by the repository (the e2e test `a_repository_config_cannot_turn_asks_off` checks).
     spec.env
         .insert("OPENCODE_PERMISSION".into(), permissions().to_string());
+    spec.env
+        .insert("OPENCODE_DISABLE_PROJECT_CONFIG".into(), "1".into());
     spec.expose.push(OPENCODE_PORT);
     spec
 }
@@ -91,10 +106,10 @@ pub fn opencode_spec(
 mod tests {
     use super::*;
 
-    /// The spec must keep a repository's own opencode.json from turning an ask back on (a turn
-    /// waiting on an ask nobody answers never ends) and must expose OpenCode to den only.
+    /// The spec decides permissions by environment and keeps the repository's own OpenCode
+    /// config out (it could widen what `ask` lets through), and exposes OpenCode to den only.
     #[test]
-    fn the_agent_spec_allows_every_permission_by_environment_and_exposes_only_opencode() {
+    fn the_agent_spec_sets_dens_permissions_keeps_project_config_out_and_exposes_only_opencode() {
         let auth = BasicAuth {
             user: "opencode".into(),
             password: "pw".into(),
@@ -108,7 +123,10 @@ mod tests {
         let permission: serde_json::Value =
             serde_json::from_str(&spec.env["OPENCODE_PERMISSION"]).unwrap();
         assert_eq!(permission["doom_loop"], "allow");
-        assert_eq!(permission["question"], "deny");
+        assert_eq!(permission["question"], "allow");
+        assert_eq!(permission["bash"], "ask");
+        assert_eq!(permission["edit"], "ask");
+        assert_eq!(spec.env["OPENCODE_DISABLE_PROJECT_CONFIG"], "1");
         assert_eq!(spec.expose, vec![OPENCODE_PORT]);
         let config = &spec.home_files[0];
         assert_eq!(config.path.to_str(), Some(OPENCODE_CONFIG_PATH));

@@ -32,6 +32,8 @@ pub struct SessionConfig {
     /// A running turn on which the agent shows no activity (no event of its conversation) for
     /// this long fails with a clear error, so a lost end of turn cannot hold the session.
     pub turn_inactivity_timeout: Duration,
+    /// A permission ask or question nobody answers for this long is closed as refused.
+    pub ask_timeout: Duration,
     /// How long OpenCode may take to answer after its sandbox starts.
     pub ready_timeout: Duration,
     pub clone_timeout: Duration,
@@ -64,6 +66,7 @@ impl SessionConfig {
             catalog: Catalog::builtin(),
             idle_timeout: Duration::from_secs(600),
             turn_inactivity_timeout: Duration::from_secs(30 * 60),
+            ask_timeout: Duration::from_secs(30 * 60),
             ready_timeout: Duration::from_secs(120),
             clone_timeout: Duration::from_secs(600),
             limits: Limits::default(),

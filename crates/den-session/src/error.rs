@@ -12,6 +12,12 @@ pub enum SessionError {
     InvalidPrompt(String),
     #[error("{0}")]
     Conflict(String),
+    /// No ask or question of the session has that id.
+    #[error("no pending ask or question has that id")]
+    AskNotFound,
+    /// An answer that does not fit its ask (bad labels, the wrong kind of reply).
+    #[error("{0}")]
+    InvalidAnswer(String),
     /// The session's actor stopped (den is shutting down, or the session was deleted).
     #[error("the session is no longer running")]
     ActorGone,

@@ -31,6 +31,17 @@ pub enum SessionCommand {
         text: String,
     },
     ClearQueue,
+    /// Answers a pending permission ask or question; `by` is the person's username.
+    Answer {
+        ask_id: String,
+        reply: den_protocol::asks::AskReply,
+        by: String,
+    },
+    /// Switches the session's approval mode; `by` is the person's username.
+    SetApprovalMode {
+        mode: den_protocol::asks::ApprovalMode,
+        by: String,
+    },
 }
 
 /// What a [`SessionCommand`] answered.
@@ -70,6 +81,17 @@ pub(crate) enum Command {
     },
     Rename {
         title: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Answer {
+        ask_id: String,
+        answer: den_protocol::asks::AskReply,
+        by: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    SetApprovalMode {
+        mode: den_protocol::asks::ApprovalMode,
+        by: String,
         reply: oneshot::Sender<Result<()>>,
     },
     /// Stops the sandbox, deletes snapshots and the checkout, then the session's records.
@@ -190,6 +212,21 @@ impl SessionHandle {
             }
             SessionCommand::ClearQueue => {
                 self.clear_queue().await?;
+                CommandOutcome::Done
+            }
+            SessionCommand::Answer { ask_id, reply, by } => {
+                self.ask(|answered| Command::Answer {
+                    ask_id,
+                    answer: reply,
+                    by,
+                    reply: answered,
+                })
+                .await?;
+                CommandOutcome::Done
+            }
+            SessionCommand::SetApprovalMode { mode, by } => {
+                self.ask(|reply| Command::SetApprovalMode { mode, by, reply })
+                    .await?;
                 CommandOutcome::Done
             }
         })

@@ -90,7 +90,19 @@ impl SessionManager {
         for record in &stale {
             let (live, _) = broadcast::channel(1);
             let mut log = EventLog::new(store.clone(), record.id, live);
-            if let Some(turn_id) = unfinished_turn(store, record.id).await? {
+            let (unfinished, pending_asks) = unfinished_work(store, record.id).await?;
+            // Nobody can answer what the lost turn asked: each is closed as expired.
+            for ask_id in pending_asks {
+                let closed = SessionEvent::AskClosed(den_protocol::asks::AskClosed {
+                    ask_id,
+                    outcome: den_protocol::asks::AskOutcome::Expired,
+                    by: None,
+                    message: None,
+                    answers: None,
+                });
+                log.append(closed).await?;
+            }
+            if let Some(turn_id) = unfinished {
                 let finished = SessionEvent::TurnFinished {
                     turn_id,
                     outcome: TurnOutcome::Interrupted,
@@ -213,9 +225,17 @@ async fn snapshot_exists(services: &Services, recorded: &str) -> bool {
         })
 }
 
-/// The id of the last turn that started and did not finish, if any.
-async fn unfinished_turn(store: &Store, session_id: Uuid) -> Result<Option<String>> {
+/// The id of the last turn that started and did not finish, if any, and the asks still
+/// waiting for an answer.
+async fn unfinished_work(store: &Store, session_id: Uuid) -> Result<(Option<String>, Vec<String>)> {
     let mut open: Option<String> = None;
+    let mut asks: Vec<String> = Vec::new();
+    let ask_id = |payload: &serde_json::Value| {
+        payload
+            .get("askId")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
     let mut after = 0;
     loop {
         let page = store.events_after(session_id, after, 1000).await?;
@@ -234,9 +254,14 @@ async fn unfinished_turn(store: &Store, session_id: Uuid) -> Result<Option<Strin
                         .map(str::to_owned)
                 }
                 "turn_finished" => open = None,
+                "permission_asked" | "question_asked" => asks.extend(ask_id(&stored.payload.0)),
+                "ask_closed" => {
+                    let closed = ask_id(&stored.payload.0);
+                    asks.retain(|id| Some(id) != closed.as_ref());
+                }
                 _ => {}
             }
         }
     }
-    Ok(open)
+    Ok((open, asks))
 }

@@ -157,6 +157,13 @@ impl TurnMapper {
             | Event::MessagePartRemoved { .. }
             | Event::ServerConnected {}
             | Event::ServerHeartbeat {} => Vec::new(),
+            // Asks and questions are the actor's (`actor/asks.rs`): they outlive the turn's
+            // mapping and need den's own ids and deadlines.
+            Event::PermissionAsked(_)
+            | Event::PermissionReplied { .. }
+            | Event::QuestionAsked(_)
+            | Event::QuestionReplied { .. }
+            | Event::QuestionRejected { .. } => Vec::new(),
             other => {
                 let kind = other.kind().to_owned();
                 let properties = serde_json::to_value(&other)

@@ -362,6 +362,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             last_activity_at: now,
+            approval_mode: "auto".into(),
         }
     }
 

@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use den_protocol::asks::ApprovalMode;
 use den_protocol::sessions::{Session, SessionStatus};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
@@ -42,12 +43,21 @@ pub struct SessionRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
+    /// `auto` or `ask` (see [`ApprovalMode`]).
+    pub approval_mode: String,
 }
 
 impl SessionRecord {
     pub fn status(&self) -> Result<SessionStatus> {
         SessionStatus::parse(&self.status)
             .ok_or_else(|| StoreError::Corrupt(format!("session status {:?}", self.status)))
+    }
+
+    /// Whether file edits and shell commands wait for the person.
+    pub fn approval_mode(&self) -> Result<ApprovalMode> {
+        ApprovalMode::parse(&self.approval_mode).ok_or_else(|| {
+            StoreError::Corrupt(format!("session approval mode {:?}", self.approval_mode))
+        })
     }
 
     /// The session as its owner sees it.
@@ -64,6 +74,7 @@ impl SessionRecord {
             created_at: self.created_at,
             updated_at: self.updated_at,
             last_activity_at: self.last_activity_at,
+            approval_mode: self.approval_mode()?,
         })
     }
 }
@@ -95,7 +106,8 @@ impl SessionCursor {
 }
 
 const SESSION_COLUMNS: &str = "id, owner_id, title, repository, base_branch, work_branch, model, \
-     status, error, agent_session_id, snapshot_id, created_at, updated_at, last_activity_at";
+     status, error, agent_session_id, snapshot_id, created_at, updated_at, last_activity_at, \
+     approval_mode";
 
 impl Store {
     /// Creates a session in `idle`.
@@ -103,7 +115,7 @@ impl Store {
         let at = now();
         let sql = format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, $9, $9, $9) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, $9, $9, $9, 'auto') \
              RETURNING {SESSION_COLUMNS}"
         );
         with_pool!(self, |pool| {
@@ -295,6 +307,28 @@ impl Store {
                 .bind(id)
                 .bind(owner_id)
                 .bind(title)
+                .bind(now())
+                .fetch_one(pool)
+                .await
+        })?)
+    }
+
+    /// Sets the owner's session's approval mode.
+    pub async fn set_session_approval_mode(
+        &self,
+        owner_id: Uuid,
+        id: Uuid,
+        mode: ApprovalMode,
+    ) -> Result<SessionRecord> {
+        let sql = format!(
+            "UPDATE sessions SET approval_mode = $3, updated_at = $4 \
+             WHERE id = $1 AND owner_id = $2 RETURNING {SESSION_COLUMNS}"
+        );
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(sql.clone()))
+                .bind(id)
+                .bind(owner_id)
+                .bind(mode.as_str())
                 .bind(now())
                 .fetch_one(pool)
                 .await

@@ -92,6 +92,8 @@ pub(crate) struct SandboxSettings {
     pub(crate) idle_timeout_minutes: u64,
     /// A turn on which the agent shows no activity this long fails.
     pub(crate) turn_inactivity_minutes: u64,
+    /// A permission ask or question nobody answers this long is closed as refused.
+    pub(crate) ask_timeout_seconds: u64,
     pub(crate) network: NetworkSetting,
 }
 
@@ -272,6 +274,7 @@ impl Settings {
             .set_default("sandbox.lifetime_minutes", 60)?
             .set_default("sandbox.idle_timeout_minutes", 10)?
             .set_default("sandbox.turn_inactivity_minutes", 30)?
+            .set_default("sandbox.ask_timeout_seconds", 1800)?
             .set_default("sandbox.network", "internet")?
             .set_default("providers", Vec::<String>::new())?
             .set_default("models.allow_private_endpoints", false)?
@@ -334,7 +337,7 @@ impl Settings {
     /// to work (no sandbox could ever start), naming the key and its range.
     fn check_ranges(&self) -> anyhow::Result<()> {
         const YEAR_MINUTES: u64 = 365 * 24 * 60;
-        let checks: [(&str, u64, std::ops::RangeInclusive<u64>); 13] = [
+        let checks: [(&str, u64, std::ops::RangeInclusive<u64>); 14] = [
             (
                 "auth.session_ttl_hours",
                 self.auth.session_ttl_hours,
@@ -364,6 +367,11 @@ impl Settings {
                 "sandbox.turn_inactivity_minutes",
                 self.sandbox.turn_inactivity_minutes,
                 1..=YEAR_MINUTES,
+            ),
+            (
+                "sandbox.ask_timeout_seconds",
+                self.sandbox.ask_timeout_seconds,
+                1..=YEAR_MINUTES * 60,
             ),
             ("sandbox.memory_mb", self.sandbox.memory_mb, 64..=1 << 30),
             ("sandbox.pids", u64::from(self.sandbox.pids), 16..=4_194_304),

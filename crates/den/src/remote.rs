@@ -315,6 +315,7 @@ async fn run_session(client: &Client, args: RunArgs) -> anyhow::Result<ExitCode>
             model: args.model,
             base_branch: args.branch,
             prompt: Some(args.prompt),
+            approval_mode: None,
         })
         .await?;
     if args.detach {

@@ -550,6 +550,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/sessions/{id}/approval-mode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Sets whether the agent's file edits and shell commands run at once (`auto`) or wait for
+         *     the person (`ask`); it applies to the next ask.
+         */
+        put: operations["sessions_set_approval_mode"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sessions/{id}/asks/{ask}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answers a pending permission ask (`once`, `always`, `reject` with an optional message) or
+         *     question (`answer` with one list of labels or typed text per question, or `reject` to
+         *     dismiss it). The answer is recorded with who gave it, then sent to the agent.
+         */
+        post: operations["sessions_answer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sessions/{id}/diff": {
         parameters: {
             query?: never;
@@ -973,6 +1014,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AgentQuestion: {
+            /** @description A typed answer is allowed besides the options. */
+            freeText: boolean;
+            /** @description A very short label for it. */
+            header: string;
+            /** @description More than one option may be chosen. */
+            multiple: boolean;
+            options: components["schemas"]["QuestionChoice"][];
+            question: string;
+        };
         /** @description An API token as listed: never the token itself. */
         ApiToken: {
             /** Format: date-time */
@@ -984,6 +1035,47 @@ export interface components {
             name: string;
             /** @description The first characters of the token (`den_abcd`), so people can tell tokens apart. */
             prefix: string;
+        };
+        /**
+         * @description Who decides the agent's file edits and shell commands.
+         * @enum {string}
+         */
+        ApprovalMode: "auto" | "ask";
+        /** @description `PUT /api/sessions/{id}/approval-mode`. */
+        ApprovalModeRequest: {
+            mode: components["schemas"]["ApprovalMode"];
+        };
+        /** @description An ask was closed: by whom and how. */
+        AskClosed: {
+            /** @description The chosen labels or typed text, one list per question. */
+            answers?: string[][] | null;
+            askId: string;
+            /** @description The person's username; `None` when den closed it (expiry, restart). */
+            by?: string | null;
+            /** @description The message sent to the agent with a rejection. */
+            message?: string | null;
+            outcome: components["schemas"]["AskOutcome"];
+        };
+        /**
+         * @description How an ask was closed.
+         * @enum {string}
+         */
+        AskOutcome: "once" | "always" | "rejected" | "answered" | "dismissed" | "expired" | "cancelled";
+        /** @description `POST /api/sessions/{id}/asks/{askId}`, and the WebSocket's `answer` command. */
+        AskReply: {
+            /** @enum {string} */
+            reply: "once";
+        } | {
+            /** @enum {string} */
+            reply: "always";
+        } | {
+            message?: string | null;
+            /** @enum {string} */
+            reply: "reject";
+        } | {
+            answers: string[][];
+            /** @enum {string} */
+            reply: "answer";
         };
         /** @description What the sign-in screen needs to know before anyone signs in. */
         AuthOptions: {
@@ -1065,9 +1157,15 @@ export interface components {
         } | {
             /** @enum {string} */
             type: "ping";
+        } | {
+            askId: string;
+            reply: components["schemas"]["AskReply"];
+            /** @enum {string} */
+            type: "answer";
         };
         /** @description `POST /api/sessions`. */
         CreateSessionRequest: {
+            approvalMode?: components["schemas"]["ApprovalMode"] | null;
             baseBranch?: string | null;
             model?: string | null;
             /** @description A first prompt: the session starts at once and runs it. */
@@ -1310,6 +1408,28 @@ export interface components {
             /** @enum {string} */
             by: "den_stopped";
         };
+        /** @description The agent wants to run a command or change a file and waits for the person. */
+        PermissionAsk: {
+            /** @description What "always" would allow for the rest of the session. */
+            always: string[];
+            /** @description Answer with `POST /api/sessions/{id}/asks/{askId}`. */
+            askId: string;
+            /** @description The shell command that would run. */
+            command?: string | null;
+            /** @description The change, as a unified diff. */
+            diff?: string | null;
+            /**
+             * Format: date-time
+             * @description When it is rejected if nobody answers.
+             */
+            expiresAt: string;
+            /** @description The file that would change (relative to the repository when inside it). */
+            file?: string | null;
+            /** @description What this request covers, as OpenCode matches it. */
+            patterns: string[];
+            /** @description What is asked for: `bash` (a shell command) or `edit` (a file change). */
+            permission: string;
+        };
         /** @description One person's budget as an admin sees it. */
         PersonBudget: {
             /**
@@ -1410,6 +1530,21 @@ export interface components {
             /** @description 1 to 50 model ids. */
             models: string[];
         };
+        /** @description The agent asks the person one or more questions. */
+        QuestionAsk: {
+            /** @description Answer with `POST /api/sessions/{id}/asks/{askId}`. */
+            askId: string;
+            /**
+             * Format: date-time
+             * @description When it is dismissed if nobody answers.
+             */
+            expiresAt: string;
+            questions: components["schemas"]["AgentQuestion"][];
+        };
+        QuestionChoice: {
+            description?: string | null;
+            label: string;
+        };
         /** @description A prompt waiting its turn. */
         QueuedPrompt: {
             id: string;
@@ -1472,6 +1607,8 @@ export interface components {
         };
         /** @description A coding session as its owner sees it. */
         Session: {
+            /** @description Whether the agent's file edits and shell commands wait for the person. */
+            approvalMode?: components["schemas"]["ApprovalMode"];
             /** @description The branch the work starts from; `None` means the repository's default branch. */
             baseBranch?: string | null;
             /** Format: date-time */
@@ -1604,6 +1741,21 @@ export interface components {
             properties: Record<string, never>;
             /** @enum {string} */
             type: "agent";
+        } | (components["schemas"]["PermissionAsk"] & {
+            /** @enum {string} */
+            type: "permission_asked";
+        }) | (components["schemas"]["QuestionAsk"] & {
+            /** @enum {string} */
+            type: "question_asked";
+        }) | (components["schemas"]["AskClosed"] & {
+            /** @enum {string} */
+            type: "ask_closed";
+        }) | {
+            /** @description Who changed it. */
+            by: string;
+            mode: components["schemas"]["ApprovalMode"];
+            /** @enum {string} */
+            type: "approval_mode_changed";
         };
         /** @description One change to the caller's session list (`GET /api/sessions/stream`). */
         SessionListUpdate: {
@@ -3163,6 +3315,115 @@ export interface operations {
                 };
             };
             502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_set_approval_mode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApprovalModeRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sessions_answer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+                /** @description the ask's id (`askId` of its event) */
+                ask: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AskReply"];
+            };
+        };
+        responses: {
+            /** @description answered */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

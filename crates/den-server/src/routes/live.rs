@@ -289,6 +289,11 @@ async fn run_command(
         ClientMessage::Dequeue { id } => SessionCommand::Dequeue { id },
         ClientMessage::EditQueued { id, text } => SessionCommand::EditQueued { id, text },
         ClientMessage::ClearQueue => SessionCommand::ClearQueue,
+        ClientMessage::Answer { ask_id, reply } => SessionCommand::Answer {
+            ask_id,
+            reply,
+            by: prompter.user.username.clone(),
+        },
     };
     match session.dispatch(command).await {
         Ok(_) => None,

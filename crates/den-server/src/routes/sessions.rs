@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use den_protocol::asks::ApprovalMode;
 use den_protocol::error::ErrorBody;
 use den_protocol::sessions::{
     CreateSessionRequest, DEFAULT_MODEL, Session, SessionPage, UpdateSessionRequest,
@@ -86,7 +87,14 @@ async fn create(
         work_branch: &work_branch,
         model,
     };
-    let record = state.store().create_session(new).await?;
+    let mut record = state.store().create_session(new).await?;
+    let mode = request.approval_mode.unwrap_or_default();
+    if mode != ApprovalMode::default() {
+        record = state
+            .store()
+            .set_session_approval_mode(caller.user.id, id, mode)
+            .await?;
+    }
     let mut session = record.to_protocol()?;
     if let Some(manager) = state.session_manager() {
         manager.announce(&record);

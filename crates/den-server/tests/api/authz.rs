@@ -124,6 +124,11 @@ pub(crate) fn rule(method: &Method, path: &str) -> Rule {
         ("DELETE" | "PUT", "/api/sessions/{id}/queue/{item}") => Rule::Owned {
             status: S::CONFLICT,
         },
+        // Nothing waits in the fixture's session: the owner hears there is no such ask.
+        ("POST", "/api/sessions/{id}/asks/{ask}") => Rule::Owned {
+            status: S::NOT_FOUND,
+        },
+        ("PUT", "/api/sessions/{id}/approval-mode") => Rule::Owned { status: S::OK },
         (
             "GET",
             "/api/models"
@@ -182,7 +187,8 @@ pub(crate) fn call_for(
         path if path.starts_with("/api/sessions/{id}") => path
             .replace("{id}", &fixture.session)
             .replace("{item}", "not-queued")
-            .replace("{link}", &fixture.share_link),
+            .replace("{link}", &fixture.share_link)
+            .replace("{ask}", "per_not_asked"),
         path if path.starts_with("/api/shared/{token}") => {
             path.replace("{token}", &fixture.share_token)
         }
@@ -216,6 +222,8 @@ pub(crate) fn call_for(
         ("POST", "/api/sessions/{id}/push") => Some(json!({"message": "work"})),
         ("POST", "/api/sessions/{id}/pull-request") => Some(json!({"title": "work"})),
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
+        ("POST", "/api/sessions/{id}/asks/{ask}") => Some(json!({"reply": "once"})),
+        ("PUT", "/api/sessions/{id}/approval-mode") => Some(json!({"mode": "ask"})),
         ("PUT", "/api/budget" | "/api/admin/budgets/{username}") => Some(json!({"monthlyUsd": 5})),
         ("PUT", "/api/provider-keys/{provider}") => {
             Some(json!({"key": "sk-ant-caller-key-0000000000"}))

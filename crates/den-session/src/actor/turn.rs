@@ -160,7 +160,7 @@ impl SessionActor {
         let task = self.spawn_work(async move {
             let result = async {
                 let record = match switch_model {
-                    Some(model) => Some(
+                    Some(model) => Some(Box::new(
                         store
                             .set_session_model(owner_id, session_id, &model)
                             .await
@@ -168,7 +168,7 @@ impl SessionActor {
                                 tracing::warn!(error = %err, "cannot switch the session's model");
                                 "den could not switch the session's model".to_owned()
                             })?,
-                    ),
+                    )),
                     None => None,
                 };
                 match tokio::time::timeout(
@@ -193,7 +193,7 @@ impl SessionActor {
     pub(super) async fn on_prompt_sent(
         &mut self,
         turn_id: &str,
-        result: std::result::Result<Option<den_store::SessionRecord>, String>,
+        result: std::result::Result<Option<Box<den_store::SessionRecord>>, String>,
     ) {
         let Some(turn) = self.turn.as_mut().filter(|turn| turn.id == turn_id) else {
             return;
@@ -204,7 +204,7 @@ impl SessionActor {
                 turn.accepted = true;
                 turn.last_activity = Instant::now();
                 if let Some(record) = record {
-                    self.record = record;
+                    self.record = *record;
                 }
             }
             Err(message) => {
@@ -296,7 +296,8 @@ impl SessionActor {
                 {
                     self.reconcile();
                 }
-                self.allow_if_asked(&envelope.event);
+                self.on_ask_event(&envelope.event).await;
+                self.on_ask_settled_by_agent(&envelope.event).await;
                 self.take_agent_title(&envelope.event).await;
                 let Some(turn) = &mut self.turn else {
                     return;
@@ -432,9 +433,6 @@ impl SessionActor {
         self.run_next_turn().await;
     }
 
-    /// The sandbox is the boundary, so OpenCode runs with every permission allowed; should it
-    /// ask anyway (an agent defined in the repository can), nobody could answer and the turn
-    /// would wait forever. Allow it once, as the config would have.
     /// OpenCode titles a conversation it was given no title for (it asks the model, after the
     /// first prompt) and says so in `session.updated`. A session nobody named takes that title
     /// in place of its first prompt's first line; a person's own title is never replaced.
@@ -463,27 +461,6 @@ impl SessionActor {
         }
     }
 
-    fn allow_if_asked(&self, event: &den_opencode::Event) {
-        let (den_opencode::Event::PermissionAsked(request), Some(live)) = (event, &self.live)
-        else {
-            return;
-        };
-        if request.session_id != live.agent_session_id {
-            return;
-        }
-        tracing::info!(permission = %request.permission, "allowing what the agent asked for");
-        let client = live.client.clone();
-        let id = request.id.clone();
-        tokio::spawn(async move {
-            if let Err(err) = client
-                .reply_permission(&id, den_opencode::PermissionReply::Once, None)
-                .await
-            {
-                tracing::warn!(error = %err, "could not allow the agent's permission request");
-            }
-        });
-    }
-
     /// The agent finished the turn: record it, snapshot and compute the diff in the
     /// background, and go on with the queue.
     async fn finish_turn(&mut self) {
@@ -506,6 +483,14 @@ impl SessionActor {
     /// Records the end of the running turn, if any; its agent calls still under way end with
     /// it, and whoever waits for a stop hears that the turn is over.
     pub(super) async fn close_turn(&mut self, outcome: TurnOutcome, error: Option<String>) {
+        // Nothing the turn asked can be answered after it: a den that stops expires them (the
+        // person did not answer), any other end cancels them.
+        let ask_outcome = if outcome == TurnOutcome::Interrupted {
+            den_protocol::asks::AskOutcome::Expired
+        } else {
+            den_protocol::asks::AskOutcome::Cancelled
+        };
+        self.close_all_asks(ask_outcome, false).await;
         let Some(turn) = self.turn.take() else {
             return;
         };

@@ -20,7 +20,7 @@ pub(crate) enum Work {
     /// the session's model.
     PromptSent {
         turn_id: String,
-        result: std::result::Result<Option<SessionRecord>, String>,
+        result: std::result::Result<Option<Box<SessionRecord>>, String>,
     },
     /// The agent answered a stop request.
     StopAnswered {
@@ -44,6 +44,11 @@ pub(crate) enum Work {
     Reconciled {
         turn_id: String,
         result: std::result::Result<Reconciliation, String>,
+    },
+    /// The agent took (or refused) an answer to one of its asks.
+    AskDelivered {
+        id: String,
+        result: std::result::Result<(), String>,
     },
 }
 
@@ -84,6 +89,7 @@ impl SessionActor {
                 let _ = reply.send(result);
                 self.run_next_turn().await;
             }
+            Work::AskDelivered { id, result } => self.on_ask_delivered(&id, result).await,
         }
     }
 

@@ -99,6 +99,25 @@ impl Turn {
         )
     }
 
+    /// OpenCode's `question` tool: one question with these option labels (in 1.18.33 the tool
+    /// has no say over typed answers: they are always allowed).
+    pub fn question(self, question: &str, header: &str, options: &[&str]) -> Self {
+        let options: Vec<Value> = options
+            .iter()
+            .map(
+                |label| serde_json::json!({"label": label, "description": format!("pick {label}")}),
+            )
+            .collect();
+        self.tool_call(
+            "question",
+            serde_json::json!({"questions": [{
+                "question": question,
+                "header": header,
+                "options": options,
+            }]}),
+        )
+    }
+
     /// OpenCode's `read` tool.
     pub fn read(self, file_path: &str) -> Self {
         self.tool_call("read", serde_json::json!({"filePath": file_path}))

@@ -101,6 +101,7 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
     config.idle_timeout = Duration::from_secs(sandbox.idle_timeout_minutes * 60);
     config.turn_inactivity_timeout =
         Duration::from_secs(sandbox.turn_inactivity_minutes.max(1) * 60);
+    config.ask_timeout = Duration::from_secs(sandbox.ask_timeout_seconds);
     config.lifetime = Duration::from_secs(sandbox.lifetime_minutes * 60);
     config.network = sandbox.network.policy();
     config

@@ -218,6 +218,36 @@ impl Output {
                     summary.files, summary.additions, summary.deletions
                 )));
             }
+            // The terminal client cannot answer (yet): it says what waits, and where to answer.
+            SessionEvent::PermissionAsked(ask) => {
+                let what = ask
+                    .command
+                    .clone()
+                    .or_else(|| ask.file.clone())
+                    .unwrap_or_else(|| ask.permission.clone());
+                self.line(&style.bold(&format!(
+                    "? the agent asks to run/change: {what} (answer in the browser)"
+                )));
+            }
+            SessionEvent::QuestionAsked(ask) => {
+                for question in &ask.questions {
+                    let options: Vec<&str> =
+                        question.options.iter().map(|o| o.label.as_str()).collect();
+                    self.line(&style.bold(&format!(
+                        "? {} [{}] (answer in the browser)",
+                        question.question,
+                        options.join(" / ")
+                    )));
+                }
+            }
+            SessionEvent::AskClosed(closed) => {
+                let by = closed
+                    .by
+                    .as_deref()
+                    .map(|by| format!(" by {by}"))
+                    .unwrap_or_default();
+                self.line(&style.dim(&format!("· answered: {:?}{by}", closed.outcome)));
+            }
             // Reasoning, todos, usage, empty queues and OpenCode's unmapped events are for the
             // web client and `--json`.
             _ => {}

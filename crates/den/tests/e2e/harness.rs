@@ -160,7 +160,8 @@ impl Den {
     }
 
     /// A den with `extra` appended to its configuration file (TOML); `{model_url}` in it names
-    /// the scripted model's base URL.
+    /// the scripted model's base URL. Lines of `extra` that start with `sandbox.` go into the
+    /// file's `[sandbox]` table (TOML allows a table once).
     pub(crate) async fn start_with(extra: &str) -> Self {
         Self::start_allowing(&[], extra).await
     }
@@ -213,10 +214,17 @@ impl Den {
         let config = data_dir.path().join("den.toml");
         let uid_base =
             3_000_000 + (u32::from_str_radix(&uuid_hex()[..4], 16).unwrap() % 1000) * 10_000;
+        let (sandbox_lines, extra_lines): (Vec<&str>, Vec<&str>) =
+            extra.lines().partition(|line| line.starts_with("sandbox."));
+        let sandbox_extra: String = sandbox_lines
+            .iter()
+            .map(|line| format!("{}\n", &line["sandbox.".len()..]))
+            .collect();
+        let extra = extra_lines.join("\n");
         let toml = format!(
             "listen = \"127.0.0.1:{port}\"\n\
              [repositories]\nlocal_roots = [\"{repos}\"]\nallowed_hosts = {allowed}\n\
-             [sandbox]\nnetwork = \"none\"\nmax_concurrent_starts = 4\ninstance = \"{instance}\"\nuid_base = {uid_base}\n\
+             [sandbox]\nnetwork = \"none\"\nmax_concurrent_starts = 4\ninstance = \"{instance}\"\nuid_base = {uid_base}\n{sandbox_extra}\
              [[providers]]\nname = \"{OPENAI_PROVIDER}\"\nkind = \"openai-compatible\"\nbase_url = \"{model_url}\"\nmodels = [\"{OPENAI_MODEL}\"]\n",
             repos = repos.path().display(),
             allowed = serde_json::to_string(allowed_hosts).unwrap(),

@@ -8,6 +8,7 @@
     reason = "these tests run den and git as processes"
 )]
 
+mod asks;
 mod changes;
 mod deletion;
 mod fork;
