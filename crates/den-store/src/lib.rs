@@ -12,6 +12,8 @@
 //! - [`crypto`]: AES-256-GCM sealing with versioned master keys.
 //! - `users`, `auth`, `sessions`, `events`, `secrets`: the tables, one module each.
 //! - `providers`: a person's model provider keys (sealed secrets) and own endpoints.
+//! - `leases`: nodes, session leases and the fencing epoch every actor write checks;
+//!   `queue`: the prompts waiting behind a session's running turn.
 //! - `usage`: metered model requests; `budgets`: each person's monthly spending caps.
 
 mod auth;
@@ -20,7 +22,9 @@ pub mod crypto;
 mod error;
 mod events;
 mod git_credentials;
+mod leases;
 mod providers;
+mod queue;
 mod secrets;
 mod sessions;
 mod usage;
@@ -40,6 +44,7 @@ pub use crypto::{Keyring, KeyringError};
 pub use error::{Result, StoreError};
 pub use events::StoredEvent;
 pub use git_credentials::GitCredential;
+pub use leases::{Fence, LeaseOutcome, LeaseRecord, NodeRecord};
 pub use providers::{KeyInfo, ModelEndpointRecord, NewModelEndpoint, key_fingerprint};
 pub use sessions::{NewSession, SessionCursor, SessionRecord};
 pub use usage::{NewUsage, UsageTotals};
