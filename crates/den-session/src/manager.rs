@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use den_protocol::events::{SessionEvent, SessionListUpdate, TurnOutcome};
+use den_protocol::events::SessionListUpdate;
 use den_protocol::sessions::SessionStatus;
 use den_sandbox::{ArtifactStore, LocalArtifactStore, SandboxRuntime};
 use den_store::{SessionRecord, Store, StoreError};
@@ -47,17 +47,59 @@ impl SessionManager {
         config: SessionConfig,
     ) -> Self {
         let (list, _) = broadcast::channel(1024);
+        let fence = den_store::Fence {
+            node: config.runner.clone(),
+            epoch: 0,
+        };
         let services = Services {
             store,
             runtime,
             artifacts,
             config: Arc::new(config),
             list,
+            fence,
+            cluster: Arc::default(),
         };
         Self {
             registry: Arc::new(Registry::new(services)),
             stopping: CancellationToken::new(),
         }
+    }
+
+    /// Joins the nodes sharing the database: registers this node (its name is the
+    /// configuration's `runner`) at `cluster.internal_url`, starts its heartbeat (lease
+    /// renewal) and, when a notifier is given, the relay of other nodes' events and session
+    /// list changes to this node's clients. Once only; the tasks end with [`Self::shutdown`].
+    pub async fn join_cluster(&self, cluster: crate::cluster::ClusterConfig) -> Result<()> {
+        let services = self.registry.services();
+        let store = &services.store;
+        store
+            .register_node(&services.config.runner, &cluster.internal_url)
+            .await?;
+        let hints = cluster.notifier.as_ref().map(|notifier| notifier.hints());
+        if services.cluster.set(cluster).is_err() {
+            return Err(SessionError::Internal(
+                "the node joined the cluster twice".to_owned(),
+            ));
+        }
+        let weak = Arc::downgrade(&self.registry);
+        tokio::spawn(crate::cluster::heartbeat_loop(
+            weak.clone(),
+            self.stopping.clone(),
+        ));
+        if let Some(hints) = hints {
+            tokio::spawn(crate::cluster::fanout::relay_loop(
+                weak,
+                hints,
+                self.stopping.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// This node's name among the nodes sharing the database.
+    pub fn node(&self) -> &str {
+        self.registry.node()
     }
 
     pub fn store(&self) -> &Store {
@@ -78,36 +120,45 @@ impl SessionManager {
         let services = self.registry.services();
         let store = &services.store;
         let stale = store.sessions_to_recover(&services.config.runner).await?;
+        let mut recovered = 0;
         for record in &stale {
-            let (live, _) = broadcast::channel(1);
-            let mut log = EventLog::new(store.clone(), record.id, live);
-            if let Some(turn_id) = unfinished_turn(store, record.id).await? {
-                let finished = SessionEvent::TurnFinished {
-                    turn_id,
-                    outcome: TurnOutcome::Interrupted,
-                    tokens: Default::default(),
-                    cost: 0.0,
-                    error: Some("den restarted while the turn ran".to_owned()),
-                };
-                log.append(finished).await?;
-            }
-            let (status, error) = match &record.snapshot_id {
-                Some(snapshot) if !snapshot_exists(services, snapshot).await => {
-                    store.set_session_agent_state(record.id, None, None).await?;
-                    let message = "the session's last snapshot is missing; the next prompt \
-                                   starts again from the repository"
-                        .to_owned();
-                    (SessionStatus::Error, Some(message))
-                }
-                Some(_) => (SessionStatus::Paused, None),
-                None => (SessionStatus::Idle, None),
+            // Another node may have taken it over already; then it is that node's.
+            let fence = match store
+                .acquire_lease(
+                    record.id,
+                    &services.config.runner,
+                    self.registry.lease_ttl(),
+                )
+                .await?
+            {
+                den_store::LeaseOutcome::Acquired(fence) => fence,
+                den_store::LeaseOutcome::Held { .. } => continue,
             };
-            store
-                .set_session_status(record.id, status, error.as_deref())
+            let record = store.session(record.id).await?;
+            let mut owned = services.clone();
+            owned.fence = fence.clone();
+            let (live, _) = broadcast::channel(1);
+            let mut log = EventLog::new(store.clone(), record.id, live).owned(
+                fence.clone(),
+                None,
+                services.notifier().cloned(),
+            );
+            if matches!(
+                record.status().ok(),
+                Some(SessionStatus::Starting | SessionStatus::Running)
+            ) {
+                crate::actor::ownership::close_abandoned(
+                    &owned,
+                    &mut log,
+                    &record,
+                    "den restarted while the turn ran",
+                )
                 .await?;
-            log.append(SessionEvent::Status { status, error }).await?;
+                recovered += 1;
+            }
+            store.release_lease(record.id, &fence).await?;
         }
-        Ok(stale.len())
+        Ok(recovered)
     }
 
     /// A handle to the owner's session. Another user's session is [`SessionError::NotFound`],
@@ -127,6 +178,9 @@ impl SessionManager {
 
     /// Tells the owner's open session lists that `record` was created or changed.
     pub fn announce(&self, record: &SessionRecord) {
+        if let Some(notifier) = self.registry.services().notifier() {
+            notifier.list_changed(record.owner_id, record.id);
+        }
         if let Ok(session) = record.to_protocol() {
             let change = ListChange {
                 owner_id: record.owner_id,
@@ -173,40 +227,4 @@ impl SessionManager {
     pub fn end_connections(&self) {
         self.stopping.cancel();
     }
-}
-
-/// Whether a recorded snapshot can still be restored.
-async fn snapshot_exists(services: &Services, recorded: &str) -> bool {
-    if crate::workspace::is_legacy_snapshot_path(recorded) {
-        return tokio::fs::metadata(recorded).await.is_ok();
-    }
-    services.artifacts.fetch(recorded).await.is_ok()
-}
-
-/// The id of the last turn that started and did not finish, if any.
-async fn unfinished_turn(store: &Store, session_id: Uuid) -> Result<Option<String>> {
-    let mut open: Option<String> = None;
-    let mut after = 0;
-    loop {
-        let page = store.events_after(session_id, after, 1000).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = last.seq;
-        for stored in page {
-            match stored.kind.as_str() {
-                "turn_started" => {
-                    open = stored
-                        .payload
-                        .0
-                        .get("turnId")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned)
-                }
-                "turn_finished" => open = None,
-                _ => {}
-            }
-        }
-    }
-    Ok(open)
 }

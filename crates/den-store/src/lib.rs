@@ -23,6 +23,7 @@ mod error;
 mod events;
 mod git_credentials;
 mod leases;
+pub mod notify;
 mod providers;
 mod queue;
 mod secrets;
