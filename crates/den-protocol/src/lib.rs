@@ -19,6 +19,7 @@
 
 pub mod auth;
 pub mod changes;
+pub mod cluster;
 pub mod credentials;
 pub mod error;
 pub mod events;

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub allow_private_endpoints: bool,
     /// den's default monthly model spending cap per person, in US dollars (`budget`).
     pub monthly_budget_usd: Option<f64>,
+    /// The secret den nodes present to each other (forwarded commands); `None`: the node
+    /// routes refuse everyone.
+    pub node_secret: Option<crate::cluster::NodeSecret>,
 }
 
 impl ServerConfig {
@@ -58,6 +61,7 @@ impl ServerConfig {
             catalog: den_session::Catalog::builtin(),
             allow_private_endpoints: false,
             monthly_budget_usd: None,
+            node_secret: None,
         }
     }
 }
@@ -157,6 +161,19 @@ impl AppState {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// Whether the request carries the node-to-node secret.
+    pub(crate) fn is_node(&self, headers: &axum::http::HeaderMap) -> bool {
+        let (Some(secret), Some(presented)) = (
+            self.inner.config.node_secret.as_ref(),
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok()),
+        ) else {
+            return false;
+        };
+        secret.matches(presented)
     }
 
     pub(crate) fn serves_https(&self) -> bool {

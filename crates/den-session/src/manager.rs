@@ -97,6 +97,15 @@ impl SessionManager {
         Ok(())
     }
 
+    /// Removes this node's registration (after [`Self::shutdown`], which handed its leases
+    /// back).
+    pub async fn leave_cluster(&self) {
+        let services = self.registry.services();
+        if let Err(err) = services.store.remove_node(&services.config.runner).await {
+            tracing::warn!(error = %err, "cannot remove this node's registration");
+        }
+    }
+
     /// This node's name among the nodes sharing the database.
     pub fn node(&self) -> &str {
         self.registry.node()

@@ -158,6 +158,11 @@ impl Store {
         Ok(())
     }
 
+    /// A secret derived from the master key for `purpose` (see [`Keyring::derive_secret`]).
+    pub fn derive_secret(&self, purpose: &str) -> zeroize::Zeroizing<String> {
+        self.keyring.derive_secret(purpose)
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
@@ -170,6 +175,30 @@ impl Store {
     pub async fn close(&self) {
         with_pool!(self, |pool| pool.close().await);
     }
+}
+
+/// Creates an empty PostgreSQL database `name` on the server of `admin_url` and returns its
+/// URL (for `den bench cluster`, which runs its nodes on a scratch database). `name` must be a
+/// plain identifier.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String> {
+    use sqlx::Connection;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Corrupt(format!("database name {name:?}")));
+    }
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(StoreError::Connect)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await?;
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .ok_or(StoreError::UnsupportedUrl)?;
+    Ok(format!("{base}/{name}"))
 }
 
 /// The current time at the precision both backends keep (microseconds), so a value read back

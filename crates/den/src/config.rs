@@ -42,6 +42,19 @@ pub(crate) struct Settings {
     /// Model providers OpenCode reaches through den's gateway.
     pub(crate) providers: Vec<ProviderSettings>,
     pub(crate) models: ModelSettings,
+    pub(crate) cluster: ClusterSettings,
+}
+
+/// Several den nodes on one PostgreSQL database (docs/config.md, "[cluster]").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterSettings {
+    /// How long a node owns a session without renewing (renewed every third of it); another
+    /// node takes a dead node's sessions over after this long.
+    pub(crate) lease_ttl_ms: u64,
+    /// Where the other nodes reach this one (forwarded commands); defaults to
+    /// `http://<listen>`, which must then be an address they can reach.
+    pub(crate) internal_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,7 +269,8 @@ impl Settings {
             .set_default("sandbox.turn_inactivity_minutes", 30)?
             .set_default("sandbox.network", "internet")?
             .set_default("providers", Vec::<String>::new())?
-            .set_default("models.allow_private_endpoints", false)?;
+            .set_default("models.allow_private_endpoints", false)?
+            .set_default("cluster.lease_ttl_ms", 15_000)?;
         if let Some(file) = &overrides.config {
             anyhow::ensure!(
                 file.exists(),

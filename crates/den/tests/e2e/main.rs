@@ -9,6 +9,7 @@
 )]
 
 mod changes;
+mod cluster;
 mod deletion;
 mod git_gateway;
 mod harness;
