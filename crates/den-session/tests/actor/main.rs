@@ -11,6 +11,7 @@
 
 mod fake_runtime;
 mod invariants;
+mod takeover;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -46,7 +46,7 @@ pub(crate) async fn run(settings: &Settings, quick: bool) -> anyhow::Result<Vec<
         )?;
     let deltas = if quick { 100 } else { 200 };
     let model = BenchModel::start(deltas, Duration::from_millis(10)).await?;
-    let mut cluster = Cluster::start(&admin_url, &model).await?;
+    let mut cluster = Cluster::start(settings, &admin_url, &model).await?;
     let result = measure(&mut cluster, &model, quick).await;
     cluster.stop().await;
     result
@@ -204,9 +204,14 @@ fn den_command(node: &Node) -> anyhow::Result<tokio::process::Command> {
         .arg(&node.config)
         .arg("--database-url")
         .arg(&node.database_url)
-        .env("DEN_LOG", "warn")
-        .env_remove("DEN_DATABASE_URL")
         .kill_on_drop(true);
+    // The bench's own settings came from these; each node has its own in its file.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("DEN_") && name != "DEN_OPENCODE_BIN" {
+            command.env_remove(name);
+        }
+    }
+    command.env("DEN_LOG", "warn");
     Ok(command)
 }
 
@@ -260,17 +265,26 @@ impl Node {
 struct Cluster {
     nodes: Vec<Node>,
     repos: tempfile::TempDir,
+    /// The snapshot directory every node shares.
+    _snapshots: tempfile::TempDir,
     http: reqwest::Client,
 }
 
 impl Cluster {
-    async fn start(admin_url: &str, model: &BenchModel) -> anyhow::Result<Self> {
+    /// Node `n` runs sandbox instance `<instance>c<n>` with uids from `uid_base + n × 10000`
+    /// (the settings' own), so the bench meets no other den on the machine.
+    async fn start(
+        settings: &Settings,
+        admin_url: &str,
+        model: &BenchModel,
+    ) -> anyhow::Result<Self> {
         super::den::raise_fd_limit();
         let database_url = fresh_database(admin_url).await?;
         let repos = tempfile::tempdir()?;
         traversable(repos.path())?;
         let mut nodes: Vec<Node> = Vec::new();
-        let snapshots = tempfile::tempdir()?.keep();
+        let snapshots = tempfile::tempdir()?;
+        traversable(snapshots.path())?;
         for n in 0..NODES {
             let data_dir = tempfile::tempdir()?;
             traversable(data_dir.path())?;
@@ -281,7 +295,7 @@ impl Cluster {
                 )?;
             }
             // Nodes on one machine share the local snapshot directory.
-            std::os::unix::fs::symlink(&snapshots, data_dir.path().join("snapshots"))?;
+            std::os::unix::fs::symlink(snapshots.path(), data_dir.path().join("snapshots"))?;
             let port = std::net::TcpListener::bind("127.0.0.1:0")?
                 .local_addr()?
                 .port();
@@ -291,11 +305,12 @@ impl Cluster {
                 format!(
                     "listen = \"127.0.0.1:{port}\"\n\
                      [repositories]\nlocal_roots = [\"{repos}\"]\n\
-                     [sandbox]\nnetwork = \"none\"\ninstance = \"denclu{n}\"\nuid_base = {uid}\n\
+                     [sandbox]\nnetwork = \"none\"\ninstance = \"{instance}c{n}\"\nuid_base = {uid}\n\
                      [cluster]\nlease_ttl_ms = {LEASE_TTL_MS}\n\
                      [[providers]]\nname = \"{provider}\"\nkind = \"openai-compatible\"\nbase_url = \"{url}\"\nmodels = [\"{model}\"]\n",
                     repos = repos.path().display(),
-                    uid = 2_830_000 + n * 10_000,
+                    instance = settings.sandbox.instance,
+                    uid = settings.sandbox.uid_base as usize + n * 10_000,
                     provider = model::PROVIDER,
                     url = model.base_url(),
                     model = model::MODEL,
@@ -317,6 +332,7 @@ impl Cluster {
         Ok(Self {
             nodes,
             repos,
+            _snapshots: snapshots,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()?,
