@@ -203,11 +203,21 @@ async fn an_owner_paused_past_its_lease_is_fenced_out_and_stops_its_actor() {
 }
 
 #[tokio::test]
-async fn a_node_whose_database_listener_is_killed_recovers_it_and_misses_nothing() {
+async fn a_node_whose_database_listener_is_killed_recovers_it_and_misses_nothing_and_session_lists_follow_other_nodes()
+ {
     let a = Den::start_first_node(SHORT_LEASE).await;
     let b = Den::join(&a, SHORT_LEASE).await;
+    // B's live session list hears of a session created through A.
+    let list_on_b = b.stream("/api/sessions/stream").await;
     a.model.push(Turn::text("first answer"));
     let session = a.create_session(Some("first")).await;
+    let frames = crate::turns::sse_frames(list_on_b, |_, data| data.contains(&session)).await;
+    let update: den_protocol::events::SessionListUpdate =
+        serde_json::from_str(&frames.last().unwrap().2).unwrap();
+    assert!(
+        matches!(update, den_protocol::events::SessionListUpdate::Upsert { session: ref s } if s.id.to_string() == session),
+        "{update:?}"
+    );
     let mut on_b = b.connect(&session, 0).await;
     on_b.until_turn_finished().await;
 
