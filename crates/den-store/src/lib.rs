@@ -201,6 +201,27 @@ pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<Str
     Ok(format!("{base}/{name}"))
 }
 
+/// Drops the PostgreSQL database `name` that [`create_postgres_database`] made.
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
+    use sqlx::Connection;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Corrupt(format!("database name {name:?}")));
+    }
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(StoreError::Connect)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    Ok(())
+}
+
 /// The current time at the precision both backends keep (microseconds), so a value read back
 /// equals the value written.
 pub fn now() -> DateTime<Utc> {

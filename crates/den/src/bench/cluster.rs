@@ -46,9 +46,20 @@ pub(crate) async fn run(settings: &Settings, quick: bool) -> anyhow::Result<Vec<
         )?;
     let deltas = if quick { 100 } else { 200 };
     let model = BenchModel::start(deltas, Duration::from_millis(10)).await?;
-    let mut cluster = Cluster::start(settings, &admin_url, &model).await?;
-    let result = measure(&mut cluster, &model, quick).await;
-    cluster.stop().await;
+    let name = format!("den_bench_{}", uuid::Uuid::new_v4().simple());
+    let database_url = den_store::create_postgres_database(&admin_url, &name)
+        .await
+        .context("creating the bench database")?;
+    let result = async {
+        let mut cluster = Cluster::start(settings, &database_url, &model).await?;
+        let result = measure(&mut cluster, &model, quick).await;
+        cluster.stop().await;
+        result
+    }
+    .await;
+    if let Err(err) = den_store::drop_postgres_database(&admin_url, &name).await {
+        eprintln!("could not drop the bench database {name}: {err}");
+    }
     result
 }
 
@@ -275,11 +286,11 @@ impl Cluster {
     /// (the settings' own), so the bench meets no other den on the machine.
     async fn start(
         settings: &Settings,
-        admin_url: &str,
+        database_url: &str,
         model: &BenchModel,
     ) -> anyhow::Result<Self> {
         super::den::raise_fd_limit();
-        let database_url = fresh_database(admin_url).await?;
+        let database_url = database_url.to_owned();
         let repos = tempfile::tempdir()?;
         traversable(repos.path())?;
         let mut nodes: Vec<Node> = Vec::new();
@@ -497,13 +508,6 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-async fn fresh_database(admin_url: &str) -> anyhow::Result<String> {
-    let name = format!("den_bench_{}", uuid::Uuid::new_v4().simple());
-    den_store::create_postgres_database(admin_url, &name)
-        .await
-        .context("creating the bench database")
 }
 
 async fn add_user(node: &Node) -> anyhow::Result<()> {
