@@ -327,7 +327,7 @@ impl Settings {
     /// to work (no sandbox could ever start), naming the key and its range.
     fn check_ranges(&self) -> anyhow::Result<()> {
         const YEAR_MINUTES: u64 = 365 * 24 * 60;
-        let checks: [(&str, u64, std::ops::RangeInclusive<u64>); 10] = [
+        let checks: [(&str, u64, std::ops::RangeInclusive<u64>); 11] = [
             (
                 "auth.session_ttl_hours",
                 self.auth.session_ttl_hours,
@@ -369,6 +369,13 @@ impl Settings {
                 "sandbox.uid_base",
                 u64::from(self.sandbox.uid_base),
                 1..=u64::from(u32::MAX - 100_000),
+            ),
+            // Renewed every third of it: shorter than this, a node would spend its time
+            // renewing and lose sessions to a slow database round trip.
+            (
+                "cluster.lease_ttl_ms",
+                self.cluster.lease_ttl_ms,
+                300..=3_600_000,
             ),
         ];
         for (key, value, range) in checks {
@@ -492,6 +499,10 @@ mod tests {
             (
                 "[sandbox]\ncpus = nan\n",
                 "sandbox.cpus is NaN; it must be 0.01 to 1024",
+            ),
+            (
+                "[cluster]\nlease_ttl_ms = 0\n",
+                "cluster.lease_ttl_ms is 0; it must be 300 to 3600000",
             ),
         ] {
             let err = load_file(text).unwrap_err();

@@ -133,7 +133,7 @@ pub(crate) async fn start(
         .context("building the node-to-node HTTP client")?;
     manager
         .join_cluster(den_session::cluster::ClusterConfig {
-            lease_ttl: Duration::from_millis(settings.cluster.lease_ttl_ms.max(300)),
+            lease_ttl: Duration::from_millis(settings.cluster.lease_ttl_ms),
             internal_url,
             forwarder: Some(Arc::new(forwarder)),
             notifier,
