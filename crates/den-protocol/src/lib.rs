@@ -24,6 +24,7 @@
 pub mod asks;
 pub mod auth;
 pub mod changes;
+pub mod cluster;
 pub mod credentials;
 pub mod error;
 pub mod events;

@@ -108,6 +108,9 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => Self::NotFound,
             StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
+            StoreError::Fenced => {
+                Self::Unavailable("the session moved to another den node; try again".to_owned())
+            }
             StoreError::UnsupportedUrl
             | StoreError::Connect(_)
             | StoreError::Migrate(_)
@@ -152,6 +155,11 @@ impl From<SessionError> for ApiError {
                 Self::Unavailable("the session is shutting down; try again".to_owned())
             }
             SessionError::AgentUnreachable(message) => Self::BadGateway(message),
+            // Diff, push, rename and delete are not forwarded: the owning node answers them.
+            SessionError::OwnedElsewhere { .. } => Self::Unavailable(
+                "the session runs on another den node; ask that node or try again".to_owned(),
+            ),
+            SessionError::NodeUnavailable(message) => Self::Unavailable(message),
             SessionError::Store(err) => Self::from(err),
             SessionError::Snapshot(_)
             | SessionError::Internal(_)

@@ -16,6 +16,7 @@
 pub mod accounts;
 mod auth;
 pub mod budget;
+pub mod cluster;
 mod error;
 mod extract;
 mod gateway;

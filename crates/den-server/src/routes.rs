@@ -5,6 +5,7 @@ mod auth;
 mod branches;
 mod budget;
 mod changes;
+mod cluster;
 mod credentials;
 mod fork;
 mod github_link;
@@ -63,6 +64,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "models", description = "Models, provider keys and personal model endpoints"),
         (name = "git", description = "Credentials for git hosts and the repositories a person can use"),
         (name = "ops", description = "Health, readiness, metrics and this document"),
+        (name = "cluster", description = "Between den nodes sharing one database (not for people's clients)"),
     )
 )]
 struct ApiDoc;
@@ -74,6 +76,11 @@ impl Modify for SecuritySchemes {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // The secret den nodes derive from their shared master key, as a bearer token.
+        components.add_security_scheme(
+            "node",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
         components.add_security_scheme(
@@ -105,6 +112,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(share_links::router())
         .merge(terminal::router())
         .merge(asks::router())
+        .merge(cluster::router())
 }
 
 /// The OpenAPI document of every route (built once).

@@ -44,6 +44,9 @@ pub struct ServerConfig {
     /// the session is created, so a repository that cannot be cloned is refused up front
     /// (default true). Only test servers that run no sessions turn it off.
     pub check_repository_reachable: bool,
+    /// The secret den nodes present to each other (forwarded commands); `None`: the node
+    /// routes refuse everyone.
+    pub node_secret: Option<crate::cluster::NodeSecret>,
 }
 
 impl ServerConfig {
@@ -63,6 +66,7 @@ impl ServerConfig {
             allow_private_endpoints: false,
             monthly_budget_usd: None,
             check_repository_reachable: true,
+            node_secret: None,
         }
     }
 }
@@ -169,6 +173,19 @@ impl AppState {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// Whether the request carries the node-to-node secret.
+    pub(crate) fn is_node(&self, headers: &axum::http::HeaderMap) -> bool {
+        let (Some(secret), Some(presented)) = (
+            self.inner.config.node_secret.as_ref(),
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok()),
+        ) else {
+            return false;
+        };
+        secret.matches(presented)
     }
 
     pub(crate) fn serves_https(&self) -> bool {

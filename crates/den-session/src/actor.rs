@@ -11,6 +11,7 @@
 mod asks;
 mod changes;
 mod lifecycle;
+pub(crate) mod ownership;
 mod turn;
 mod work;
 
@@ -53,6 +54,29 @@ pub(crate) struct Services {
     pub(crate) artifacts: Arc<dyn ArtifactStore>,
     pub(crate) config: Arc<SessionConfig>,
     pub(crate) list: broadcast::Sender<ListChange>,
+    /// The lease this actor writes under (the registry's template holds epoch 0, which no
+    /// lease ever has: a write with it is refused).
+    pub(crate) fence: den_store::Fence,
+    /// Set once when the node joins the cluster (forwarding, notifier, lease TTL).
+    pub(crate) cluster: Arc<std::sync::OnceLock<crate::cluster::ClusterConfig>>,
+}
+
+impl Services {
+    pub(crate) fn cluster(&self) -> Option<&crate::cluster::ClusterConfig> {
+        self.cluster.get()
+    }
+
+    pub(crate) fn notifier(&self) -> Option<&Arc<dyn crate::cluster::Notifier>> {
+        self.cluster().and_then(|c| c.notifier.as_ref())
+    }
+}
+
+/// What the registry hands a new actor: the session's live broadcast and relay floor, and the
+/// token cancelled when its lease is lost.
+pub(crate) struct Wiring {
+    pub(crate) live: LiveSender,
+    pub(crate) floor: Arc<std::sync::atomic::AtomicI64>,
+    pub(crate) lost: tokio_util::sync::CancellationToken,
 }
 
 /// A step of a start in the background, for the actor to record.
@@ -149,6 +173,10 @@ pub(crate) struct SessionActor {
     idle_deadline: Option<Instant>,
     /// Permission asks and questions waiting for the person.
     asks: asks::PendingAsks,
+    /// Cancelled when this node no longer holds the session's lease.
+    lost: tokio_util::sync::CancellationToken,
+    /// The queue as last stored, so only a change is written.
+    persisted_queue: Vec<QueuedPrompt>,
 }
 
 /// Where a start records the sandbox it created (see `SessionActor::starting_sandbox`).
@@ -165,6 +193,8 @@ enum Wake {
     Idle,
     TurnInactive,
     AskExpired,
+    /// The heartbeat found the lease gone (or could not renew it in time).
+    LeaseLost,
 }
 
 /// Starts the actor of `record` and returns its mailbox. `live` is the session's live
@@ -173,14 +203,18 @@ pub(crate) fn spawn(
     services: Services,
     registry: Weak<Registry>,
     record: SessionRecord,
-    live_tx: LiveSender,
+    wiring: Wiring,
 ) -> mpsc::Sender<Command> {
     let (commands_tx, commands) = mpsc::channel(MAILBOX);
     let mailbox = commands_tx.downgrade();
     let span = tracing::info_span!("session", session.id = %record.id);
     tokio::spawn(
         async move {
-            let log = EventLog::new(services.store.clone(), record.id, live_tx);
+            let log = EventLog::new(services.store.clone(), record.id, wiring.live).owned(
+                services.fence.clone(),
+                Some(wiring.floor),
+                services.notifier().cloned(),
+            );
             let (progress_tx, progress_rx) = mpsc::unbounded_channel();
             let (work_tx, work_rx) = mpsc::unbounded_channel();
             let actor = SessionActor {
@@ -210,6 +244,8 @@ pub(crate) fn spawn(
                 prompt_title: None,
                 idle_deadline: None,
                 asks: asks::PendingAsks::default(),
+                lost: wiring.lost,
+                persisted_queue: Vec::new(),
             };
             actor.run(registry, mailbox).await;
         }
@@ -220,7 +256,12 @@ pub(crate) fn spawn(
 
 impl SessionActor {
     async fn run(mut self, registry: Weak<Registry>, mailbox: mpsc::WeakSender<Command>) {
+        self.take_over().await;
         let ended = loop {
+            if self.fenced() {
+                self.abandon().await;
+                break true;
+            }
             let wake = self.wait().await;
             let keep_going = match wake {
                 Wake::Command(None) => false,
@@ -263,7 +304,16 @@ impl SessionActor {
                     self.expire_asks().await;
                     true
                 }
+                Wake::LeaseLost => {
+                    self.log.mark_fenced();
+                    true
+                }
             };
+            if self.fenced() {
+                self.abandon().await;
+                break true;
+            }
+            self.persist_queue().await;
             if !keep_going {
                 break true;
             }
@@ -274,6 +324,14 @@ impl SessionActor {
                 break false;
             }
         };
+        if !self.fenced() && !self.deleted {
+            // Handed back at once, so another node need not wait for it to expire.
+            let _ = self
+                .services
+                .store
+                .release_lease(self.record.id, &self.services.fence)
+                .await;
+        }
         if let Some(registry) = registry.upgrade() {
             if self.deleted {
                 // Its clients are disconnected: the live side goes with the session.
@@ -292,7 +350,7 @@ impl SessionActor {
         if !ended
             && !leftover.is_empty()
             && let Some(registry) = registry.upgrade()
-            && let Ok(successor) = registry.restart(self.record.clone())
+            && let Ok(successor) = registry.restart(self.record.clone()).await
         {
             for command in leftover {
                 let _ = successor.send(command).await;
@@ -323,6 +381,7 @@ impl SessionActor {
         let work = &mut self.work_rx;
         let starting = &mut self.starting;
         let live = &mut self.live;
+        let lost = &self.lost;
         let idle_deadline = self
             .idle_deadline
             .filter(|_| self.turn.is_none() && self.pausing.is_none());
@@ -360,6 +419,7 @@ impl SessionActor {
             () = sleep_until(idle_deadline) => Wake::Idle,
             () = sleep_until(turn_deadline) => Wake::TurnInactive,
             () = sleep_until(ask_deadline) => Wake::AskExpired,
+            () = lost.cancelled() => Wake::LeaseLost,
         }
     }
 
@@ -396,10 +456,19 @@ impl SessionActor {
         match self
             .services
             .store
-            .set_session_status(self.record.id, status, error.as_deref())
+            .set_session_status_fenced(
+                self.record.id,
+                &self.services.fence,
+                status,
+                error.as_deref(),
+            )
             .await
         {
             Ok(record) => self.record = record,
+            Err(den_store::StoreError::Fenced) => {
+                self.log.mark_fenced();
+                return;
+            }
             Err(err) => {
                 tracing::error!(error = %err, ?status, "cannot save the session's status");
                 return;
@@ -414,8 +483,11 @@ impl SessionActor {
         self.announce();
     }
 
-    /// Pushes the session's current record to its owner's session lists.
+    /// Pushes the session's current record to its owner's session lists (on every node).
     fn announce(&self) {
+        if let Some(notifier) = self.services.notifier() {
+            notifier.list_changed(self.record.owner_id, self.record.id);
+        }
         if let Ok(session) = self.record.to_protocol() {
             let update = den_protocol::events::SessionListUpdate::Upsert { session };
             let _ = self.services.list.send(ListChange {

@@ -21,6 +21,17 @@ pub enum SessionError {
     /// The session's actor stopped (den is shutting down, or the session was deleted).
     #[error("the session is no longer running")]
     ActorGone,
+    /// Another node owns the session (holds its unexpired lease): the command must go there.
+    #[error("the session runs on another den node ({node})")]
+    OwnedElsewhere {
+        node: String,
+        /// Where that node takes forwarded commands (`None`: it has not registered).
+        internal_url: Option<String>,
+    },
+    /// The node owning the session cannot be reached now (it may be stopping or dead: once
+    /// its lease expires any node takes the session over).
+    #[error("{0}")]
+    NodeUnavailable(String),
     /// The agent did not answer, or den lost its connection to it (a fault on den's side of
     /// the request, not the caller's).
     #[error("{0}")]

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
 use den_protocol::events::{SequencedEvent, ServerMessage, SessionEvent};
@@ -67,6 +68,13 @@ pub(crate) struct EventLog {
     session_id: Uuid,
     store: Store,
     live: LiveSender,
+    /// The lease every append checks (`None` only in this module's tests).
+    fence: Option<den_store::Fence>,
+    /// The relay's floor (see the registry): moved past what this log broadcast itself.
+    floor: Option<Arc<AtomicI64>>,
+    notifier: Option<Arc<dyn crate::cluster::Notifier>>,
+    /// An append was refused: this node no longer owns the session.
+    fenced: bool,
 }
 
 /// How often an append retries when another writer took the same sequence number.
@@ -78,7 +86,33 @@ impl EventLog {
             session_id,
             store,
             live,
+            fence: None,
+            floor: None,
+            notifier: None,
+            fenced: false,
         }
+    }
+
+    /// Appends only under `fence`, and tells `notifier` (the other nodes) of each append.
+    pub(crate) fn owned(
+        mut self,
+        fence: den_store::Fence,
+        floor: Option<Arc<AtomicI64>>,
+        notifier: Option<Arc<dyn crate::cluster::Notifier>>,
+    ) -> Self {
+        self.fence = Some(fence);
+        self.floor = floor;
+        self.notifier = notifier;
+        self
+    }
+
+    pub(crate) fn is_fenced(&self) -> bool {
+        self.fenced
+    }
+
+    /// This node no longer owns the session: nothing more is appended.
+    pub(crate) fn mark_fenced(&mut self) {
+        self.fenced = true;
     }
 
     /// Stores `event` under the next sequence number (the database picks it), then sends it to
@@ -89,16 +123,37 @@ impl EventLog {
             serde_json::to_value(&event).map_err(|err| SessionError::Encode(err.to_string()))?;
         // One timestamp for the stored and the broadcast copy, so a replay equals the live event.
         let at = den_store::now();
+        if self.fenced {
+            return Err(den_store::StoreError::Fenced.into());
+        }
         let mut attempt = 0;
         let seq = loop {
             attempt += 1;
-            match self
-                .store
-                .append_next_event(self.session_id, event.kind(), &payload, at)
-                .await
-            {
+            let appended = match &self.fence {
+                Some(fence) => {
+                    self.store
+                        .append_next_event_fenced(
+                            self.session_id,
+                            fence,
+                            event.kind(),
+                            &payload,
+                            at,
+                        )
+                        .await
+                }
+                None => {
+                    self.store
+                        .append_next_event(self.session_id, event.kind(), &payload, at)
+                        .await
+                }
+            };
+            match appended {
                 Ok(seq) => break seq,
                 Err(den_store::StoreError::Conflict(_)) if attempt < APPEND_ATTEMPTS => {}
+                Err(den_store::StoreError::Fenced) => {
+                    self.fenced = true;
+                    return Err(den_store::StoreError::Fenced.into());
+                }
                 Err(err) => return Err(err.into()),
             }
         };
@@ -106,6 +161,12 @@ impl EventLog {
         let encoded = Arc::new(EncodedEvent::new(sequenced.clone())?);
         // No receiver is fine: nobody is watching right now.
         let _ = self.live.send(encoded);
+        if let Some(floor) = &self.floor {
+            floor.fetch_max(seq, Ordering::AcqRel);
+        }
+        if let Some(notifier) = &self.notifier {
+            notifier.events_stored(self.session_id, seq);
+        }
         Ok(sequenced)
     }
 }
@@ -141,6 +202,9 @@ pub struct EventSubscription {
     replaying: bool,
     /// Whether the end of the initial replay was announced.
     caught_up_sent: bool,
+    /// The relay's floor: lowered to where this subscription caught up, so events another
+    /// node stores after that reach it.
+    floor: Option<Arc<AtomicI64>>,
 }
 
 /// What a subscription yields.
@@ -168,7 +232,13 @@ impl EventSubscription {
             pending: VecDeque::new(),
             replaying: true,
             caught_up_sent: false,
+            floor: None,
         }
+    }
+
+    pub(crate) fn with_floor(mut self, floor: Arc<AtomicI64>) -> Self {
+        self.floor = Some(floor);
+        self
     }
 
     /// The next event (or the one-time end-of-replay marker); `None` when the session's
@@ -194,6 +264,9 @@ impl EventSubscription {
                 match self.fill_from_store().await {
                     Ok(0) => {
                         self.replaying = false;
+                        if let Some(floor) = &self.floor {
+                            floor.fetch_min(self.cursor, Ordering::AcqRel);
+                        }
                         if !self.caught_up_sent {
                             self.caught_up_sent = true;
                             return Some(Ok(Delivery::CaughtUp { seq: self.cursor }));

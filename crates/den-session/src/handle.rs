@@ -185,33 +185,66 @@ impl SessionHandle {
     }
 
     /// Runs one client command, the same way whether it came over REST or the WebSocket.
+    /// A session another den node owns gets the command there (forwarded); one whose node
+    /// died is taken over here.
     pub async fn dispatch(&self, command: SessionCommand) -> Result<CommandOutcome> {
-        Ok(match command {
-            SessionCommand::Prompt { text, model } => {
-                CommandOutcome::Prompt(self.prompt_with_model(text, model).await?)
+        match self.dispatch_here(command.clone()).await {
+            Err(SessionError::OwnedElsewhere {
+                node,
+                internal_url: Some(url),
+            }) => {
+                let forwarder = self
+                    .registry
+                    .services()
+                    .cluster()
+                    .and_then(|cluster| cluster.forwarder.clone())
+                    .ok_or_else(|| {
+                        SessionError::NodeUnavailable(format!(
+                            "the session runs on den node {node}, which this node cannot reach"
+                        ))
+                    })?;
+                forwarder
+                    .forward(url, self.owner_id, self.id, command)
+                    .await
             }
+            Err(SessionError::OwnedElsewhere { node, .. }) => Err(SessionError::NodeUnavailable(
+                format!("the session runs on den node {node}, which is not answering yet"),
+            )),
+            other => other,
+        }
+    }
+
+    /// Runs a command forwarded by another node: here or nowhere (never forwarded again, so
+    /// two nodes that disagree for a moment cannot bounce it between them).
+    pub async fn dispatch_here(&self, command: SessionCommand) -> Result<CommandOutcome> {
+        Ok(match command {
+            SessionCommand::Prompt { text, model } => CommandOutcome::Prompt(
+                self.ask(|reply| Command::Prompt { text, model, reply })
+                    .await?,
+            ),
             SessionCommand::Abort => {
-                self.abort().await?;
+                self.ask(|reply| Command::Abort { reply }).await?;
                 CommandOutcome::Done
             }
             SessionCommand::Pause => {
-                self.pause().await?;
+                self.ask(|reply| Command::Pause { reply }).await?;
                 CommandOutcome::Done
             }
             SessionCommand::Resume => {
-                self.resume().await?;
+                self.ask(|reply| Command::Resume { reply }).await?;
                 CommandOutcome::Done
             }
             SessionCommand::Dequeue { id } => {
-                self.dequeue(id).await?;
+                self.ask(|reply| Command::Dequeue { id, reply }).await?;
                 CommandOutcome::Done
             }
             SessionCommand::EditQueued { id, text } => {
-                self.edit_queued(id, text).await?;
+                self.ask(|reply| Command::EditQueued { id, text, reply })
+                    .await?;
                 CommandOutcome::Done
             }
             SessionCommand::ClearQueue => {
-                self.clear_queue().await?;
+                self.ask(|reply| Command::ClearQueue { reply }).await?;
                 CommandOutcome::Done
             }
             SessionCommand::Answer { ask_id, reply, by } => {
@@ -245,37 +278,47 @@ impl SessionHandle {
         text: String,
         model: Option<String>,
     ) -> Result<PromptAccepted> {
-        self.ask(|reply| Command::Prompt { text, model, reply })
-            .await
+        match self
+            .dispatch(SessionCommand::Prompt { text, model })
+            .await?
+        {
+            CommandOutcome::Prompt(accepted) => Ok(accepted),
+            CommandOutcome::Done => Err(SessionError::Internal(
+                "a prompt was answered without its acceptance".to_owned(),
+            )),
+        }
     }
 
     /// Stops the running turn (no-op when none runs).
     pub async fn abort(&self) -> Result<()> {
-        self.ask(|reply| Command::Abort { reply }).await
+        self.dispatch(SessionCommand::Abort).await.map(drop)
     }
 
     /// Snapshots and stops the sandbox.
     pub async fn pause(&self) -> Result<()> {
-        self.ask(|reply| Command::Pause { reply }).await
+        self.dispatch(SessionCommand::Pause).await.map(drop)
     }
 
     /// Restores the last snapshot and starts the agent, without a prompt.
     pub async fn resume(&self) -> Result<()> {
-        self.ask(|reply| Command::Resume { reply }).await
+        self.dispatch(SessionCommand::Resume).await.map(drop)
     }
 
     pub async fn dequeue(&self, id: String) -> Result<()> {
-        self.ask(|reply| Command::Dequeue { id, reply }).await
+        self.dispatch(SessionCommand::Dequeue { id })
+            .await
+            .map(drop)
     }
 
     pub async fn clear_queue(&self) -> Result<()> {
-        self.ask(|reply| Command::ClearQueue { reply }).await
+        self.dispatch(SessionCommand::ClearQueue).await.map(drop)
     }
 
     /// Replaces the text of a queued prompt (one that has not started).
     pub async fn edit_queued(&self, id: String, text: String) -> Result<()> {
-        self.ask(|reply| Command::EditQueued { id, text, reply })
+        self.dispatch(SessionCommand::EditQueued { id, text })
             .await
+            .map(drop)
     }
 
     pub async fn rename(&self, title: String) -> Result<()> {
@@ -335,11 +378,7 @@ impl SessionHandle {
         // Subscribing before the subscription reads history is what closes the gap between
         // the two; `EventSubscription` skips what it already replayed.
         let store = self.registry.services().store.clone();
-        EventSubscription::new(
-            self.id,
-            store,
-            self.registry.live(self.id).subscribe(),
-            after,
-        )
+        let (live, floor) = self.registry.live(self.id);
+        EventSubscription::new(self.id, store, live.subscribe(), after).with_floor(floor)
     }
 }

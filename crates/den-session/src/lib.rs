@@ -10,6 +10,7 @@
 //! format (den-opencode).
 //!
 //! Layout:
+//! - `cluster`: many den nodes on one database: leases, heartbeat, forwarding, fan-out.
 //! - `manager`: the registry of actors, restart recovery, the session list stream.
 //! - `handle`: the handle and the actor's command set.
 //! - `actor`: the actor's loop; `actor/lifecycle` (start, resume, pause, exit), `actor/turn`
@@ -30,6 +31,7 @@ mod actor;
 pub mod agent_sandbox;
 pub mod catalog;
 mod changes;
+pub mod cluster;
 mod config;
 mod credentials;
 mod error;

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use den_protocol::events::{SessionEvent, SessionListUpdate, TurnOutcome};
-use den_protocol::pause::PauseReason;
+use den_protocol::events::SessionListUpdate;
 use den_protocol::sessions::SessionStatus;
 use den_sandbox::{ArtifactStore, LocalArtifactStore, SandboxRuntime};
 use den_store::{SessionRecord, Store, StoreError};
@@ -51,12 +50,18 @@ impl SessionManager {
         config: SessionConfig,
     ) -> Self {
         let (list, _) = broadcast::channel(1024);
+        let fence = den_store::Fence {
+            node: config.runner.clone(),
+            epoch: 0,
+        };
         let services = Services {
             store,
             runtime,
             artifacts,
             config: Arc::new(config),
             list,
+            fence,
+            cluster: Arc::default(),
         };
         Self {
             registry: Arc::new(Registry::new(services)),
@@ -67,6 +72,51 @@ impl SessionManager {
 
     pub(crate) fn services(&self) -> &Services {
         self.registry.services()
+    }
+
+    /// Joins the nodes sharing the database: registers this node (its name is the
+    /// configuration's `runner`) at `cluster.internal_url`, starts its heartbeat (lease
+    /// renewal) and, when a notifier is given, the relay of other nodes' events and session
+    /// list changes to this node's clients. Once only; the tasks end with [`Self::shutdown`].
+    pub async fn join_cluster(&self, cluster: crate::cluster::ClusterConfig) -> Result<()> {
+        let services = self.registry.services();
+        let store = &services.store;
+        store
+            .register_node(&services.config.runner, &cluster.internal_url)
+            .await?;
+        let hints = cluster.notifier.as_ref().map(|notifier| notifier.hints());
+        if services.cluster.set(cluster).is_err() {
+            return Err(SessionError::Internal(
+                "the node joined the cluster twice".to_owned(),
+            ));
+        }
+        let weak = Arc::downgrade(&self.registry);
+        tokio::spawn(crate::cluster::heartbeat_loop(
+            weak.clone(),
+            self.stopping.clone(),
+        ));
+        if let Some(hints) = hints {
+            tokio::spawn(crate::cluster::fanout::relay_loop(
+                weak,
+                hints,
+                self.stopping.clone(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Removes this node's registration (after [`Self::shutdown`], which handed its leases
+    /// back).
+    pub async fn leave_cluster(&self) {
+        let services = self.registry.services();
+        if let Err(err) = services.store.remove_node(&services.config.runner).await {
+            tracing::warn!(error = %err, "cannot remove this node's registration");
+        }
+    }
+
+    /// This node's name among the nodes sharing the database.
+    pub fn node(&self) -> &str {
+        self.registry.node()
     }
 
     pub fn store(&self) -> &Store {
@@ -87,52 +137,45 @@ impl SessionManager {
         let services = self.registry.services();
         let store = &services.store;
         let stale = store.sessions_to_recover(&services.config.runner).await?;
+        let mut recovered = 0;
         for record in &stale {
-            let (live, _) = broadcast::channel(1);
-            let mut log = EventLog::new(store.clone(), record.id, live);
-            let (unfinished, pending_asks) = unfinished_work(store, record.id).await?;
-            // Nobody can answer what the lost turn asked: each is closed as expired.
-            for ask_id in pending_asks {
-                let closed = SessionEvent::AskClosed(den_protocol::asks::AskClosed {
-                    ask_id,
-                    outcome: den_protocol::asks::AskOutcome::Expired,
-                    by: None,
-                    message: None,
-                    answers: None,
-                });
-                log.append(closed).await?;
-            }
-            if let Some(turn_id) = unfinished {
-                let finished = SessionEvent::TurnFinished {
-                    turn_id,
-                    outcome: TurnOutcome::Interrupted,
-                    tokens: Default::default(),
-                    cost: 0.0,
-                    error: Some("den restarted while the turn ran".to_owned()),
-                };
-                log.append(finished).await?;
-            }
-            let (status, error) = match &record.snapshot_id {
-                Some(snapshot) if !snapshot_exists(services, snapshot).await => {
-                    store.set_session_agent_state(record.id, None, None).await?;
-                    let message = crate::snapshot_migration::LOST_SNAPSHOT.to_owned();
-                    (SessionStatus::Error, Some(message))
-                }
-                Some(_) => (SessionStatus::Paused, None),
-                None => (SessionStatus::Idle, None),
+            // Another node may have taken it over already; then it is that node's.
+            let fence = match store
+                .acquire_lease(
+                    record.id,
+                    &services.config.runner,
+                    self.registry.lease_ttl(),
+                )
+                .await?
+            {
+                den_store::LeaseOutcome::Acquired(fence) => fence,
+                den_store::LeaseOutcome::Held { .. } => continue,
             };
-            let pause = (status == SessionStatus::Paused).then_some(PauseReason::DenStopped);
-            store
-                .set_session_status(record.id, status, error.as_deref())
+            let record = store.session(record.id).await?;
+            let mut owned = services.clone();
+            owned.fence = fence.clone();
+            let (live, _) = broadcast::channel(1);
+            let mut log = EventLog::new(store.clone(), record.id, live).owned(
+                fence.clone(),
+                None,
+                services.notifier().cloned(),
+            );
+            if matches!(
+                record.status().ok(),
+                Some(SessionStatus::Starting | SessionStatus::Running)
+            ) {
+                crate::actor::ownership::close_abandoned(
+                    &owned,
+                    &mut log,
+                    &record,
+                    "den restarted while the turn ran",
+                )
                 .await?;
-            log.append(SessionEvent::Status {
-                status,
-                error,
-                pause,
-            })
-            .await?;
+                recovered += 1;
+            }
+            store.release_lease(record.id, &fence).await?;
         }
-        Ok(stale.len())
+        Ok(recovered)
     }
 
     /// Moves snapshots an older den recorded as host paths into the artifact store (a start
@@ -158,6 +201,9 @@ impl SessionManager {
 
     /// Tells the owner's open session lists that `record` was created or changed.
     pub fn announce(&self, record: &SessionRecord) {
+        if let Some(notifier) = self.registry.services().notifier() {
+            notifier.list_changed(record.owner_id, record.id);
+        }
         if let Ok(session) = record.to_protocol() {
             let change = ListChange {
                 owner_id: record.owner_id,
@@ -210,58 +256,4 @@ impl SessionManager {
     pub fn end_connections(&self) {
         self.stopping.cancel();
     }
-}
-
-/// Whether a recorded snapshot can still be restored.
-async fn snapshot_exists(services: &Services, recorded: &str) -> bool {
-    services
-        .artifacts
-        .exists(recorded)
-        .await
-        .unwrap_or_else(|err| {
-            // Unknown is not missing: the record is kept and the restore will say what failed.
-            tracing::warn!(error = %err, "cannot check the session's last snapshot");
-            true
-        })
-}
-
-/// The id of the last turn that started and did not finish, if any, and the asks still
-/// waiting for an answer.
-async fn unfinished_work(store: &Store, session_id: Uuid) -> Result<(Option<String>, Vec<String>)> {
-    let mut open: Option<String> = None;
-    let mut asks: Vec<String> = Vec::new();
-    let ask_id = |payload: &serde_json::Value| {
-        payload
-            .get("askId")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
-    let mut after = 0;
-    loop {
-        let page = store.events_after(session_id, after, 1000).await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = last.seq;
-        for stored in page {
-            match stored.kind.as_str() {
-                "turn_started" => {
-                    open = stored
-                        .payload
-                        .0
-                        .get("turnId")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned)
-                }
-                "turn_finished" => open = None,
-                "permission_asked" | "question_asked" => asks.extend(ask_id(&stored.payload.0)),
-                "ask_closed" => {
-                    let closed = ask_id(&stored.payload.0);
-                    asks.retain(|id| Some(id) != closed.as_ref());
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok((open, asks))
 }

@@ -113,6 +113,22 @@ impl Keyring {
         Self::from_keys(keys)
     }
 
+    /// A secret derived from the current key for `purpose` (hex): what den nodes sharing the
+    /// master key present to each other, so no further secret needs configuring. One-way: the
+    /// key cannot be recovered from it. Treat the result as a secret.
+    pub fn derive_secret(&self, purpose: &str) -> Zeroizing<String> {
+        use sha2::{Digest, Sha256};
+        let version = self.current_version();
+        let mut hasher = Sha256::new();
+        hasher.update(b"den derived secret v1\0");
+        if let Some(key) = self.keys.get(&version) {
+            hasher.update(key.as_slice());
+        }
+        hasher.update([0]);
+        hasher.update(purpose.as_bytes());
+        Zeroizing::new(hex::encode(hasher.finalize()))
+    }
+
     /// Only the current key: what remains once every record is sealed with it.
     pub fn current_only(&self) -> Self {
         let version = self.current_version();

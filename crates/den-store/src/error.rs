@@ -17,6 +17,10 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("a stored value is invalid: {0}")]
     Corrupt(String),
+    /// The write named a lease epoch the session's lease no longer carries: another node took
+    /// the session over, and this writer must stop.
+    #[error("this node no longer owns the session (its lease was taken over)")]
+    Fenced,
     #[error("cannot open a sealed secret")]
     Crypto(#[from] KeyringError),
 }

@@ -102,3 +102,38 @@ impl Store {
         Ok(seq.unwrap_or(0))
     }
 }
+
+impl Store {
+    /// Like [`Store::append_next_event`], made only while `fence` still holds the session's
+    /// lease (checked in the same statement, see `leases`); [`StoreError::Fenced`] otherwise.
+    /// The event records the epoch that wrote it.
+    pub async fn append_next_event_fenced(
+        &self,
+        session_id: Uuid,
+        fence: &crate::Fence,
+        kind: &str,
+        payload: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<i64> {
+        let check = crate::leases::fence_check(&self.backend, "$1", "$2", "$3");
+        let sql = format!(
+            "INSERT INTO session_events (session_id, seq, epoch, kind, payload, created_at) \
+             SELECT $1, next.seq, $3, $4, $5, $6 FROM \
+             (SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM session_events WHERE session_id = $1) \
+             AS next WHERE {check} RETURNING seq"
+        );
+        let seq: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(session_id)
+                .bind(&fence.node)
+                .bind(fence.epoch)
+                .bind(kind)
+                .bind(Json(payload))
+                .bind(at)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(|err| StoreError::unique(err, "an event with that sequence number"))?;
+        seq.ok_or(StoreError::Fenced)
+    }
+}

@@ -13,6 +13,8 @@
 //! - `users`, `auth`, `sessions`, `events`, `secrets`: the tables, one module each.
 //! - `providers`: a person's model provider keys (sealed secrets) and own endpoints.
 //! - `share_links`: read-only share links of a session (token hashes only).
+//! - `leases`: nodes, session leases and the fencing epoch every actor write checks;
+//!   `queue`: the prompts waiting behind a session's running turn.
 //! - `usage`: metered model requests; `budgets`: each person's monthly spending caps.
 
 mod auth;
@@ -21,7 +23,10 @@ pub mod crypto;
 mod error;
 mod events;
 mod git_credentials;
+mod leases;
+pub mod notify;
 mod providers;
+mod queue;
 mod secrets;
 mod sessions;
 mod share_links;
@@ -42,6 +47,7 @@ pub use crypto::{Keyring, KeyringError};
 pub use error::{Result, StoreError};
 pub use events::StoredEvent;
 pub use git_credentials::GitCredential;
+pub use leases::{Fence, LeaseOutcome, LeaseRecord, NodeRecord};
 pub use providers::{KeyInfo, ModelEndpointRecord, NewModelEndpoint, key_fingerprint};
 pub use sessions::{NewSession, SessionCursor, SessionRecord};
 pub use share_links::{NewShareLink, ShareLinkRecord};
@@ -155,6 +161,11 @@ impl Store {
         Ok(())
     }
 
+    /// A secret derived from the master key for `purpose` (see [`Keyring::derive_secret`]).
+    pub fn derive_secret(&self, purpose: &str) -> zeroize::Zeroizing<String> {
+        self.keyring.derive_secret(purpose)
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
@@ -167,6 +178,51 @@ impl Store {
     pub async fn close(&self) {
         with_pool!(self, |pool| pool.close().await);
     }
+}
+
+/// Creates an empty PostgreSQL database `name` on the server of `admin_url` and returns its
+/// URL (for `den bench cluster`, which runs its nodes on a scratch database). `name` must be a
+/// plain identifier.
+pub async fn create_postgres_database(admin_url: &str, name: &str) -> Result<String> {
+    use sqlx::Connection;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Corrupt(format!("database name {name:?}")));
+    }
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(StoreError::Connect)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await?;
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .ok_or(StoreError::UnsupportedUrl)?;
+    Ok(format!("{base}/{name}"))
+}
+
+/// Drops the PostgreSQL database `name` that [`create_postgres_database`] made.
+pub async fn drop_postgres_database(admin_url: &str, name: &str) -> Result<()> {
+    use sqlx::Connection;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(StoreError::Corrupt(format!("database name {name:?}")));
+    }
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(StoreError::Connect)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    Ok(())
 }
 
 /// The current time at the precision both backends keep (microseconds), so a value read back

@@ -449,3 +449,66 @@ impl Store {
         })?)
     }
 }
+
+/// The writes of a session's actor, each made only while its [`crate::Fence`] still holds the
+/// session's lease (see `leases`); [`StoreError::Fenced`] otherwise.
+impl Store {
+    /// Sets the status and error reason.
+    pub async fn set_session_status_fenced(
+        &self,
+        id: Uuid,
+        fence: &crate::Fence,
+        status: SessionStatus,
+        error: Option<&str>,
+    ) -> Result<SessionRecord> {
+        let at = now();
+        let check = crate::leases::fence_check(&self.backend, "$1", "$5", "$6");
+        let sql = format!(
+            "UPDATE sessions SET status = $2, error = $3, updated_at = $4, last_activity_at = $4 \
+             WHERE id = $1 AND {check} RETURNING {SESSION_COLUMNS}"
+        );
+        let record = with_pool!(self, |pool| {
+            sqlx::query_as(AssertSqlSafe(sql.clone()))
+                .bind(id)
+                .bind(status.as_str())
+                .bind(error)
+                .bind(at)
+                .bind(&fence.node)
+                .bind(fence.epoch)
+                .fetch_optional(pool)
+                .await
+        })?;
+        record.ok_or(StoreError::Fenced)
+    }
+
+    /// Records the OpenCode conversation and the last snapshot.
+    pub async fn set_session_agent_state_fenced(
+        &self,
+        id: Uuid,
+        fence: &crate::Fence,
+        agent_session_id: Option<&str>,
+        snapshot_id: Option<&str>,
+    ) -> Result<()> {
+        let check = crate::leases::fence_check(&self.backend, "$1", "$5", "$6");
+        let sql = format!(
+            "UPDATE sessions SET agent_session_id = $2, snapshot_id = $3, updated_at = $4 \
+             WHERE id = $1 AND {check}"
+        );
+        let done = with_pool!(self, |pool| {
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(id)
+                .bind(agent_session_id)
+                .bind(snapshot_id)
+                .bind(now())
+                .bind(&fence.node)
+                .bind(fence.epoch)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        if done == 0 {
+            return Err(StoreError::Fenced);
+        }
+        Ok(())
+    }
+}

@@ -14,6 +14,8 @@ use uuid::Uuid;
 
 #[path = "contract/accounts.rs"]
 mod accounts;
+#[path = "contract/leases.rs"]
+mod leases;
 #[path = "contract/share_links.rs"]
 mod share_links;
 
@@ -44,21 +46,25 @@ async fn stores() -> (Vec<Store>, tempfile::TempDir) {
     let keyring = Keyring::generate().unwrap();
     let sqlite_url = format!("sqlite:{}", dir.path().join("den.db").display());
     let mut stores = vec![Store::connect(&sqlite_url, keyring.clone()).await.unwrap()];
-    if let Some(admin_url) = postgres_admin_url() {
-        let name = format!("den_test_{}", Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        stores.push(
-            Store::connect(&format!("{base}/{name}"), keyring)
-                .await
-                .unwrap(),
-        );
+    if let Some((store, _url)) = fresh_postgres(keyring).await {
+        stores.push(store);
     }
     (stores, dir)
+}
+
+/// A store on a fresh PostgreSQL database, and that database's URL (for tests that need a
+/// second, raw connection); `None` without a server.
+async fn fresh_postgres(keyring: Keyring) -> Option<(Store, String)> {
+    let admin_url = postgres_admin_url()?;
+    let name = format!("den_test_{}", Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    Some((Store::connect(&url, keyring).await.unwrap(), url))
 }
 
 async fn user(store: &Store, name: &str) -> Uuid {

@@ -3,6 +3,7 @@
 //! Each suite returns metrics; where a suite has a baseline measured in the same run (the
 //! machine is shared and noisy), the metric names it so the ratio can be read off.
 
+mod cluster;
 mod den;
 mod events;
 mod model;
@@ -22,9 +23,10 @@ use crate::config::Settings;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Suites to run (default: all). Known: server, sandbox, events, session, snapshots.
-    /// `sandbox`, `events` and `session` start real sandboxes (as root, like `den serve`);
-    /// `snapshots` stores a 100 MB snapshot in a local S3 server.
+    /// Suites to run (default: all but cluster). Known: server, sandbox, events, session,
+    /// snapshots, cluster. `sandbox`, `events`, `session` and `cluster` start real sandboxes
+    /// (as root, like `den serve`); `snapshots` stores a 100 MB snapshot in a local S3 server;
+    /// `cluster` starts three den nodes on the PostgreSQL server of `--database-url`.
     suites: Vec<String>,
     /// Also write the metrics as JSON: {"metrics":[{"name","value","unit","baseline"?}]}.
     #[arg(long, value_name = "FILE")]
@@ -77,6 +79,9 @@ impl Metric {
 }
 
 const SUITES: &[&str] = &["server", "sandbox", "events", "session", "snapshots"];
+/// Suites run only when named (they need more than this machine: `cluster` a PostgreSQL
+/// server, given as `--database-url`).
+const NAMED_ONLY: &[&str] = &["cluster"];
 
 pub(crate) async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = &args.ws_worker {
@@ -96,9 +101,10 @@ pub(crate) async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<E
             "events" => metrics.extend(events::run(&settings, args.quick).await?),
             "session" => metrics.extend(session::run(&settings, args.quick).await?),
             "snapshots" => metrics.extend(snapshots::run(&settings, args.quick).await?),
+            "cluster" => metrics.extend(cluster::run(&settings, args.quick).await?),
             other => anyhow::bail!(
                 "unknown bench suite {other:?}; known: {}",
-                SUITES.join(", ")
+                [SUITES, NAMED_ONLY].concat().join(", ")
             ),
         }
     }

@@ -43,6 +43,7 @@ pub(crate) struct Settings {
     pub(crate) providers: Vec<ProviderSettings>,
     pub(crate) models: ModelSettings,
     pub(crate) snapshots: SnapshotSettings,
+    pub(crate) cluster: ClusterSettings,
 }
 
 /// Where session snapshots are kept: the data dir (default), or S3-compatible object storage
@@ -60,6 +61,18 @@ pub(crate) struct SnapshotSettings {
     pub(crate) sweep_interval_minutes: u64,
     /// Multipart part size; at least 5.
     pub(crate) part_size_mb: usize,
+}
+
+/// Several den nodes on one PostgreSQL database (docs/config.md, "[cluster]").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterSettings {
+    /// How long a node owns a session without renewing (renewed every third of it); another
+    /// node takes a dead node's sessions over after this long.
+    pub(crate) lease_ttl_ms: u64,
+    /// Where the other nodes reach this one (forwarded commands); defaults to
+    /// `http://<listen>`, which must then be an address they can reach.
+    pub(crate) internal_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -280,7 +293,8 @@ impl Settings {
             .set_default("models.allow_private_endpoints", false)?
             .set_default("snapshots.orphan_grace_minutes", 60)?
             .set_default("snapshots.sweep_interval_minutes", 60)?
-            .set_default("snapshots.part_size_mb", 8)?;
+            .set_default("snapshots.part_size_mb", 8)?
+            .set_default("cluster.lease_ttl_ms", 15_000)?;
         if let Some(file) = &overrides.config {
             anyhow::ensure!(
                 file.exists(),
@@ -337,7 +351,7 @@ impl Settings {
     /// to work (no sandbox could ever start), naming the key and its range.
     fn check_ranges(&self) -> anyhow::Result<()> {
         const YEAR_MINUTES: u64 = 365 * 24 * 60;
-        let checks: [(&str, u64, std::ops::RangeInclusive<u64>); 14] = [
+        let checks: [(&str, u64, std::ops::RangeInclusive<u64>); 15] = [
             (
                 "auth.session_ttl_hours",
                 self.auth.session_ttl_hours,
@@ -400,6 +414,13 @@ impl Settings {
                 "snapshots.part_size_mb",
                 self.snapshots.part_size_mb as u64,
                 5..=5120,
+            ),
+            // Renewed every third of it: shorter than this, a node would spend its time
+            // renewing and lose sessions to a slow database round trip.
+            (
+                "cluster.lease_ttl_ms",
+                self.cluster.lease_ttl_ms,
+                300..=3_600_000,
             ),
         ];
         for (key, value, range) in checks {
@@ -570,6 +591,10 @@ mod tests {
             (
                 "[sandbox]\ncpus = nan\n",
                 "sandbox.cpus is NaN; it must be 0.01 to 1024",
+            ),
+            (
+                "[cluster]\nlease_ttl_ms = 0\n",
+                "cluster.lease_ttl_ms is 0; it must be 300 to 3600000",
             ),
         ] {
             let err = load_file(text).unwrap_err();

@@ -286,6 +286,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/internal/sessions/{id}/command": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Runs a command forwarded by another den node for a session this node owns. Answers what
+         *     the command answered; never forwards it again (503 when this node no longer owns it).
+         */
+        post: operations["cluster_forwarded_command"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/model-endpoints": {
         parameters: {
             query?: never;
@@ -1263,6 +1283,24 @@ export interface components {
         /** @description The forks made, in order. */
         ForkResponse: {
             sessions: components["schemas"]["Session"][];
+        };
+        /**
+         * @description `POST /api/internal/sessions/{id}/command`: a command another node received for a session
+         *     this node owns, on behalf of the session's owner.
+         */
+        ForwardedCommand: {
+            /** @description Who answered, for a forwarded `answer` (the username its closing event records). */
+            by?: string | null;
+            command: components["schemas"]["ClientMessage"];
+            /**
+             * Format: uuid
+             * @description The session's owner, as the receiving node checked it.
+             */
+            ownerId: string;
+        };
+        /** @description What a forwarded command answered (errors come as an `ErrorBody` with their status). */
+        ForwardedOutcome: {
+            accepted?: components["schemas"]["PromptAccepted"] | null;
         };
         /** @description A stored credential, without its token. */
         GitCredential: {
@@ -2563,6 +2601,80 @@ export interface operations {
             };
             /** @description this den has no GitHub settings */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cluster_forwarded_command: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the session's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForwardedCommand"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForwardedOutcome"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -17,6 +17,9 @@ pub(crate) enum Rule {
     Owned { status: StatusCode },
     /// Admins only: every other user (owner included) gets 403; `status` is an admin's answer.
     Admin { status: StatusCode },
+    /// Between den nodes only (their shared secret): every person, admins included, and every
+    /// anonymous call gets 401, and nothing changes.
+    Node,
 }
 
 /// The owner's keys: no answer to anyone may contain them.
@@ -37,6 +40,8 @@ pub(crate) struct Fixture {
     /// A share link of the session: its id and its token.
     pub(crate) share_link: String,
     pub(crate) share_token: String,
+    /// The owner's user id.
+    pub(crate) owner: String,
 }
 
 pub(crate) fn rule(method: &Method, path: &str) -> Rule {
@@ -170,6 +175,7 @@ pub(crate) fn rule(method: &Method, path: &str) -> Rule {
         ("GET" | "PUT", "/api/admin/budgets" | "/api/admin/budgets/{username}") => {
             Rule::Admin { status: S::OK }
         }
+        ("POST", "/api/internal/sessions/{id}/command") => Rule::Node,
         _ => panic!("{method} {path} is missing from the authorization matrix: add its rule"),
     }
 }
@@ -184,11 +190,14 @@ pub(crate) fn call_for(
 ) -> (String, Option<Value>) {
     let concrete = match path {
         "/api/tokens/{id}" => path.replace("{id}", &fixture.token),
-        path if path.starts_with("/api/sessions/{id}") => path
-            .replace("{id}", &fixture.session)
-            .replace("{item}", "not-queued")
-            .replace("{link}", &fixture.share_link)
-            .replace("{ask}", "per_not_asked"),
+        path if path.starts_with("/api/sessions/{id}")
+            || path.starts_with("/api/internal/sessions/{id}") =>
+        {
+            path.replace("{id}", &fixture.session)
+                .replace("{item}", "not-queued")
+                .replace("{link}", &fixture.share_link)
+                .replace("{ask}", "per_not_asked")
+        }
         path if path.starts_with("/api/shared/{token}") => {
             path.replace("{token}", &fixture.share_token)
         }
@@ -224,6 +233,10 @@ pub(crate) fn call_for(
         ("PUT", "/api/sessions/{id}/queue/{item}") => Some(json!({"text": "edited"})),
         ("POST", "/api/sessions/{id}/asks/{ask}") => Some(json!({"reply": "once"})),
         ("PUT", "/api/sessions/{id}/approval-mode") => Some(json!({"mode": "ask"})),
+        // A person cannot pass for a node, even naming the session's real owner.
+        ("POST", "/api/internal/sessions/{id}/command") => {
+            Some(json!({"ownerId": fixture.owner, "command": {"type": "prompt", "text": "forged"}}))
+        }
         ("PUT", "/api/budget" | "/api/admin/budgets/{username}") => Some(json!({"monthlyUsd": 5})),
         ("PUT", "/api/provider-keys/{provider}") => {
             Some(json!({"key": "sk-ant-caller-key-0000000000"}))
@@ -285,11 +298,15 @@ async fn fixture(server: &TestServer, owner: &TestUser) -> Fixture {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{share}");
+    let (_, me) = server
+        .call(Method::GET, "/api/auth/me", Auth::Bearer(owner), None)
+        .await;
     Fixture {
         session: session_id,
         token: token["info"]["id"].as_str().unwrap().to_owned(),
         share_link: share["link"]["id"].as_str().unwrap().to_owned(),
         share_token: share["token"].as_str().unwrap().to_owned(),
+        owner: me["id"].as_str().unwrap().to_owned(),
     }
 }
 
@@ -352,9 +369,32 @@ async fn every_route_answers_anonymous_other_user_and_owner_as_its_rule_says() {
             Rule::Public { status: expected } => {
                 assert_eq!(status, expected, "anonymous {context}")
             }
-            Rule::Own { .. } | Rule::Owned { .. } | Rule::Admin { .. } => {
+            Rule::Own { .. } | Rule::Owned { .. } | Rule::Admin { .. } | Rule::Node => {
                 assert_eq!(status, StatusCode::UNAUTHORIZED, "anonymous {context}")
             }
+        }
+
+        if let Rule::Node = rule {
+            for user in [&owner, &other, &admin] {
+                for auth in [Auth::Cookie(user), Auth::Bearer(user)] {
+                    let status = server
+                        .exercise(method.clone(), &concrete, auth, body.clone())
+                        .await;
+                    assert_eq!(
+                        status,
+                        StatusCode::UNAUTHORIZED,
+                        "a person calling {context}"
+                    );
+                }
+            }
+            let session_path = format!("/api/sessions/{}", fixture.session);
+            let (_, session) = server
+                .call(Method::GET, &session_path, Auth::Bearer(&owner), None)
+                .await;
+            assert_eq!(
+                session["status"], "idle",
+                "a forged command started nothing"
+            );
         }
 
         if let Rule::Admin { status: expected } = rule {

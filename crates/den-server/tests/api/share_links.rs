@@ -190,6 +190,7 @@ async fn a_share_token_is_refused_by_every_other_route_and_is_no_sign_in() {
         token: "00000000-0000-7000-8000-000000000000".to_owned(),
         share_link: link.clone(),
         share_token: token.clone(),
+        owner: "00000000-0000-7000-8000-000000000001".to_owned(),
     };
     let repository = server.repository.as_deref().unwrap();
     let mut checked = 0;

@@ -388,8 +388,9 @@ async fn connect_agent(
                 .await?;
             services
                 .store
-                .set_session_agent_state(
+                .set_session_agent_state_fenced(
                     record.id,
+                    &services.fence,
                     Some(&created.id),
                     record.snapshot_id.as_deref(),
                 )

@@ -149,6 +149,10 @@ impl SessionActor {
                 self.record.agent_session_id = Some(agent_session_id);
                 self.snapshotted = self.snapshotted.max(generation);
             }
+            Err(SessionError::Store(den_store::StoreError::Fenced)) => {
+                // Another node owns the session: its record is not this node's to change.
+                self.log.mark_fenced();
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "cannot snapshot the sandbox");
                 self.emit(SessionEvent::Error {
@@ -354,7 +358,12 @@ async fn write_snapshot(
     }
     if let Err(err) = services
         .store
-        .set_session_agent_state(session_id, Some(agent_session_id), Some(&key))
+        .set_session_agent_state_fenced(
+            session_id,
+            &services.fence,
+            Some(agent_session_id),
+            Some(&key),
+        )
         .await
     {
         let _ = services.artifacts.delete(&key).await;

@@ -11,6 +11,7 @@
 
 mod fake_runtime;
 mod invariants;
+mod takeover;
 mod terminals;
 
 use std::sync::Arc;

@@ -112,7 +112,14 @@ impl BenchDen {
         let user = den_server::accounts::create_user(&store, "bench", Some(PASSWORD.into()), false)
             .await
             .map_err(|err| anyhow::anyhow!("creating the bench user: {err:?}"))?;
-        let live = crate::cli::sessions::start(&settings, &store).await?;
+        let node_secret = den_server::cluster::NodeSecret::from_store(&store);
+        let live = crate::cli::sessions::start(
+            &settings,
+            &store,
+            format!("http://127.0.0.1:{port}"),
+            node_secret,
+        )
+        .await?;
         let config =
             crate::cli::serve::server_config(&settings, format!("http://127.0.0.1:{port}"));
         let metrics = den_server::install_metrics_recorder();

@@ -30,8 +30,15 @@ pub(crate) async fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("listening on {}", settings.listen))?;
     let address = listener.local_addr()?;
     let metrics = den_server::install_metrics_recorder();
+    let node_secret = den_server::cluster::NodeSecret::from_store(&store);
+    config.node_secret = Some(node_secret.clone());
     let live = if settings.sandbox.enabled {
-        Some(super::sessions::start(&settings, &store).await?)
+        let internal_url = settings
+            .cluster
+            .internal_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        Some(super::sessions::start(&settings, &store, internal_url, node_secret).await?)
     } else {
         None
     };

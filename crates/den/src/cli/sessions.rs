@@ -15,6 +15,8 @@ use crate::config::{ProviderKindSetting, Settings};
 /// The running live part; [`Live::stop`] shuts it down in order.
 pub(crate) struct Live {
     pub(crate) manager: SessionManager,
+    /// Ends the notifier's listening and sending tasks.
+    stop_notifier: tokio_util::sync::CancellationToken,
     runtime: Arc<LocalRuntime>,
     gateway_stop: oneshot::Sender<()>,
     gateway: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -24,7 +26,12 @@ pub(crate) struct Live {
     sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
-pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<Live> {
+pub(crate) async fn start(
+    settings: &Settings,
+    store: &Store,
+    internal_url: String,
+    node_secret: den_server::cluster::NodeSecret,
+) -> anyhow::Result<Live> {
     let sandbox = &settings.sandbox;
     let root_dir = sandbox
         .root_dir
@@ -128,6 +135,28 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
             "snapshots an older den recorded as host paths are now in the artifact store"
         );
     }
+    // Other nodes on the same database: this node's heartbeat and leases, forwarded commands
+    // and the relay of their events (on SQLite, one node: the heartbeat only).
+    let stop_notifier = tokio_util::sync::CancellationToken::new();
+    let notifier = den_session::cluster::PgNotifier::start(
+        store.clone(),
+        &sandbox.instance,
+        stop_notifier.clone(),
+    )
+    .await
+    .context("listening for the other den nodes")?
+    .map(|notifier| notifier as Arc<dyn den_session::cluster::Notifier>);
+    let forwarder = den_server::cluster::HttpForwarder::new(node_secret)
+        .context("building the node-to-node HTTP client")?;
+    manager
+        .join_cluster(den_session::cluster::ClusterConfig {
+            lease_ttl: Duration::from_millis(settings.cluster.lease_ttl_ms),
+            internal_url,
+            forwarder: Some(Arc::new(forwarder)),
+            notifier,
+        })
+        .await
+        .context("joining the den nodes on this database")?;
     let recovered = manager
         .recover()
         .await
@@ -143,6 +172,7 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
     Ok(Live {
         manager,
         sweeper,
+        stop_notifier,
         runtime,
         gateway_stop,
         gateway,
@@ -159,6 +189,8 @@ impl Live {
             sweeper.abort();
         }
         self.manager.shutdown().await;
+        self.manager.leave_cluster().await;
+        self.stop_notifier.cancel();
         let _ = self.gateway_stop.send(());
         let _ = self.gateway.await;
         let _ = self.git_gateway_stop.send(());

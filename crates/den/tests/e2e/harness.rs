@@ -177,6 +177,99 @@ impl Den {
         Self::start_full(database, &[], "").await
     }
 
+    /// The first node of several on one fresh PostgreSQL database, with `extra` configuration.
+    pub(crate) async fn start_first_node(extra: &str) -> Self {
+        Self::start_full(Database::Postgres, &[], extra).await
+    }
+
+    /// Another den node beside `first`: the same database, master key, repository root,
+    /// scripted model and API token, with its own port, sandbox instance (its node name) and
+    /// uid range. Its snapshot directory is `first`'s: nodes on one machine share the local
+    /// snapshot store (several machines would share object storage instead).
+    pub(crate) async fn join(first: &Self, extra: &str) -> Self {
+        let model = ScriptedModel::start().await.unwrap();
+        let data_dir = tempfile::tempdir().unwrap();
+        traversable(data_dir.path());
+        std::fs::copy(
+            first.data_dir.path().join("master.key"),
+            data_dir.path().join("master.key"),
+        )
+        .unwrap();
+        let shared_snapshots = first.data_dir.path().join("snapshots");
+        std::fs::create_dir_all(&shared_snapshots).unwrap();
+        std::os::unix::fs::symlink(&shared_snapshots, data_dir.path().join("snapshots")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = data_dir.path().join("den.toml");
+        let uid_base =
+            3_000_000 + (u32::from_str_radix(&uuid_hex()[..4], 16).unwrap() % 1000) * 10_000;
+        let repos = first.repo.parent().unwrap();
+        let toml = format!(
+            "listen = \"127.0.0.1:{port}\"\n\
+             [repositories]\nlocal_roots = [\"{repos}\"]\n\
+             [sandbox]\nnetwork = \"none\"\nmax_concurrent_starts = 4\ninstance = \"{instance}\"\nuid_base = {uid_base}\n\
+             [[providers]]\nname = \"{OPENAI_PROVIDER}\"\nkind = \"openai-compatible\"\nbase_url = \"{model_url}\"\nmodels = [\"{OPENAI_MODEL}\"]\n",
+            repos = repos.display(),
+            instance = &uuid_hex()[..8],
+            model_url = first.model.base_url(),
+        ) + extra;
+        std::fs::write(&config, toml).unwrap();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let mut den = Self {
+            child: None,
+            database_url: first.database_url.clone(),
+            log: std::sync::Arc::default(),
+            uid_base,
+            base: format!("http://127.0.0.1:{port}"),
+            model,
+            token: first.token.clone(),
+            repo: first.repo.clone(),
+            http,
+            data_dir,
+            _repos: tempfile::tempdir().unwrap(),
+            config,
+            port,
+            // The same object storage (and anything else in the environment) as the first.
+            env: first.env.clone(),
+        };
+        den.launch().await;
+        den
+    }
+
+    /// This den's node name (its sandbox instance).
+    pub(crate) fn node_name(&self) -> String {
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        config
+            .lines()
+            .find_map(|line| line.strip_prefix("instance = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Sends den `signal` (`STOP`, `CONT`, `KILL`, …).
+    pub(crate) async fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Kills den with SIGKILL and waits for it to be gone.
+    pub(crate) async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
     /// Every den of these tests is hermetic: its sandboxes' network is `none` (loopback only),
     /// and host-side git follows the same rule, so a repository anywhere but on this machine
     /// (or an allow-listed stand-in) is refused with an error naming the host and the policy

@@ -10,6 +10,7 @@
 
 mod asks;
 mod changes;
+mod cluster;
 mod deletion;
 mod fork;
 mod git_gateway;
