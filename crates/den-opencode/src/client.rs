@@ -30,6 +30,10 @@ pub struct OpencodeClient {
     config: Arc<OpencodeConfig>,
 }
 
+/// The header naming the project directory a request is about (OpenCode's server keeps one
+/// instance per directory; without it, the server's working directory).
+const DIRECTORY_HEADER: &str = "x-opencode-directory";
+
 /// Placeholder authority for requests that travel over a unix socket.
 const UNIX_BASE: &str = "http://opencode";
 
@@ -249,6 +253,10 @@ impl OpencodeClient {
         let builder = match endpoint.method {
             Method::Get => self.http.get(url),
             Method::Post => self.http.post(url),
+        };
+        let builder = match &self.config.directory {
+            Some(directory) => builder.header(DIRECTORY_HEADER, directory),
+            None => builder,
         };
         match &self.config.password {
             Some(password) => builder.basic_auth(&self.config.username, Some(password)),

@@ -51,6 +51,8 @@ pub(crate) struct Services {
     pub(crate) artifacts: Arc<dyn ArtifactStore>,
     pub(crate) config: Arc<SessionConfig>,
     pub(crate) list: broadcast::Sender<ListChange>,
+    /// Booted sandboxes waiting for new sessions (`None`: no warm pool).
+    pub(crate) pool: Option<Arc<crate::pool::WarmPool>>,
 }
 
 /// A step of a start in the background, for the actor to record.

@@ -32,6 +32,7 @@ mod eventlog;
 mod handle;
 mod manager;
 mod mapping;
+mod pool;
 mod push;
 mod registry;
 pub mod title;

@@ -47,12 +47,16 @@ impl SessionManager {
         config: SessionConfig,
     ) -> Self {
         let (list, _) = broadcast::channel(1024);
+        let config = Arc::new(config);
+        let pool = (config.warm_pool > 0)
+            .then(|| crate::pool::WarmPool::start(runtime.clone(), config.clone()));
         let services = Services {
             store,
             runtime,
             artifacts,
-            config: Arc::new(config),
+            config,
             list,
+            pool,
         };
         Self {
             registry: Arc::new(Registry::new(services)),
@@ -156,6 +160,10 @@ impl SessionManager {
     /// sandboxes stopped; then every live connection is told to end. No actor starts
     /// afterwards.
     pub async fn shutdown(&self) {
+        let services = self.registry.services();
+        if let Some(pool) = &services.pool {
+            pool.shutdown(services.runtime.as_ref()).await;
+        }
         let (mailboxes, live) = self.registry.close();
         futures::future::join_all(mailboxes.into_iter().map(|mailbox| async move {
             let (reply, done) = oneshot::channel();
@@ -166,6 +174,15 @@ impl SessionManager {
         .await;
         self.end_connections();
         drop(live);
+    }
+
+    /// How many booted sandboxes of the warm pool wait for a new session now.
+    pub fn warm_sandboxes(&self) -> usize {
+        self.registry
+            .services()
+            .pool
+            .as_ref()
+            .map_or(0, |pool| pool.waiting())
     }
 
     /// Tells every live connection to end now (also when [`Self::shutdown`] did not finish

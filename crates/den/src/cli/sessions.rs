@@ -101,6 +101,8 @@ pub(crate) async fn start(settings: &Settings, store: &Store) -> anyhow::Result<
         Duration::from_secs(sandbox.turn_inactivity_minutes.max(1) * 60);
     config.lifetime = Duration::from_secs(sandbox.lifetime_minutes * 60);
     config.network = sandbox.network.policy();
+    config.warm_pool = sandbox.warm_pool;
+    config.lean_agent = sandbox.lean_agent;
     config
         .repository_hosts
         .clone_from(&settings.repositories.allowed_hosts);

@@ -163,6 +163,12 @@ impl Den {
         Self::start_allowing(&[], extra).await
     }
 
+    /// A den with a warm pool of `size` sandboxes (the other tests' dens have none, so they
+    /// pay for no pool they do not use).
+    pub(crate) async fn start_with_pool(size: usize) -> Self {
+        Self::start_full_pooled(Database::Sqlite, &[], "", size).await
+    }
+
     /// Like [`Den::start_with`], with `allowed_hosts` in `repositories.allowed_hosts` (a git
     /// stand-in on loopback is a host the egress rules forbid unless an admin allows it).
     pub(crate) async fn start_allowing(allowed_hosts: &[&str], extra: &str) -> Self {
@@ -179,6 +185,15 @@ impl Den {
     /// (or an allow-listed stand-in) is refused with an error naming the host and the policy
     /// instead of being fetched from the internet. Sessions use the scripted model.
     async fn start_full(database: Database, allowed_hosts: &[&str], extra: &str) -> Self {
+        Self::start_full_pooled(database, allowed_hosts, extra, 0).await
+    }
+
+    async fn start_full_pooled(
+        database: Database,
+        allowed_hosts: &[&str],
+        extra: &str,
+        warm_pool: usize,
+    ) -> Self {
         let database_url = match database {
             Database::Sqlite => None,
             Database::Postgres => Some(fresh_postgres_database().await),
@@ -200,7 +215,7 @@ impl Den {
         let toml = format!(
             "listen = \"127.0.0.1:{port}\"\n\
              [repositories]\nlocal_roots = [\"{repos}\"]\nallowed_hosts = {allowed}\n\
-             [sandbox]\nnetwork = \"none\"\nmax_concurrent_starts = 4\ninstance = \"{instance}\"\nuid_base = {uid_base}\n\
+             [sandbox]\nnetwork = \"none\"\nmax_concurrent_starts = 4\nwarm_pool = {warm_pool}\ninstance = \"{instance}\"\nuid_base = {uid_base}\n\
              [[providers]]\nname = \"{OPENAI_PROVIDER}\"\nkind = \"openai-compatible\"\nbase_url = \"{model_url}\"\nmodels = [\"{OPENAI_MODEL}\"]\n",
             repos = repos.path().display(),
             allowed = serde_json::to_string(allowed_hosts).unwrap(),

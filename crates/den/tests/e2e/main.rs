@@ -15,6 +15,7 @@ mod harness;
 mod hermetic;
 mod lifecycle;
 mod models;
+mod pool;
 mod postgres;
 mod secrets;
 mod secrets_at_rest;
