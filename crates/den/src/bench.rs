@@ -4,6 +4,7 @@
 //! machine is shared and noisy), the metric names it so the ratio can be read off.
 
 mod den;
+mod density;
 mod events;
 mod model;
 mod sandbox;
@@ -21,8 +22,9 @@ use crate::config::Settings;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Suites to run (default: all). Known: server, sandbox, events, session. `sandbox`,
-    /// `events` and `session` start real sandboxes (as root, like `den serve`).
+    /// Suites to run (default: all). Known: server, sandbox, events, session, density.
+    /// `sandbox`, `events`, `session` and `density` start real sandboxes (as root, like
+    /// `den serve`).
     suites: Vec<String>,
     /// Also write the metrics as JSON: {"metrics":[{"name","value","unit","baseline"?}]}.
     #[arg(long, value_name = "FILE")]
@@ -74,7 +76,7 @@ impl Metric {
     }
 }
 
-const SUITES: &[&str] = &["server", "sandbox", "events", "session"];
+const SUITES: &[&str] = &["server", "sandbox", "events", "session", "density"];
 
 pub(crate) async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = &args.ws_worker {
@@ -93,6 +95,7 @@ pub(crate) async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<E
             "sandbox" => metrics.extend(sandbox::run(&settings, args.quick).await?),
             "events" => metrics.extend(events::run(&settings, args.quick).await?),
             "session" => metrics.extend(session::run(&settings, args.quick).await?),
+            "density" => metrics.extend(density::run(&settings, args.quick).await?),
             other => anyhow::bail!(
                 "unknown bench suite {other:?}; known: {}",
                 SUITES.join(", ")

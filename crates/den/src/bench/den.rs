@@ -17,6 +17,8 @@ use super::model::{self, BenchModel};
 use crate::config::{ProviderKindSetting, ProviderSettings, Settings};
 
 const PASSWORD: &str = "a long bench password";
+/// The host uids of the bench den's sandboxes (10,000 of them, as any den's).
+pub(crate) const BENCH_UID_BASE: u32 = 2_800_000;
 /// Starting a session (clone, sandbox, OpenCode) takes seconds; a loaded box more.
 pub(crate) const WITHIN: Duration = Duration::from_secs(300);
 
@@ -31,7 +33,7 @@ pub(crate) struct BenchDen {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     live: Option<crate::cli::sessions::Live>,
-    store: den_store::Store,
+    pub(crate) store: den_store::Store,
     _data_dir: tempfile::TempDir,
     _repos: tempfile::TempDir,
 }
@@ -67,6 +69,49 @@ pub(crate) fn rss_mb(pid: &str) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
+/// The resident memory of every process running as a sandbox uid of the bench den, in MB
+/// (its sandboxes: the agents, their tools; bubblewrap's and slirp's small processes too).
+pub(crate) fn sandboxes_rss_mb() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let uids = BENCH_UID_BASE..BENCH_UID_BASE + 10_000;
+    let mut kib = 0.0;
+    for entry in entries.flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        };
+        if field("Uid:").is_some_and(|uid| uids.contains(&(uid as u32))) {
+            kib += field("VmRSS:").unwrap_or(0.0);
+        }
+    }
+    kib / 1024.0
+}
+
+/// The host's available memory as a share of its total (0..=1).
+pub(crate) fn available_memory_share() -> f64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let total = field("MemTotal:");
+    if total > 0.0 {
+        field("MemAvailable:") / total
+    } else {
+        0.0
+    }
+}
+
 /// CPU time (user + system) a process (`self` or a pid) has used so far, in ms.
 pub(crate) fn cpu_ms(pid: &str) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -80,7 +125,12 @@ pub(crate) fn cpu_ms(pid: &str) -> anyhow::Result<f64> {
 }
 
 impl BenchDen {
-    pub(crate) async fn start(settings: &Settings, model: &BenchModel) -> anyhow::Result<Self> {
+    /// A den with `warm_pool` booted sandboxes waiting for sessions.
+    pub(crate) async fn start(
+        settings: &Settings,
+        model: &BenchModel,
+        warm_pool: usize,
+    ) -> anyhow::Result<Self> {
         raise_fd_limit();
         let data_dir = tempfile::tempdir()?;
         traversable(data_dir.path())?;
@@ -94,7 +144,10 @@ impl BenchDen {
         settings.sandbox.root_dir = None;
         // Its own host state and uids, so it never meets a den running beside it.
         settings.sandbox.instance = "denbench".to_owned();
-        settings.sandbox.uid_base = 2_800_000;
+        settings.sandbox.uid_base = BENCH_UID_BASE;
+        settings.sandbox.warm_pool = warm_pool;
+        // Nothing the bench runs may be paused for being idle while it measures.
+        settings.sandbox.idle_timeout_minutes = 24 * 60;
         settings.providers = vec![ProviderSettings {
             name: model::PROVIDER.to_owned(),
             kind: Some(ProviderKindSetting::OpenaiCompatible),
@@ -317,6 +370,27 @@ impl Watcher {
             }
             if done(event) {
                 return Ok(Instant::now());
+            }
+        }
+    }
+
+    /// Until the stored history has been replayed (what follows is live).
+    pub(crate) async fn caught_up(&mut self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .context("no message in time")?
+                .context("the WebSocket closed")??;
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let message: Value = serde_json::from_str(&text)?;
+            if message["type"] == "live" {
+                return Ok(());
+            }
+            if let Some(seq) = message["seq"].as_i64() {
+                self.seq = self.seq.max(seq);
             }
         }
     }
