@@ -17,8 +17,9 @@ use super::model::{self, BenchModel};
 use crate::config::{ProviderKindSetting, ProviderSettings, Settings};
 
 const PASSWORD: &str = "a long bench password";
-/// The host uids of the bench den's sandboxes (10,000 of them, as any den's).
-pub(crate) const BENCH_UID_BASE: u32 = 2_800_000;
+/// How far above the configured uids the bench den's sandboxes run (10,000 of them, as any
+/// den's), so a bench never meets the den it was configured for.
+const BENCH_UID_OFFSET: u32 = 800_000;
 /// Starting a session (clone, sandbox, OpenCode) takes seconds; a loaded box more.
 pub(crate) const WITHIN: Duration = Duration::from_secs(300);
 
@@ -28,6 +29,8 @@ pub(crate) struct BenchDen {
     pub(crate) token: String,
     pub(crate) owner_id: uuid::Uuid,
     pub(crate) repos: PathBuf,
+    /// The host uid of its first sandbox.
+    pub(crate) uid_base: u32,
     pub(crate) manager: den_session::SessionManager,
     http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -71,11 +74,11 @@ pub(crate) fn rss_mb(pid: &str) -> anyhow::Result<f64> {
 
 /// The resident memory of every process running as a sandbox uid of the bench den, in MB
 /// (its sandboxes: the agents, their tools; bubblewrap's and slirp's small processes too).
-pub(crate) fn sandboxes_rss_mb() -> f64 {
+pub(crate) fn sandboxes_rss_mb(uid_base: u32) -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0.0;
     };
-    let uids = BENCH_UID_BASE..BENCH_UID_BASE + 10_000;
+    let uids = uid_base..uid_base.saturating_add(10_000);
     let mut kib = 0.0;
     for entry in entries.flatten() {
         let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
@@ -142,9 +145,10 @@ impl BenchDen {
         settings.github = None;
         settings.sandbox.enabled = true;
         settings.sandbox.root_dir = None;
-        // Its own host state and uids, so it never meets a den running beside it.
-        settings.sandbox.instance = "denbench".to_owned();
-        settings.sandbox.uid_base = BENCH_UID_BASE;
+        // Its own host state and uids, so it never meets a den running beside it (the
+        // configured instance's name and uids, moved: `denbench` by default).
+        settings.sandbox.instance = format!("{}bench", settings.sandbox.instance);
+        settings.sandbox.uid_base = settings.sandbox.uid_base.saturating_add(BENCH_UID_OFFSET);
         settings.sandbox.warm_pool = warm_pool;
         // Nothing the bench runs may be paused for being idle while it measures.
         settings.sandbox.idle_timeout_minutes = 24 * 60;
@@ -188,6 +192,7 @@ impl BenchDen {
             token: String::new(),
             owner_id: user.id,
             repos: repos.path().to_owned(),
+            uid_base: settings.sandbox.uid_base,
             manager: live.manager.clone(),
             http,
             stop: Some(stop),

@@ -93,7 +93,7 @@ async fn running(den: &BenchDen, quick: bool) -> anyhow::Result<Vec<Metric>> {
     let count = sessions.len();
     eprintln!("  stopped at {count} sessions: {stopped_by}");
     let available = available_memory_share();
-    let sandbox_rss = sandboxes_rss_mb();
+    let sandbox_rss = sandboxes_rss_mb(den.uid_base);
     let den_rss = rss_mb("self")?;
 
     let mut loaded = Vec::new();

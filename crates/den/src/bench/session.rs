@@ -44,7 +44,7 @@ async fn measure_pool(den: &BenchDen, quick: bool) -> anyhow::Result<Vec<Metric>
     den.watch(&warmup).await?.ready().await?;
     delete(den, &warmup).await?;
     wait_pool_full(den).await?;
-    let idle_rss = super::den::sandboxes_rss_mb() / POOL_SIZE as f64;
+    let idle_rss = super::den::sandboxes_rss_mb(den.uid_base) / POOL_SIZE as f64;
     let mut create = Vec::new();
     for _ in 0..if quick { 3 } else { 7 } {
         wait_pool_full(den).await?;
