@@ -170,8 +170,10 @@ impl BenchDen {
             .await
             .map_err(|err| anyhow::anyhow!("creating the bench user: {err:?}"))?;
         let live = crate::cli::sessions::start(&settings, &store).await?;
-        let config =
+        let mut config =
             crate::cli::serve::server_config(&settings, format!("http://127.0.0.1:{port}"));
+        // As `den serve` does: the API checks models against the same catalog as the sessions.
+        config.catalog = crate::cli::sessions::catalog(&settings)?;
         let metrics = den_server::install_metrics_recorder();
         let state = AppState::with_sessions(store.clone(), config, metrics, live.manager.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
