@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const files = ["basic.test.mjs", "github.test.mjs"];
+const files = ["basic.test.mjs", "github.test.mjs", "security.test.mjs"];
 if (process.argv.includes("--streaming")) files.push("streaming.test.mjs", "following.test.mjs");
 const r = spawnSync(process.execPath, ["--test", "--test-concurrency=1", ...files.map((f) => join(here, f))], { stdio: "inherit" });
 process.exit(r.status ?? 1);

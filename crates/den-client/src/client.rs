@@ -200,7 +200,10 @@ impl Client {
             .get_all("set-cookie")
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .find(|value| value.starts_with("den_session="))
+            // Over https den names it `__Host-den_session`.
+            .find(|value| {
+                value.starts_with("den_session=") || value.starts_with("__Host-den_session=")
+            })
             .and_then(|value| value.split(';').next())
             .map(str::to_owned)
             .ok_or_else(|| ClientError::Protocol("the sign-in set no session cookie".to_owned()))?;

@@ -20,6 +20,7 @@ mod config;
 mod endpoints;
 mod error;
 mod event;
+mod event_size;
 mod message;
 mod session;
 mod sse;

@@ -10,6 +10,7 @@ use sse_stream::{Sse, SseByteStream};
 use crate::client::OpencodeClient;
 use crate::error::{OpencodeError, Result};
 use crate::event::EventEnvelope;
+use crate::event_size::{EventSizeLimit, MAX_EVENT_BYTES};
 
 type SseBody = BoxStream<'static, Result<Sse, sse_stream::Error>>;
 
@@ -80,7 +81,8 @@ impl std::fmt::Debug for EventStream {
 
 async fn open(client: &OpencodeClient) -> Result<SseBody> {
     let response = client.open_event_response().await?;
-    Ok(SseByteStream::new(response.bytes_stream()).boxed())
+    let body = EventSizeLimit::new(response.bytes_stream().boxed(), MAX_EVENT_BYTES);
+    Ok(SseByteStream::new(body).boxed())
 }
 
 /// Parses one SSE block. Blocks without data (comments, keep-alives) yield `None`.

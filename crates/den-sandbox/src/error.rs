@@ -28,6 +28,9 @@ pub enum SandboxError {
     /// The runtime's configuration or the host is unusable (missing tools, no cgroup2, ...).
     #[error("sandbox host setup: {0}")]
     Host(String),
+    /// The system call filter could not be built or handed to the sandbox.
+    #[error("sandbox seccomp filter: {0}")]
+    Seccomp(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -15,6 +15,7 @@ mod mounts;
 mod net;
 mod queue;
 mod reaper;
+mod seccomp;
 mod snapshot;
 mod supervise;
 

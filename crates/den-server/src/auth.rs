@@ -20,8 +20,20 @@ use den_store::{StoreError, UserRecord};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The name of the browser session cookie.
+/// The name of the browser session cookie when den is served over plain http.
 pub const SESSION_COOKIE: &str = "den_session";
+/// Its name over https. The `__Host-` prefix makes the browser refuse the cookie unless it is
+/// `Secure`, has `Path=/` and no `Domain`, so a sibling subdomain can neither plant nor shadow it.
+pub const SESSION_COOKIE_HTTPS: &str = "__Host-den_session";
+
+/// The session cookie's name for how den is served.
+pub(crate) fn session_cookie_name(state: &AppState) -> &'static str {
+    if state.serves_https() {
+        SESSION_COOKIE_HTTPS
+    } else {
+        SESSION_COOKIE
+    }
+}
 /// The header the web client sends on every request that changes something.
 pub const CSRF_HEADER: &str = "x-den-csrf";
 
@@ -58,7 +70,9 @@ impl FromRequestParts<AppState> for Caller {
             });
         }
         let jar = CookieJar::from_headers(&parts.headers);
-        let cookie = jar.get(SESSION_COOKIE).ok_or(ApiError::Unauthorized)?;
+        let cookie = jar
+            .get(session_cookie_name(state))
+            .ok_or(ApiError::Unauthorized)?;
         let token_hash = secret_token::hash(cookie.value());
         let user_id = state.store().web_session_user(&token_hash).await;
         let user = state
@@ -128,7 +142,7 @@ pub(crate) fn check_origin(headers: &HeaderMap, state: &AppState) -> Result<(), 
 
 /// The `Set-Cookie` for a new browser session.
 pub(crate) fn session_cookie(value: String, state: &AppState) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, value))
+    Cookie::build((session_cookie_name(state), value))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(state.serves_https())
@@ -139,7 +153,7 @@ pub(crate) fn session_cookie(value: String, state: &AppState) -> Cookie<'static>
 
 /// The `Set-Cookie` that removes the browser session cookie.
 pub(crate) fn removal_cookie(state: &AppState) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, ""))
+    Cookie::build((session_cookie_name(state), ""))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(state.serves_https())

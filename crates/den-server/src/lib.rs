@@ -24,12 +24,13 @@ mod github_api;
 mod github_token;
 mod observability;
 pub mod routes;
+mod security_headers;
 mod state;
 mod validate;
 
 pub use auth::github::GithubConfig;
 pub use auth::throttle::ThrottleLimits;
-pub use auth::{CSRF_HEADER, SESSION_COOKIE};
+pub use auth::{CSRF_HEADER, SESSION_COOKIE, SESSION_COOKIE_HTTPS};
 pub use error::ApiError;
 pub use gateway::{GatewayPolicy, serve_gateway};
 pub use git_gateway::serve_git_gateway;

@@ -109,6 +109,10 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = api_router().split_for_parts();
     api.route_layer(axum::middleware::from_fn(record_request))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::security_headers::add,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -281,6 +281,10 @@ fn local_path(path: &Path, local_roots: &[PathBuf]) -> Result<String, String> {
 }
 
 #[cfg(test)]
+#[path = "validate_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

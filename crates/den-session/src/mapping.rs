@@ -321,6 +321,10 @@ fn new_file_diff(tool: &str, input: &Value, metadata: &Value) -> Option<String> 
 }
 
 #[cfg(test)]
+#[path = "mapping_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

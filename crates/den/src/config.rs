@@ -312,7 +312,72 @@ impl Settings {
             .context("reading the configuration")?
             .try_deserialize()
             .context("invalid configuration (see docs/config.md)")?;
+        settings.check_ranges()?;
         Ok(settings)
+    }
+
+    /// Refuses numbers den would multiply into an overflow, divide by, or that leave it unable
+    /// to work (no sandbox could ever start), naming the key and its range.
+    fn check_ranges(&self) -> anyhow::Result<()> {
+        const YEAR_MINUTES: u64 = 365 * 24 * 60;
+        let checks: [(&str, u64, std::ops::RangeInclusive<u64>); 10] = [
+            (
+                "auth.session_ttl_hours",
+                self.auth.session_ttl_hours,
+                1..=10 * 365 * 24,
+            ),
+            (
+                "auth.login_link_minutes",
+                self.auth.login_link_minutes,
+                1..=7 * 24 * 60,
+            ),
+            (
+                "live.slow_client_ms",
+                self.live.slow_client_ms,
+                1..=3_600_000,
+            ),
+            (
+                "sandbox.lifetime_minutes",
+                self.sandbox.lifetime_minutes,
+                1..=YEAR_MINUTES,
+            ),
+            (
+                "sandbox.idle_timeout_minutes",
+                self.sandbox.idle_timeout_minutes,
+                1..=YEAR_MINUTES,
+            ),
+            (
+                "sandbox.turn_inactivity_minutes",
+                self.sandbox.turn_inactivity_minutes,
+                1..=YEAR_MINUTES,
+            ),
+            ("sandbox.memory_mb", self.sandbox.memory_mb, 64..=1 << 30),
+            ("sandbox.pids", u64::from(self.sandbox.pids), 16..=4_194_304),
+            (
+                "sandbox.max_concurrent_starts",
+                self.sandbox.max_concurrent_starts as u64,
+                1..=1024,
+            ),
+            (
+                "sandbox.uid_base",
+                u64::from(self.sandbox.uid_base),
+                1..=u64::from(u32::MAX - 100_000),
+            ),
+        ];
+        for (key, value, range) in checks {
+            anyhow::ensure!(
+                range.contains(&value),
+                "{key} is {value}; it must be {} to {}",
+                range.start(),
+                range.end()
+            );
+        }
+        let cpus = self.sandbox.cpus;
+        anyhow::ensure!(
+            cpus.is_finite() && (0.01..=1024.0).contains(&cpus),
+            "sandbox.cpus is {cpus}; it must be 0.01 to 1024"
+        );
+        Ok(())
     }
 
     pub(crate) fn database_url(&self) -> String {
@@ -370,6 +435,10 @@ pub(crate) fn ensure_data_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[path = "config_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -399,5 +468,29 @@ mod tests {
             format!("{err:#}").contains("not `host` or `host:port`"),
             "{err:#}"
         );
+    }
+
+    /// Found by `config_fuzz`: an hour count this large overflowed into a panic at start.
+    #[test]
+    fn numbers_den_cannot_use_are_refused_with_the_key_and_its_range() {
+        for (text, expected) in [
+            (
+                "[auth]\nsession_ttl_hours = 5124095576030432\n",
+                "auth.session_ttl_hours is 5124095576030432; it must be 1 to 87600",
+            ),
+            (
+                "[sandbox]\nmax_concurrent_starts = 0\n",
+                "sandbox.max_concurrent_starts is 0; it must be 1 to 1024",
+            ),
+            (
+                "[sandbox]\ncpus = nan\n",
+                "sandbox.cpus is NaN; it must be 0.01 to 1024",
+            ),
+        ] {
+            let err = load_file(text).unwrap_err();
+            assert_eq!(format!("{err:#}"), expected);
+        }
+        // The defaults pass.
+        load_file("").unwrap();
     }
 }

@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{IoContext, Result, SandboxError};
 use crate::exec::{ExecOutput, ExecRequest};
-use crate::local::Live;
+use crate::local::{Live, seccomp};
 
 /// `NS_GET_USERNS` from linux/nsfs.h: the user namespace that owns a namespace.
 const NS_GET_USERNS: libc::c_ulong = 0xb701;
@@ -167,6 +167,11 @@ pub(crate) async fn exec(live: &Live, request: ExecRequest) -> Result<ExecOutput
     let procs = live.cgroup.procs_files()?;
     let cwd = CString::new(request.cwd.as_os_str().as_bytes())
         .map_err(|_| SandboxError::InvalidSpec("exec cwd contains NUL".into()))?;
+    let filters = seccomp::filters()?;
+    let seccomp_programs = [
+        seccomp::kernel_program(&filters.refuse),
+        seccomp::kernel_program(&filters.unimplemented),
+    ];
     let mut command = tokio::process::Command::new(&program);
     command
         .args(&request.argv[1..])
@@ -212,6 +217,10 @@ pub(crate) async fn exec(live: &Live, request: ExecRequest) -> Result<ExecOutput
             check(libc::setresgid(SANDBOX_ID, SANDBOX_ID, SANDBOX_ID))?;
             check(libc::setresuid(SANDBOX_ID, SANDBOX_ID, SANDBOX_ID))?;
             check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+            // Last: the filters refuse `setns`, which the steps above need.
+            for program in &seccomp_programs {
+                check(seccomp::install(program))?;
+            }
             Ok(())
         });
     }

@@ -9,7 +9,7 @@
     reason = "pre_exec: join namespaces and cgroups, then drop privileges"
 )]
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,7 @@ use nix::libc;
 
 use crate::error::{IoContext, Result};
 use crate::local::mounts::{MountPlan, idmap_userns};
+use crate::local::seccomp;
 use crate::spec::{HOME_DIR, NetworkPolicy, SandboxSpec, WORKSPACE_DIR};
 
 /// Paths of one sandbox's state on the host.
@@ -129,7 +130,7 @@ pub(crate) struct Launch<'a> {
 }
 
 impl Launch<'_> {
-    fn args(&self) -> Vec<String> {
+    fn args(&self, seccomp_fds: [RawFd; 2]) -> Vec<String> {
         let l = self.layout;
         let mut a: Vec<String> = [
             "--unshare-user",
@@ -221,6 +222,10 @@ impl Launch<'_> {
         // /workspace, HOME and /tmp keep their own writable mounts.
         a.extend(["--remount-ro".into(), "/".into()]);
         a.extend(["--chdir".into(), workdir.into()]);
+        // Installed by bwrap just before it runs the command (see `seccomp`).
+        for fd in seccomp_fds {
+            a.extend(["--add-seccomp-fd".into(), fd.to_string()]);
+        }
         a.extend([
             "--die-with-parent".into(),
             "--new-session".into(),
@@ -282,8 +287,14 @@ impl Launch<'_> {
             .open(l.log())
             .ctx(|| format!("open {}", l.log().display()))?;
         let log2 = log.try_clone().ctx(|| "dup log".into())?;
+        let filters = seccomp::filters()?;
+        let seccomp = [
+            seccomp::memfd(&filters.refuse)?,
+            seccomp::memfd(&filters.unimplemented)?,
+        ];
+        let seccomp_fds = [seccomp[0].as_raw_fd(), seccomp[1].as_raw_fd()];
         let mut cmd = tokio::process::Command::new(self.bwrap);
-        cmd.args(self.args())
+        cmd.args(self.args(seccomp_fds))
             .env_clear()
             .envs(self.env())
             .current_dir("/")
@@ -306,6 +317,10 @@ impl Launch<'_> {
                     }
                 };
                 plan.apply()?;
+                // bwrap reads the filters from these descriptors: keep them open across exec.
+                for fd in seccomp_fds {
+                    check(libc::fcntl(fd, libc::F_SETFD, 0))?;
+                }
                 check(libc::setns(netns, libc::CLONE_NEWNET))?;
                 for f in &procs {
                     if libc::write(f.as_raw_fd(), b"0".as_ptr().cast(), 1) < 0 {
@@ -319,7 +334,11 @@ impl Launch<'_> {
                 Ok(())
             });
         }
-        cmd.spawn()
-            .ctx(|| format!("start {}", self.bwrap.display()))
+        let child = cmd
+            .spawn()
+            .ctx(|| format!("start {}", self.bwrap.display()));
+        // bwrap holds its own copies now.
+        drop(seccomp);
+        child
     }
 }

@@ -15,6 +15,7 @@ mod isolation;
 mod lifecycle;
 mod limits;
 mod opencode;
+mod seccomp;
 
 /// Waits until the sandbox's log says "ready" (its script finished setting up).
 pub async fn limits_wait(log: &std::path::Path) {

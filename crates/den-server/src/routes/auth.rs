@@ -26,9 +26,41 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 
 /// The cookie that ties a GitHub callback to the browser that started it.
-const OAUTH_STATE_COOKIE: &str = "den_oauth_state";
+const OAUTH_STATE_COOKIE: OauthCookie = OauthCookie {
+    http: "den_oauth_state",
+    https: "__Secure-den_oauth_state",
+};
 /// Set when the flow links GitHub to the signed-in person rather than signing in.
-const OAUTH_CONNECT_COOKIE: &str = "den_oauth_connect";
+const OAUTH_CONNECT_COOKIE: OauthCookie = OauthCookie {
+    http: "den_oauth_connect",
+    https: "__Secure-den_oauth_connect",
+};
+
+/// A sign-in flow cookie's two names. Over https the `__Secure-` prefix makes the browser refuse
+/// the cookie unless it is `Secure`; these cookies are scoped to the GitHub routes' path, so the
+/// stricter `__Host-` prefix (which requires `Path=/`) does not apply.
+struct OauthCookie {
+    http: &'static str,
+    https: &'static str,
+}
+
+impl OauthCookie {
+    fn name(&self, state: &AppState) -> &'static str {
+        if state.serves_https() {
+            self.https
+        } else {
+            self.http
+        }
+    }
+
+    /// The `Set-Cookie` that removes it; a prefixed cookie is only replaced by a `Secure` one.
+    fn removal(&self, state: &AppState) -> Cookie<'static> {
+        Cookie::build(self.name(state))
+            .path("/api/auth/github")
+            .secure(state.serves_https())
+            .build()
+    }
+}
 pub(crate) use crate::github_token::GITHUB_TOKEN_PURPOSE;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -242,11 +274,11 @@ pub(super) async fn begin_github(
             .max_age(cookie::time::Duration::minutes(10))
             .build()
     };
-    let jar = jar.add(cookie(OAUTH_STATE_COOKIE, authorization.state));
+    let jar = jar.add(cookie(OAUTH_STATE_COOKIE.name(state), authorization.state));
     let jar = if connect {
-        jar.add(cookie(OAUTH_CONNECT_COOKIE, "1".to_owned()))
+        jar.add(cookie(OAUTH_CONNECT_COOKIE.name(state), "1".to_owned()))
     } else {
-        jar.remove(Cookie::build(OAUTH_CONNECT_COOKIE).path("/api/auth/github"))
+        jar.remove(OAUTH_CONNECT_COOKIE.removal(state))
     };
     Ok((jar, authorization.url))
 }
@@ -277,7 +309,9 @@ async fn github_callback(
     let (Some(code), Some(returned_state)) = (query.code, query.state) else {
         return Err(ApiError::bad_request("the callback needs code and state"));
     };
-    let cookie_state = jar.get(OAUTH_STATE_COOKIE).map(|c| c.value().to_owned());
+    let cookie_state = jar
+        .get(OAUTH_STATE_COOKIE.name(&state))
+        .map(|c| c.value().to_owned());
     if cookie_state.as_deref() != Some(returned_state.as_str()) {
         return Err(ApiError::bad_request(
             "sign-in state does not match this browser; start again",
@@ -301,10 +335,10 @@ async fn github_callback(
         verifier,
     )
     .await?;
-    let connecting = jar.get(OAUTH_CONNECT_COOKIE).is_some();
+    let connecting = jar.get(OAUTH_CONNECT_COOKIE.name(&state)).is_some();
     let jar = jar
-        .remove(Cookie::build(OAUTH_STATE_COOKIE).path("/api/auth/github"))
-        .remove(Cookie::build(OAUTH_CONNECT_COOKIE).path("/api/auth/github"));
+        .remove(OAUTH_STATE_COOKIE.removal(&state))
+        .remove(OAUTH_CONNECT_COOKIE.removal(&state));
     if connecting {
         // Settings' "Connect GitHub": the account goes to whoever this browser is signed in as.
         let Some(user) = signed_in_user(&state, &jar).await? else {
@@ -343,7 +377,7 @@ async fn github_callback(
 
 /// The person this browser is signed in as (its session cookie), if any.
 async fn signed_in_user(state: &AppState, jar: &CookieJar) -> Result<Option<UserRecord>, ApiError> {
-    let Some(cookie) = jar.get(crate::auth::SESSION_COOKIE) else {
+    let Some(cookie) = jar.get(crate::auth::session_cookie_name(state)) else {
         return Ok(None);
     };
     let token_hash = secret_token::hash(cookie.value());

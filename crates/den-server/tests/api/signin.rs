@@ -59,11 +59,35 @@ async fn cookies_are_secure_when_den_is_served_over_https() {
         .await
         .unwrap();
     let response = server.login("alice", PASSWORD).await;
-    let cookie = set_cookies(&response)
-        .into_iter()
-        .find(|c| c.starts_with("den_session="))
+    let cookies = set_cookies(&response);
+    // The `__Host-` prefix: the browser keeps it only if Secure, Path=/ and no Domain, so no
+    // sibling subdomain can plant or shadow it.
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-den_session="))
+        .unwrap_or_else(|| panic!("no __Host- session cookie in {cookies:?}"));
+    let lower = cookie.to_lowercase();
+    assert!(
+        lower.contains("secure") && lower.contains("path=/") && !lower.contains("domain="),
+        "{cookie}"
+    );
+    let value = cookie
+        .strip_prefix("__Host-den_session=")
+        .and_then(|rest| rest.split(';').next())
         .unwrap();
-    assert!(cookie.to_lowercase().contains("secure"), "{cookie}");
+
+    // It signs requests in; the unprefixed name, which a subdomain could plant, does not.
+    let me = |cookie_header: String| {
+        server
+            .http()
+            .get(format!("{}/api/auth/me", server.base))
+            .header("cookie", cookie_header)
+            .send()
+    };
+    let response = me(format!("__Host-den_session={value}")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = me(format!("den_session={value}")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
