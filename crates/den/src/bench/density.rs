@@ -55,8 +55,9 @@ async fn running(den: &BenchDen, quick: bool) -> anyhow::Result<Vec<Metric>> {
     den_git::init_with_commit(&repo, "first").await?;
 
     // One session alone: the baseline.
-    let alone = den.create_session(&repo, None).await?;
-    den.watch(&alone).await?.ready().await?;
+    // A session starts with its first prompt.
+    let alone = den.create_session(&repo, Some("hello")).await?;
+    den.watch(&alone).await?.turn_finished().await?;
     let mut baseline = Vec::new();
     for _ in 0..if quick { 5 } else { 20 } {
         baseline.push(prompt_ms(den, &alone).await?);
@@ -73,8 +74,8 @@ async fn running(den: &BenchDen, quick: bool) -> anyhow::Result<Vec<Metric>> {
             break "available memory under 10%".to_owned();
         }
         let started = async {
-            let session = den.create_session(&repo, None).await?;
-            den.watch(&session).await?.ready().await?;
+            let session = den.create_session(&repo, Some("hello")).await?;
+            den.watch(&session).await?.turn_finished().await?;
             Ok::<_, anyhow::Error>(session)
         }
         .await;

@@ -40,8 +40,9 @@ async fn measure_pool(den: &BenchDen, quick: bool) -> anyhow::Result<Vec<Metric>
     tokio::task::spawn_blocking(move || den_sandbox::bench::make_repo(&made)).await??;
     // The commit's first session clones it (measured in the den without a pool); here every
     // create is a later one.
-    let warmup = den.create_session(&repo, None).await?;
-    den.watch(&warmup).await?.ready().await?;
+    // A session starts with its first prompt.
+    let warmup = den.create_session(&repo, Some("hello")).await?;
+    den.watch(&warmup).await?.turn_finished().await?;
     delete(den, &warmup).await?;
     wait_pool_full(den).await?;
     let idle_rss = super::den::sandboxes_rss_mb(den.uid_base) / POOL_SIZE as f64;
@@ -49,9 +50,10 @@ async fn measure_pool(den: &BenchDen, quick: bool) -> anyhow::Result<Vec<Metric>
     for _ in 0..if quick { 3 } else { 7 } {
         wait_pool_full(den).await?;
         let t0 = Instant::now();
-        let session = den.create_session(&repo, None).await?;
+        let session = den.create_session(&repo, Some("hello")).await?;
         let mut watcher = den.watch(&session).await?;
         create.push(ms(t0, watcher.ready().await?));
+        watcher.turn_finished().await?;
         watcher.close().await;
         delete(den, &session).await?;
     }
