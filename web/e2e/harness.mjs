@@ -78,6 +78,9 @@ export async function startDen({ model, config = "", users = ["alice", "bob"], a
   // Two dens with sandboxes on one host share the sandbox cgroup tree, and a starting den reaps
   // what it finds there: a second den for a side test runs without sandboxes.
   if (!sandboxes) env.DEN_SANDBOX__ENABLED = "false";
+  // No warm pool: its sandboxes would boot beside every test's own (the pool has tests of its
+  // own in crates/den/tests/e2e/pool.rs).
+  env.DEN_SANDBOX__WARM_POOL ??= "0";
   for (const name of [...users, ...admins]) {
     const admin = admins.includes(name) ? ["--admin"] : [];
     execFileSync(BIN, [...args, "--data-dir", data, "user", "add", name, ...admin, "--password-stdin"], { env, input: "correct horse\n", stdio: ["pipe", "ignore", "pipe"] });

@@ -31,6 +31,10 @@ pub struct OpencodeClient {
     config: Arc<OpencodeConfig>,
 }
 
+/// The header naming the project directory a request is about (OpenCode's server keeps one
+/// instance per directory; without it, the server's working directory).
+const DIRECTORY_HEADER: &str = "x-opencode-directory";
+
 /// Placeholder authority for requests that travel over a unix socket.
 const UNIX_BASE: &str = "http://opencode";
 
@@ -287,6 +291,10 @@ impl OpencodeClient {
             Method::Post => self.http.post(url),
             Method::Put => self.http.put(url),
             Method::Delete => self.http.delete(url),
+        };
+        let builder = match &self.config.directory {
+            Some(directory) => builder.header(DIRECTORY_HEADER, directory),
+            None => builder,
         };
         match &self.config.password {
             Some(password) => builder.basic_auth(&self.config.username, Some(password)),

@@ -32,6 +32,10 @@ pub struct OpencodeConfig {
     pub reconnect_backoff: Vec<Duration>,
     /// Give up reconnecting after this many consecutive failures.
     pub max_reconnects: u32,
+    /// The project directory every request is about (sent as `x-opencode-directory`). `None`:
+    /// the server's own working directory. A server booted before its workspace existed (den's
+    /// warm pool) must be told, or it would answer about the directory it started in.
+    pub directory: Option<String>,
 }
 
 impl OpencodeConfig {
@@ -48,11 +52,17 @@ impl OpencodeConfig {
                 .map(Duration::from_millis)
                 .collect(),
             max_reconnects: 20,
+            directory: None,
         }
     }
 
     pub fn with_password(mut self, password: impl Into<String>) -> Self {
         self.password = Some(password.into());
+        self
+    }
+
+    pub fn with_directory(mut self, directory: impl Into<String>) -> Self {
+        self.directory = Some(directory.into());
         self
     }
 }
@@ -68,6 +78,7 @@ impl fmt::Debug for OpencodeConfig {
             .field("probe_timeout", &self.probe_timeout)
             .field("event_idle", &self.event_idle)
             .field("max_reconnects", &self.max_reconnects)
+            .field("directory", &self.directory)
             .finish_non_exhaustive()
     }
 }

@@ -130,25 +130,37 @@ pub async fn host_boot(cfg: HostBoot<'_>, repo: &Path, auth: &BasicAuth) -> Resu
         .kill_on_drop(true)
         .spawn()
         .ctx(|| format!("start {}", cfg.opencode_bin.display()))?;
-    let result = loop {
-        let attempt = tokio::time::timeout(Duration::from_secs(1), async {
+    // OpenCode never answers a request that arrived before it was ready, so readiness is
+    // probed with short, retried requests to its global health (which opens no project); then
+    // the first project request (which opens the repository, seconds on a loaded host) is
+    // waited for as long as it takes.
+    let probe = |path: &'static str, within: Duration| async move {
+        let attempt = tokio::time::timeout(within, async {
             let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-            crate::probe::request(Box::new(s), "GET", "/session", Some(auth), None).await
+            crate::probe::request(Box::new(s), "GET", path, Some(auth), None).await
         })
         .await;
-        if let Ok(Ok(r)) = attempt
-            && r.status == 200
-        {
-            break Ok(t.elapsed());
-        }
-        if t.elapsed() > cfg.within {
-            break Err(SandboxError::Timeout {
-                what: "OpenCode on the host".into(),
-                secs: cfg.within.as_secs(),
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        matches!(attempt, Ok(Ok(r)) if r.status == 200)
     };
+    let timed_out = || SandboxError::Timeout {
+        what: "OpenCode on the host".into(),
+        secs: cfg.within.as_secs(),
+    };
+    let result = async {
+        while !probe("/global/health", Duration::from_secs(1)).await {
+            if t.elapsed() > cfg.within {
+                return Err(timed_out());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let left = cfg.within.saturating_sub(t.elapsed());
+        if probe("/session", left).await {
+            Ok(t.elapsed())
+        } else {
+            Err(timed_out())
+        }
+    }
+    .await;
     let _ = child.start_kill();
     let _ = child.wait().await;
     let _ = std::fs::remove_dir_all(&home);

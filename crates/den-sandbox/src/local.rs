@@ -5,6 +5,7 @@
 //! All host state of one runtime lives under `LocalConfig::root_dir` and in cgroup directories
 //! and an nftables table named `densbx-<instance>`, so the reaper can find what a crashed den left.
 
+mod attach;
 mod cgroup;
 mod exec;
 mod firewall;
@@ -90,6 +91,9 @@ struct Live {
     status: watch::Receiver<SandboxStatus>,
     status_tx: watch::Sender<SandboxStatus>,
     expose: Vec<u16>,
+    /// Started with `workspace_later` and not given its workspace yet.
+    awaits_workspace: std::sync::atomic::AtomicBool,
+    restart_lifetime: Arc<tokio::sync::Notify>,
 }
 
 pub struct LocalRuntime {
@@ -393,6 +397,7 @@ impl LocalRuntime {
             layout,
             spec,
             home_lower,
+            empty: &empty,
             uid,
             netns: &netns,
             cgroup_procs: cgroup.procs_files()?,
@@ -400,6 +405,7 @@ impl LocalRuntime {
         .spawn()?;
         let (status_tx, status) = watch::channel(SandboxStatus::Running);
         let stop = Arc::new(StopRequest::default());
+        let restart_lifetime = Arc::new(tokio::sync::Notify::new());
         let live = Arc::new(Live {
             uid,
             layout: layout.clone(),
@@ -409,6 +415,8 @@ impl LocalRuntime {
             status: status.clone(),
             status_tx: status_tx.clone(),
             expose: spec.expose.clone(),
+            awaits_workspace: std::sync::atomic::AtomicBool::new(spec.workspace_later),
+            restart_lifetime: restart_lifetime.clone(),
         });
         tokio::spawn(
             Supervised {
@@ -417,6 +425,7 @@ impl LocalRuntime {
                 bridges,
                 cgroup,
                 lifetime: spec.lifetime,
+                restart_lifetime,
                 stop,
                 status: status_tx,
             }
@@ -623,6 +632,39 @@ impl SandboxRuntime for LocalRuntime {
         progress: Option<ProgressSender>,
     ) -> BoxFuture<'a, Result<SandboxHandle>> {
         Box::pin(self.create_inner(spec, Some(artifact), progress))
+    }
+
+    fn attach_workspace<'a>(
+        &'a self,
+        id: &'a SandboxId,
+        workspace: &'a Path,
+        home_files: Vec<crate::spec::HomeFile>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let live = self.get(id)?;
+            if !workspace.is_dir() {
+                return Err(SandboxError::MissingWorkspace {
+                    path: workspace.to_path_buf(),
+                });
+            }
+            if *live.status.borrow() != SandboxStatus::Running {
+                return Err(SandboxError::NotRunning { id: id.clone() });
+            }
+            if !live
+                .awaits_workspace
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(SandboxError::InvalidSpec(format!(
+                    "sandbox {id} already has its workspace"
+                )));
+            }
+            attach::attach_workspace(&live, workspace).await?;
+            for file in home_files {
+                attach::write_home_file(&live, file).await?;
+            }
+            live.restart_lifetime.notify_one();
+            Ok(())
+        })
     }
 
     fn status(&self, id: &SandboxId) -> Result<SandboxStatus> {

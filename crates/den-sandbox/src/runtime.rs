@@ -104,6 +104,18 @@ pub trait SandboxRuntime: Send + Sync {
         progress: Option<ProgressSender>,
     ) -> BoxFuture<'a, Result<SandboxHandle>>;
 
+    /// Gives a sandbox started with `SandboxSpec::workspace_later` its workspace: `workspace`
+    /// (a prepared checkout, never written: seen through an overlay as at create) appears at
+    /// `/workspace` inside the running sandbox, and `home_files` are written into its HOME
+    /// (as its user; an existing file is replaced). The sandbox's lifetime starts again. Once
+    /// only; a sandbox started with its workspace, or given one already, is refused.
+    fn attach_workspace<'a>(
+        &'a self,
+        id: &'a SandboxId,
+        workspace: &'a Path,
+        home_files: Vec<crate::spec::HomeFile>,
+    ) -> BoxFuture<'a, Result<()>>;
+
     fn status(&self, id: &SandboxId) -> Result<SandboxStatus>;
 
     fn watch(&self, id: &SandboxId) -> Result<watch::Receiver<SandboxStatus>>;

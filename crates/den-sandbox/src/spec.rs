@@ -122,6 +122,11 @@ pub struct SandboxSpec {
     /// TCP ports on the sandbox's 127.0.0.1 that den must reach (see `SandboxRuntime::connect`).
     pub expose: Vec<u16>,
     pub forwards: Vec<Forward>,
+    /// Start with an empty `/workspace` (the command runs in `/tmp`) and take `workspace`
+    /// later, from `SandboxRuntime::attach_workspace`: the sandbox (and the agent's boot) need
+    /// not wait for the checkout, and a warm pool can boot sandboxes before anyone asks.
+    /// `workspace` is then ignored.
+    pub workspace_later: bool,
 }
 
 impl SandboxSpec {
@@ -139,6 +144,7 @@ impl SandboxSpec {
             network: NetworkPolicy::Internet,
             expose: Vec::new(),
             forwards: Vec::new(),
+            workspace_later: false,
         }
     }
 
@@ -146,7 +152,7 @@ impl SandboxSpec {
     /// `host_memory` bound the limits: asking for more than exists is an error, not a silent cap.
     pub fn validate(&self, host_cpus: u32, host_memory: u64) -> Result<()> {
         let bad = |m: String| Err(SandboxError::InvalidSpec(m));
-        if !self.workspace.is_dir() {
+        if !self.workspace_later && !self.workspace.is_dir() {
             return Err(SandboxError::MissingWorkspace {
                 path: self.workspace.clone(),
             });

@@ -54,6 +54,8 @@ pub(crate) struct Services {
     pub(crate) artifacts: Arc<dyn ArtifactStore>,
     pub(crate) config: Arc<SessionConfig>,
     pub(crate) list: broadcast::Sender<ListChange>,
+    /// Booted sandboxes waiting for new sessions (`None`: no warm pool).
+    pub(crate) pool: Option<Arc<crate::pool::WarmPool>>,
     /// The lease this actor writes under (the registry's template holds epoch 0, which no
     /// lease ever has: a write with it is refused).
     pub(crate) fence: den_store::Fence,

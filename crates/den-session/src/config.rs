@@ -51,6 +51,12 @@ pub struct SessionConfig {
     /// This den's name among those sharing the database (the sandbox instance name): recorded
     /// on each session it starts, so recovery after a restart takes only its own sessions.
     pub runner: String,
+    /// How many sandboxes with a booted OpenCode wait to be claimed by a new session (the
+    /// warm pool; 0: none, each session boots its own).
+    pub warm_pool: usize,
+    /// Turn off OpenCode's features a sandboxed session does not use
+    /// (`workspace::IDLE_COST_ENV`).
+    pub lean_agent: bool,
 }
 
 impl SessionConfig {
@@ -76,6 +82,8 @@ impl SessionConfig {
             max_prompt_bytes: 100_000,
             max_queue: 20,
             runner: "den".to_owned(),
+            warm_pool: 0,
+            lean_agent: true,
         }
     }
 }

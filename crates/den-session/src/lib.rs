@@ -40,6 +40,7 @@ mod fork;
 mod handle;
 mod manager;
 mod mapping;
+mod pool;
 mod push;
 mod registry;
 mod snapshot_migration;

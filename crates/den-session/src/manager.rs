@@ -50,6 +50,9 @@ impl SessionManager {
         config: SessionConfig,
     ) -> Self {
         let (list, _) = broadcast::channel(1024);
+        let config = Arc::new(config);
+        let pool = (config.warm_pool > 0)
+            .then(|| crate::pool::WarmPool::start(runtime.clone(), config.clone()));
         let fence = den_store::Fence {
             node: config.runner.clone(),
             epoch: 0,
@@ -58,10 +61,11 @@ impl SessionManager {
             store,
             runtime,
             artifacts,
-            config: Arc::new(config),
+            config,
             list,
             fence,
             cluster: Arc::default(),
+            pool,
         };
         Self {
             registry: Arc::new(Registry::new(services)),
@@ -234,6 +238,10 @@ impl SessionManager {
     /// afterwards.
     pub async fn shutdown(&self) {
         self.draining.cancel();
+        let services = self.registry.services();
+        if let Some(pool) = &services.pool {
+            pool.shutdown(services.runtime.as_ref()).await;
+        }
         let (mailboxes, live) = self.registry.close();
         futures::future::join_all(mailboxes.into_iter().map(|mailbox| async move {
             let (reply, done) = oneshot::channel();
@@ -249,6 +257,15 @@ impl SessionManager {
     /// Whether den has started to stop (a load balancer should send nothing new here).
     pub fn is_stopping(&self) -> bool {
         self.draining.is_cancelled() || self.stopping.is_cancelled()
+    }
+
+    /// How many booted sandboxes of the warm pool wait for a new session now.
+    pub fn warm_sandboxes(&self) -> usize {
+        self.registry
+            .services()
+            .pool
+            .as_ref()
+            .map_or(0, |pool| pool.waiting())
     }
 
     /// Tells every live connection to end now (also when [`Self::shutdown`] did not finish

@@ -305,25 +305,41 @@ fn model_entry(model: &ModelSpec) -> serde_json::Value {
     entry
 }
 
-/// The sandbox spec for a session's OpenCode; with `git_gateway_token`, the git gateway is
-/// forwarded in and git is set up to authenticate to it.
-pub(crate) fn sandbox_spec(
+/// Where the session's own OpenCode config (its providers with the session's gateway token,
+/// its model) lives, relative to HOME. OpenCode reads the file `OPENCODE_CONFIG` names each time
+/// it opens a project, whereas it reads its global config once per process: so a sandbox
+/// booted before its session was known (den's warm pool) still gets the session's config.
+pub(crate) const SESSION_CONFIG_PATH: &str = ".config/den/opencode.json";
+
+/// OpenCode's environment for what a sandboxed session does not need, each costing memory or
+/// CPU in every idle sandbox (measured by `den bench session`): the file watcher (den reads
+/// changes with git after each turn), language server downloads (no network is assumed),
+/// the default plugins (providers' sign-in flows: den's gateway holds the keys), Claude Code's
+/// and external skill folders (none in a sandbox's HOME), and the embedded web UI.
+pub(crate) const IDLE_COST_ENV: [(&str, &str); 6] = [
+    ("OPENCODE_EXPERIMENTAL_DISABLE_FILEWATCHER", "1"),
+    ("OPENCODE_DISABLE_LSP_DOWNLOAD", "1"),
+    ("OPENCODE_DISABLE_DEFAULT_PLUGINS", "1"),
+    ("OPENCODE_DISABLE_CLAUDE_CODE", "1"),
+    ("OPENCODE_DISABLE_EXTERNAL_SKILLS", "1"),
+    ("OPENCODE_DISABLE_EMBEDDED_WEB_UI", "1"),
+];
+
+/// The spec of a sandbox running OpenCode for den, with nothing of any session in it: den's
+/// base config as OpenCode's global config, the model gateway (and with `git_gateway`, the
+/// git gateway) forwarded in, the host's limits. The session's own files come from
+/// [`session_files`], at create or when the workspace is attached.
+pub(crate) fn agent_spec(
     config: &SessionConfig,
-    checkout: &Path,
+    workspace: &Path,
     auth: &BasicAuth,
-    opencode_config: &serde_json::Value,
-    git_gateway_token: Option<&str>,
+    git_gateway: bool,
 ) -> SandboxSpec {
-    let mut spec = opencode_spec(checkout, &config.opencode_bin, auth, opencode_config);
-    if let (Some(socket), Some(token)) = (&config.git_gateway_socket, git_gateway_token) {
+    let mut spec = opencode_spec(workspace, &config.opencode_bin, auth, &base_config());
+    if let (Some(socket), true) = (&config.git_gateway_socket, git_gateway) {
         spec.forwards.push(Forward {
             sandbox_port: GIT_GATEWAY_PORT,
             host_socket: socket.clone(),
-        });
-        spec.home_files.push(den_sandbox::HomeFile {
-            path: ".gitconfig".into(),
-            contents: git_gateway_config(token),
-            mode: 0o600,
         });
     }
     spec.limits = config.limits;
@@ -332,11 +348,41 @@ pub(crate) fn sandbox_spec(
     // den declares every model itself: no catalog refresh may change them mid-session.
     spec.env
         .insert("OPENCODE_DISABLE_MODELS_FETCH".into(), "1".into());
+    spec.env.insert(
+        "OPENCODE_CONFIG".into(),
+        format!("{}/{SESSION_CONFIG_PATH}", den_sandbox::HOME_DIR),
+    );
+    if config.lean_agent {
+        for (name, value) in IDLE_COST_ENV {
+            spec.env.insert(name.into(), value.into());
+        }
+    }
     spec.forwards.push(Forward {
         sandbox_port: GATEWAY_PORT,
         host_socket: config.gateway_socket.clone(),
     });
     spec
+}
+
+/// The session's files in its sandbox's HOME: its OpenCode config and, with
+/// `git_gateway_token`, git's setup to authenticate to the git gateway.
+pub(crate) fn session_files(
+    opencode_config: &serde_json::Value,
+    git_gateway_token: Option<&str>,
+) -> Vec<den_sandbox::HomeFile> {
+    let mut files = vec![den_sandbox::HomeFile {
+        path: SESSION_CONFIG_PATH.into(),
+        contents: opencode_config.to_string().into_bytes(),
+        mode: 0o600,
+    }];
+    if let Some(token) = git_gateway_token {
+        files.push(den_sandbox::HomeFile {
+            path: ".gitconfig".into(),
+            contents: git_gateway_config(token),
+            mode: 0o600,
+        });
+    }
+    files
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 mod cluster;
 mod den;
+mod density;
 mod events;
 mod model;
 mod sandbox;
@@ -24,9 +25,10 @@ use crate::config::Settings;
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
     /// Suites to run (default: all but cluster). Known: server, sandbox, events, session,
-    /// snapshots, cluster. `sandbox`, `events`, `session` and `cluster` start real sandboxes
-    /// (as root, like `den serve`); `snapshots` stores a 100 MB snapshot in a local S3 server;
-    /// `cluster` starts three den nodes on the PostgreSQL server of `--database-url`.
+    /// density, snapshots, cluster. `sandbox`, `events`, `session`, `density` and `cluster`
+    /// start real sandboxes (as root, like `den serve`); `snapshots` stores a 100 MB snapshot in
+    /// a local S3 server; `cluster` starts three den nodes on the PostgreSQL server of
+    /// `--database-url`.
     suites: Vec<String>,
     /// Also write the metrics as JSON: {"metrics":[{"name","value","unit","baseline"?}]}.
     #[arg(long, value_name = "FILE")]
@@ -78,7 +80,14 @@ impl Metric {
     }
 }
 
-const SUITES: &[&str] = &["server", "sandbox", "events", "session", "snapshots"];
+const SUITES: &[&str] = &[
+    "server",
+    "sandbox",
+    "events",
+    "session",
+    "density",
+    "snapshots",
+];
 /// Suites run only when named (they need more than this machine: `cluster` a PostgreSQL
 /// server, given as `--database-url`).
 const NAMED_ONLY: &[&str] = &["cluster"];
@@ -102,6 +111,7 @@ pub(crate) async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<E
             "session" => metrics.extend(session::run(&settings, args.quick).await?),
             "snapshots" => metrics.extend(snapshots::run(&settings, args.quick).await?),
             "cluster" => metrics.extend(cluster::run(&settings, args.quick).await?),
+            "density" => metrics.extend(density::run(&settings, args.quick).await?),
             other => anyhow::bail!(
                 "unknown bench suite {other:?}; known: {}",
                 [SUITES, NAMED_ONLY].concat().join(", ")

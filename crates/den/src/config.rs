@@ -108,6 +108,11 @@ pub(crate) struct SandboxSettings {
     /// A permission ask or question nobody answers this long is closed as refused.
     pub(crate) ask_timeout_seconds: u64,
     pub(crate) network: NetworkSetting,
+    /// Sandboxes with a booted agent waiting for new sessions (0: none).
+    pub(crate) warm_pool: usize,
+    /// Turn off the agent's features a sandboxed session does not use (its file watcher,
+    /// language server downloads, default plugins, ...).
+    pub(crate) lean_agent: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -289,6 +294,8 @@ impl Settings {
             .set_default("sandbox.turn_inactivity_minutes", 30)?
             .set_default("sandbox.ask_timeout_seconds", 1800)?
             .set_default("sandbox.network", "internet")?
+            .set_default("sandbox.warm_pool", 2)?
+            .set_default("sandbox.lean_agent", true)?
             .set_default("providers", Vec::<String>::new())?
             .set_default("models.allow_private_endpoints", false)?
             .set_default("snapshots.orphan_grace_minutes", 60)?

@@ -98,6 +98,25 @@ fn namespaces(live: &Live) -> Result<Namespaces> {
     }))
 }
 
+/// The sandbox's mount namespace (where its `/workspace` is), once bubblewrap has made it: from
+/// a process of the sandbox whose root is no longer the host's (bubblewrap's child starts in
+/// a copy of the host's mounts and pivots into the sandbox's own root when they are ready).
+/// `None` while no process is that far.
+pub(crate) fn ready_mount_namespace(live: &Live) -> Option<OwnedFd> {
+    let host_root = std::fs::metadata("/").ok()?;
+    let same_file = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        (a.dev(), a.ino()) == (b.dev(), b.ino())
+    };
+    sandbox_processes(live).into_iter().find_map(|pid| {
+        let root = std::fs::metadata(format!("/proc/{pid}/root")).ok()?;
+        let pivoted = !same_file(&root, &host_root)
+            && std::fs::metadata(format!("/proc/{pid}/root{}", crate::spec::WORKSPACE_DIR))
+                .is_ok_and(|m| m.is_dir());
+        pivoted.then(|| open_ns(pid, "mnt").ok()).flatten()
+    })
+}
+
 fn namespaces_of(live: &Live, pid: i32) -> Result<Namespaces> {
     let mnt = open_ns(pid, "mnt")?;
     // SAFETY: an ioctl on a namespace fd we own; it returns a new fd or -1.

@@ -122,6 +122,8 @@ pub(crate) struct Launch<'a> {
     pub(crate) layout: &'a Layout,
     pub(crate) spec: &'a SandboxSpec,
     pub(crate) home_lower: &'a Path,
+    /// An empty directory: the workspace of a sandbox whose workspace comes later.
+    pub(crate) empty: &'a Path,
     pub(crate) uid: u32,
     pub(crate) netns: &'a OwnedFd,
     pub(crate) cgroup_procs: Vec<std::fs::File>,
@@ -187,9 +189,21 @@ impl Launch<'_> {
             let src = l.etc().join(f).display().to_string();
             a.extend(["--ro-bind".into(), src, format!("/etc/{f}")]);
         }
+        // A sandbox whose workspace comes later starts with an empty, read-only one (the
+        // workspace overlay is mounted over it from outside: `attach::attach_workspace`), and
+        // runs its command in /tmp, so nothing holds on to the empty directory.
+        let (workspace_source, workdir) = if self.spec.workspace_later {
+            (self.empty.display().to_string(), "/tmp")
+        } else {
+            (l.ws("merged").display().to_string(), WORKSPACE_DIR)
+        };
         a.extend([
-            "--bind".into(),
-            l.ws("merged").display().to_string(),
+            if self.spec.workspace_later {
+                "--ro-bind".into()
+            } else {
+                "--bind".into()
+            },
+            workspace_source,
             WORKSPACE_DIR.into(),
         ]);
         a.extend([
@@ -207,7 +221,7 @@ impl Launch<'_> {
         // The root itself (bwrap's tmpfs holding /etc and the mount points) becomes read-only;
         // /workspace, HOME and /tmp keep their own writable mounts.
         a.extend(["--remount-ro".into(), "/".into()]);
-        a.extend(["--chdir".into(), WORKSPACE_DIR.into()]);
+        a.extend(["--chdir".into(), workdir.into()]);
         // Installed by bwrap just before it runs the command (see `seccomp`).
         for fd in seccomp_fds {
             a.extend(["--add-seccomp-fd".into(), fd.to_string()]);
@@ -248,13 +262,15 @@ impl Launch<'_> {
     pub(crate) fn spawn(self) -> Result<tokio::process::Child> {
         let l = self.layout;
         let mut plan = MountPlan::new(idmap_userns(self.uid)?);
-        plan.overlay(
-            &self.spec.workspace,
-            &l.ws("lower"),
-            &l.ws("upper"),
-            &l.ws("work"),
-            &l.ws("merged"),
-        )?;
+        if !self.spec.workspace_later {
+            plan.overlay(
+                &self.spec.workspace,
+                &l.ws("lower"),
+                &l.ws("upper"),
+                &l.ws("work"),
+                &l.ws("merged"),
+            )?;
+        }
         plan.overlay(
             self.home_lower,
             &l.home("lower"),

@@ -26,15 +26,15 @@ use nix::libc;
 
 use crate::error::{IoContext, Result, SandboxError};
 
-const SYS_OPEN_TREE: libc::c_long = 428;
-const SYS_MOVE_MOUNT: libc::c_long = 429;
+pub(crate) const SYS_OPEN_TREE: libc::c_long = 428;
+pub(crate) const SYS_MOVE_MOUNT: libc::c_long = 429;
 const SYS_MOUNT_SETATTR: libc::c_long = 442;
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+pub(crate) const OPEN_TREE_CLONE: libc::c_uint = 1;
+pub(crate) const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 const MOUNT_ATTR_RDONLY: u64 = 1;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
-fn cstr(p: &Path) -> Result<CString> {
+pub(crate) fn cstr(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| SandboxError::InvalidSpec(format!("path {} contains NUL", p.display())))
 }

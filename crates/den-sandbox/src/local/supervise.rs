@@ -34,6 +34,9 @@ pub(crate) struct Supervised {
     pub(crate) bridges: JoinSet<()>,
     pub(crate) cgroup: Arc<Cgroup>,
     pub(crate) lifetime: Duration,
+    /// Starts the lifetime again: a sandbox that waited for its workspace (in a warm pool)
+    /// lives its whole lifetime from the moment it is given one.
+    pub(crate) restart_lifetime: Arc<tokio::sync::Notify>,
     pub(crate) stop: Arc<StopRequest>,
     pub(crate) status: watch::Sender<SandboxStatus>,
 }
@@ -41,12 +44,17 @@ pub(crate) struct Supervised {
 impl Supervised {
     pub(crate) async fn run(mut self) {
         let oom_before = self.cgroup.stats().oom_kills;
-        let exit = tokio::select! {
-            s = self.child.wait() => s,
-            () = tokio::time::sleep(self.lifetime) => {
-                self.stop.set(ExitReason::LifetimeExceeded);
-                let _ = self.cgroup.kill_all().await;
-                self.child.wait().await
+        let restart = self.restart_lifetime.clone();
+        let lifetime = self.lifetime;
+        let exit = loop {
+            tokio::select! {
+                s = self.child.wait() => break s,
+                () = tokio::time::sleep(lifetime) => {
+                    self.stop.set(ExitReason::LifetimeExceeded);
+                    let _ = self.cgroup.kill_all().await;
+                    break self.child.wait().await;
+                }
+                () = restart.notified() => {}
             }
         };
         // The command is gone; whatever it left running goes too.

@@ -241,3 +241,106 @@ async fn a_starting_runtime_sweeps_what_dead_instances_left_on_the_host() {
     sweeper.shutdown().await.unwrap();
     h.finish().await;
 }
+
+/// A sandbox started without its workspace boots with an empty, read-only `/workspace` and
+/// gets the checkout while it runs: its processes then see the checkout there (through the
+/// overlay, so writes land in the sandbox's own layer and the checkout stays untouched), and a
+/// second attach is refused.
+#[tokio::test]
+async fn a_workspace_attached_later_appears_in_the_running_sandbox() {
+    let h = Harness::new().await;
+    let mut spec = h.spec(
+        "pwd; ls -A /workspace | wc -l; touch /workspace/early 2>/dev/null && echo writable; \
+         echo looked; \
+         while [ ! -e /workspace/README.md ]; do sleep 0.05; done; \
+         cd /workspace && cat README.md && echo mine > README.md && echo new > added.txt && \
+         echo done",
+    );
+    spec.workspace = "/nonexistent-before-attach".into();
+    spec.workspace_later = true;
+    let sandbox = h.rt.create(spec, None).await.unwrap();
+    // The script has looked at its empty workspace before the checkout is given.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !h.logs(&sandbox).await.contains("looked") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the script never looked at its workspace");
+    h.rt.attach_workspace(&sandbox.id, &h.workspace, Vec::new())
+        .await
+        .unwrap();
+    let reason = h.wait_exit(&sandbox, Duration::from_secs(60)).await;
+    let out = h.logs(&sandbox).await;
+    assert_eq!(reason, ExitReason::Exited { code: 0 }, "{out}");
+    assert_eq!(out, "/tmp\n0\nlooked\nseed\ndone\n", "{out}");
+    assert_eq!(
+        std::fs::read_to_string(h.workspace.join("README.md")).unwrap(),
+        "seed\n",
+        "the checkout must stay untouched"
+    );
+    assert!(!h.workspace.join("added.txt").exists());
+    h.rt.destroy(&sandbox.id).await.unwrap();
+    h.finish().await;
+}
+
+/// The workspace goes to one sandbox only, once: a second attach to a running sandbox is
+/// refused with a clear error, and a sandbox started with its workspace takes none. The HOME
+/// files given with it belong to the sandbox's user, with their mode.
+#[tokio::test]
+async fn a_workspace_is_attached_once_and_only_to_a_sandbox_waiting_for_one() {
+    let h = Harness::new().await;
+    let mut spec = h.spec("sleep 60");
+    spec.workspace_later = true;
+    let waiting = h.rt.create(spec, None).await.unwrap();
+    let file = den_sandbox::HomeFile {
+        path: ".config/den/session.json".into(),
+        contents: b"{\"secret\":1}".to_vec(),
+        mode: 0o600,
+    };
+    h.rt.attach_workspace(&waiting.id, &h.workspace, vec![file])
+        .await
+        .unwrap();
+    let out = h
+        .rt
+        .exec(
+            &waiting.id,
+            den_sandbox::ExecRequest::new([
+                "/bin/sh",
+                "-c",
+                "stat -c '%a %u' $HOME/.config/den/session.json && cat $HOME/.config/den/session.json",
+            ]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "600 1000\n{\"secret\":1}",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err =
+        h.rt.attach_workspace(&waiting.id, &h.workspace, Vec::new())
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("already has its workspace"), "{err}");
+    let out =
+        h.rt.exec(
+            &waiting.id,
+            den_sandbox::ExecRequest::new(["/bin/cat", "/workspace/README.md"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "seed\n");
+    let started_with_one = h.rt.create(h.spec("sleep 60"), None).await.unwrap();
+    let err =
+        h.rt.attach_workspace(&started_with_one.id, &h.workspace, Vec::new())
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("already has its workspace"), "{err}");
+    h.rt.destroy(&waiting.id).await.unwrap();
+    h.rt.destroy(&started_with_one.id).await.unwrap();
+    h.finish().await;
+}

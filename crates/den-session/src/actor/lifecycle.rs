@@ -207,87 +207,24 @@ async fn start(
     progress: mpsc::UnboundedSender<ProgressNote>,
     started_sandbox: StartedSandbox,
 ) -> Result<Live> {
-    let note = |step, state, detail: Option<String>| {
-        let _ = progress.send((step, state, detail));
-    };
-    let config = &services.config;
     services
         .store
-        .set_session_runner(record.id, &config.runner)
+        .set_session_runner(record.id, &services.config.runner)
         .await?;
     let snapshot = match &record.snapshot_id {
         Some(key) => Some(services.artifacts.fetch(key).await?),
         None => None,
     };
-    let checkout = workspace::checkout_dir(config, record.id);
-    if snapshot.is_none() || !checkout.exists() {
-        note(
-            ProgressStep::Clone,
-            StepState::Started,
-            Some(record.repository.clone()),
-        );
-        let cloned = match clone_credential(&services, &record).await {
-            Ok(auth) => workspace::ensure_checkout(config, &record, auth.as_ref()).await,
-            Err(err) => Err(err),
-        };
-        match cloned {
-            Ok(_) => note(ProgressStep::Clone, StepState::Done, None),
-            Err(err) => {
-                note(
-                    ProgressStep::Clone,
-                    StepState::Failed,
-                    Some(err.to_string()),
-                );
-                return Err(err);
-            }
+    let (sandbox, auth, base_commit) = match snapshot {
+        Some(artifact) => {
+            restore(&services, &record, &progress, &started_sandbox, &artifact).await?
         }
-    }
-
-    // The host checkout is den's and the sandbox never writes it: its HEAD is the base.
-    let base_commit = den_git::head_commit(&checkout, config.clone_timeout).await?;
-
-    let gateway_token = workspace::random_secret()?;
-    services
-        .store
-        .set_gateway_token(record.id, &workspace::token_hash(&gateway_token))
-        .await?;
-    let auth = BasicAuth {
-        user: "opencode".to_owned(),
-        password: workspace::random_secret()?,
+        None => fresh(&services, &record, &progress, &started_sandbox).await?,
     };
-    // The owner's own endpoints as they are now; one added later appears at the next start.
-    let endpoints = services.store.model_endpoints(record.owner_id).await?;
-    let opencode_config =
-        workspace::opencode_config(config, &record.model, &gateway_token, &endpoints);
-    let git_token = workspace::uses_git_gateway(config, &record).then_some(gateway_token.as_str());
-    let spec = workspace::sandbox_spec(config, &checkout, &auth, &opencode_config, git_token);
-
-    let step = if snapshot.is_some() {
-        ProgressStep::Restore
-    } else {
-        ProgressStep::Sandbox
-    };
-    note(step, StepState::Started, None);
-    let created = match &snapshot {
-        Some(artifact) => services.runtime.restore(artifact, spec, None).await,
-        None => services.runtime.create(spec, None).await,
-    };
-    let sandbox = match created {
-        Ok(sandbox) => sandbox,
-        Err(err) => {
-            note(step, StepState::Failed, Some(err.to_string()));
-            return Err(err.into());
-        }
-    };
-    *started_sandbox
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sandbox.id.clone());
-    note(step, StepState::Done, None);
-
-    note(ProgressStep::Agent, StepState::Started, None);
+    note(&progress, ProgressStep::Agent, StepState::Started, None);
     match connect_agent(&services, &record, &sandbox, &auth).await {
         Ok((client, events, agent_session_id)) => {
-            note(ProgressStep::Agent, StepState::Done, None);
+            note(&progress, ProgressStep::Agent, StepState::Done, None);
             Ok(Live {
                 sandbox,
                 client,
@@ -299,6 +236,7 @@ async fn start(
         }
         Err(err) => {
             note(
+                &progress,
                 ProgressStep::Agent,
                 StepState::Failed,
                 Some(err.to_string()),
@@ -311,6 +249,205 @@ async fn start(
             Err(err)
         }
     }
+}
+
+fn note(
+    progress: &mpsc::UnboundedSender<ProgressNote>,
+    step: ProgressStep,
+    state: StepState,
+    detail: Option<String>,
+) {
+    let _ = progress.send((step, state, detail));
+}
+
+/// Remembers the start's sandbox, so a start stopped midway can remove it.
+fn record_started(started_sandbox: &StartedSandbox, id: &den_sandbox::SandboxId) {
+    *started_sandbox
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(id.clone());
+}
+
+/// A session's first start (or one without a snapshot): a sandbox from the warm pool, or one
+/// booting while the checkout is made (OpenCode's boot and the clone overlap); then the
+/// checkout and the session's files are given to the running sandbox.
+async fn fresh(
+    services: &Services,
+    record: &SessionRecord,
+    progress: &mpsc::UnboundedSender<ProgressNote>,
+    started_sandbox: &StartedSandbox,
+) -> Result<(den_sandbox::SandboxHandle, BasicAuth, String)> {
+    let config = &services.config;
+    note(
+        progress,
+        ProgressStep::Clone,
+        StepState::Started,
+        Some(record.repository.clone()),
+    );
+    let warm = services.pool.as_ref().and_then(|pool| pool.claim());
+    if let Some(warm) = &warm {
+        record_started(started_sandbox, &warm.sandbox.id);
+        tracing::debug!(sandbox = %warm.sandbox.id, "claimed a warm pool sandbox");
+    }
+    let sandbox = async {
+        if let Some(warm) = warm {
+            return Ok((warm.sandbox, warm.auth));
+        }
+        let auth = BasicAuth {
+            user: "opencode".to_owned(),
+            password: workspace::random_secret()?,
+        };
+        let git_gateway = workspace::uses_git_gateway(config, record);
+        let mut spec = workspace::agent_spec(config, &config.workspaces_dir, &auth, git_gateway);
+        spec.workspace_later = true;
+        let sandbox = services.runtime.create(spec, None).await?;
+        record_started(started_sandbox, &sandbox.id);
+        Ok::<_, SessionError>((sandbox, auth))
+    };
+    let checkout = async {
+        let auth = clone_credential(services, record).await?;
+        workspace::ensure_checkout(config, record, auth.as_ref()).await
+    };
+    let (sandbox, checkout) = tokio::join!(sandbox, checkout);
+    let checkout = match checkout {
+        Ok(checkout) => checkout,
+        Err(err) => {
+            note(
+                progress,
+                ProgressStep::Clone,
+                StepState::Failed,
+                Some(err.to_string()),
+            );
+            if let Ok((sandbox, _)) = &sandbox {
+                let _ = services.runtime.destroy(&sandbox.id).await;
+                started_sandbox
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+            }
+            return Err(err);
+        }
+    };
+    note(progress, ProgressStep::Clone, StepState::Done, None);
+    note(progress, ProgressStep::Sandbox, StepState::Started, None);
+    let given = async {
+        let (sandbox, auth) = sandbox?;
+        let prepared = async {
+            // The host checkout is den's and the sandbox never writes it: its HEAD is the base.
+            let base_commit = den_git::head_commit(&checkout, config.clone_timeout).await?;
+            let files = session_files(services, record).await?;
+            services
+                .runtime
+                .attach_workspace(&sandbox.id, &checkout, files)
+                .await?;
+            Ok::<_, SessionError>(base_commit)
+        }
+        .await;
+        match prepared {
+            Ok(base_commit) => Ok((sandbox, auth, base_commit)),
+            Err(err) => {
+                let _ = services.runtime.destroy(&sandbox.id).await;
+                started_sandbox
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                Err(err)
+            }
+        }
+    }
+    .await;
+    match &given {
+        Ok(_) => note(progress, ProgressStep::Sandbox, StepState::Done, None),
+        Err(err) => note(
+            progress,
+            ProgressStep::Sandbox,
+            StepState::Failed,
+            Some(err.to_string()),
+        ),
+    }
+    given
+}
+
+/// A start from the session's snapshot: its OpenCode must boot on the snapshot's HOME (its
+/// database), so the sandbox starts with it; the checkout is made first if it is gone.
+async fn restore(
+    services: &Services,
+    record: &SessionRecord,
+    progress: &mpsc::UnboundedSender<ProgressNote>,
+    started_sandbox: &StartedSandbox,
+    artifact: &std::path::Path,
+) -> Result<(den_sandbox::SandboxHandle, BasicAuth, String)> {
+    let config = &services.config;
+    let checkout = workspace::checkout_dir(config, record.id);
+    if !checkout.exists() {
+        note(
+            progress,
+            ProgressStep::Clone,
+            StepState::Started,
+            Some(record.repository.clone()),
+        );
+        let cloned = match clone_credential(services, record).await {
+            Ok(auth) => workspace::ensure_checkout(config, record, auth.as_ref()).await,
+            Err(err) => Err(err),
+        };
+        match cloned {
+            Ok(_) => note(progress, ProgressStep::Clone, StepState::Done, None),
+            Err(err) => {
+                note(
+                    progress,
+                    ProgressStep::Clone,
+                    StepState::Failed,
+                    Some(err.to_string()),
+                );
+                return Err(err);
+            }
+        }
+    }
+    let base_commit = den_git::head_commit(&checkout, config.clone_timeout).await?;
+    let auth = BasicAuth {
+        user: "opencode".to_owned(),
+        password: workspace::random_secret()?,
+    };
+    let git_gateway = workspace::uses_git_gateway(config, record);
+    let mut spec = workspace::agent_spec(config, &checkout, &auth, git_gateway);
+    spec.home_files
+        .extend(session_files(services, record).await?);
+    note(progress, ProgressStep::Restore, StepState::Started, None);
+    match services.runtime.restore(artifact, spec, None).await {
+        Ok(sandbox) => {
+            record_started(started_sandbox, &sandbox.id);
+            note(progress, ProgressStep::Restore, StepState::Done, None);
+            Ok((sandbox, auth, base_commit))
+        }
+        Err(err) => {
+            note(
+                progress,
+                ProgressStep::Restore,
+                StepState::Failed,
+                Some(err.to_string()),
+            );
+            Err(err.into())
+        }
+    }
+}
+
+/// The session's files for its sandbox's HOME, with a new gateway token (recorded now: the
+/// previous start's token no longer opens anything).
+async fn session_files(
+    services: &Services,
+    record: &SessionRecord,
+) -> Result<Vec<den_sandbox::HomeFile>> {
+    let config = &services.config;
+    let gateway_token = workspace::random_secret()?;
+    services
+        .store
+        .set_gateway_token(record.id, &workspace::token_hash(&gateway_token))
+        .await?;
+    // The owner's own endpoints as they are now; one added later appears at the next start.
+    let endpoints = services.store.model_endpoints(record.owner_id).await?;
+    let opencode_config =
+        workspace::opencode_config(config, &record.model, &gateway_token, &endpoints);
+    let git_token = workspace::uses_git_gateway(config, record).then_some(gateway_token.as_str());
+    Ok(workspace::session_files(&opencode_config, git_token))
 }
 
 /// The person's credential for the repository's host, for den's clone on the host.
@@ -355,8 +492,12 @@ async fn connect_agent(
         .get(&OPENCODE_PORT)
         .cloned()
         .ok_or_else(|| SessionError::Internal("the sandbox does not expose OpenCode".to_owned()))?;
+    // Every request names the workspace: a sandbox from the warm pool booted its OpenCode
+    // elsewhere, before the workspace existed.
     let client = OpencodeClient::new(
-        OpencodeConfig::new(Target::Unix(socket)).with_password(auth.password.clone()),
+        OpencodeConfig::new(Target::Unix(socket))
+            .with_password(auth.password.clone())
+            .with_directory(den_sandbox::WORKSPACE_DIR),
     )?;
     let deadline = tokio::time::Instant::now() + services.config.ready_timeout;
     let ready = client.wait_ready(deadline).await;

@@ -117,6 +117,30 @@ impl SandboxRuntime for FakeRuntime {
         })
     }
 
+    fn attach_workspace<'a>(
+        &'a self,
+        id: &'a SandboxId,
+        workspace: &'a Path,
+        _home_files: Vec<den_sandbox::HomeFile>,
+    ) -> BoxFuture<'a, den_sandbox::Result<()>> {
+        Box::pin(async move {
+            if !workspace.is_dir() {
+                return Err(SandboxError::MissingWorkspace {
+                    path: workspace.to_owned(),
+                });
+            }
+            if !self
+                .sandboxes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(id)
+            {
+                return Err(SandboxError::NotFound { id: id.clone() });
+            }
+            Ok(())
+        })
+    }
+
     fn status(&self, _id: &SandboxId) -> den_sandbox::Result<SandboxStatus> {
         Ok(SandboxStatus::Running)
     }

@@ -17,6 +17,9 @@ use super::model::{self, BenchModel};
 use crate::config::{ProviderKindSetting, ProviderSettings, Settings};
 
 const PASSWORD: &str = "a long bench password";
+/// How far above the configured uids the bench den's sandboxes run (10,000 of them, as any
+/// den's), so a bench never meets the den it was configured for.
+const BENCH_UID_OFFSET: u32 = 800_000;
 /// Starting a session (clone, sandbox, OpenCode) takes seconds; a loaded box more.
 pub(crate) const WITHIN: Duration = Duration::from_secs(300);
 
@@ -26,12 +29,14 @@ pub(crate) struct BenchDen {
     pub(crate) token: String,
     pub(crate) owner_id: uuid::Uuid,
     pub(crate) repos: PathBuf,
+    /// The host uid of its first sandbox.
+    pub(crate) uid_base: u32,
     pub(crate) manager: den_session::SessionManager,
     http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     live: Option<crate::cli::sessions::Live>,
-    store: den_store::Store,
+    pub(crate) store: den_store::Store,
     _data_dir: tempfile::TempDir,
     _repos: tempfile::TempDir,
 }
@@ -67,6 +72,49 @@ pub(crate) fn rss_mb(pid: &str) -> anyhow::Result<f64> {
     Ok(kib / 1024.0)
 }
 
+/// The resident memory of every process running as a sandbox uid of the bench den, in MB
+/// (its sandboxes: the agents, their tools; bubblewrap's and slirp's small processes too).
+pub(crate) fn sandboxes_rss_mb(uid_base: u32) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let uids = uid_base..uid_base.saturating_add(10_000);
+    let mut kib = 0.0;
+    for entry in entries.flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        };
+        if field("Uid:").is_some_and(|uid| uids.contains(&(uid as u32))) {
+            kib += field("VmRSS:").unwrap_or(0.0);
+        }
+    }
+    kib / 1024.0
+}
+
+/// The host's available memory as a share of its total (0..=1).
+pub(crate) fn available_memory_share() -> f64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let total = field("MemTotal:");
+    if total > 0.0 {
+        field("MemAvailable:") / total
+    } else {
+        0.0
+    }
+}
+
 /// CPU time (user + system) a process (`self` or a pid) has used so far, in ms.
 pub(crate) fn cpu_ms(pid: &str) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -80,7 +128,12 @@ pub(crate) fn cpu_ms(pid: &str) -> anyhow::Result<f64> {
 }
 
 impl BenchDen {
-    pub(crate) async fn start(settings: &Settings, model: &BenchModel) -> anyhow::Result<Self> {
+    /// A den with `warm_pool` booted sandboxes waiting for sessions.
+    pub(crate) async fn start(
+        settings: &Settings,
+        model: &BenchModel,
+        warm_pool: usize,
+    ) -> anyhow::Result<Self> {
         raise_fd_limit();
         let data_dir = tempfile::tempdir()?;
         traversable(data_dir.path())?;
@@ -92,9 +145,13 @@ impl BenchDen {
         settings.github = None;
         settings.sandbox.enabled = true;
         settings.sandbox.root_dir = None;
-        // Its own host state and uids, so it never meets a den running beside it.
-        settings.sandbox.instance = "denbench".to_owned();
-        settings.sandbox.uid_base = 2_800_000;
+        // Its own host state and uids, so it never meets a den running beside it (the
+        // configured instance's name and uids, moved: `denbench` by default).
+        settings.sandbox.instance = format!("{}bench", settings.sandbox.instance);
+        settings.sandbox.uid_base = settings.sandbox.uid_base.saturating_add(BENCH_UID_OFFSET);
+        settings.sandbox.warm_pool = warm_pool;
+        // Nothing the bench runs may be paused for being idle while it measures.
+        settings.sandbox.idle_timeout_minutes = 24 * 60;
         settings.providers = vec![ProviderSettings {
             name: model::PROVIDER.to_owned(),
             kind: Some(ProviderKindSetting::OpenaiCompatible),
@@ -120,8 +177,10 @@ impl BenchDen {
             node_secret,
         )
         .await?;
-        let config =
+        let mut config =
             crate::cli::serve::server_config(&settings, format!("http://127.0.0.1:{port}"));
+        // As `den serve` does: the API checks models against the same catalog as the sessions.
+        config.catalog = crate::cli::sessions::catalog(&settings)?;
         let metrics = den_server::install_metrics_recorder();
         let state = AppState::with_sessions(store.clone(), config, metrics, live.manager.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -142,6 +201,7 @@ impl BenchDen {
             token: String::new(),
             owner_id: user.id,
             repos: repos.path().to_owned(),
+            uid_base: settings.sandbox.uid_base,
             manager: live.manager.clone(),
             http,
             stop: Some(stop),
@@ -324,6 +384,27 @@ impl Watcher {
             }
             if done(event) {
                 return Ok(Instant::now());
+            }
+        }
+    }
+
+    /// Until the stored history has been replayed (what follows is live).
+    pub(crate) async fn caught_up(&mut self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + WITHIN;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .context("no message in time")?
+                .context("the WebSocket closed")??;
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let message: Value = serde_json::from_str(&text)?;
+            if message["type"] == "live" {
+                return Ok(());
+            }
+            if let Some(seq) = message["seq"].as_i64() {
+                self.seq = self.seq.max(seq);
             }
         }
     }

@@ -27,7 +27,7 @@ type Seen = Arc<Mutex<HashMap<u64, u64>>>;
 pub(crate) async fn run(settings: &Settings, quick: bool) -> anyhow::Result<Vec<Metric>> {
     let deltas = if quick { 100 } else { 200 };
     let model = BenchModel::start(deltas, Duration::from_millis(10)).await?;
-    let den = BenchDen::start(settings, &model).await?;
+    let den = BenchDen::start(settings, &model, 0).await?;
     let result = measure(&den, &model, quick).await;
     den.stop().await;
     result

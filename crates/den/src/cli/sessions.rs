@@ -111,6 +111,8 @@ pub(crate) async fn start(
     config.ask_timeout = Duration::from_secs(sandbox.ask_timeout_seconds);
     config.lifetime = Duration::from_secs(sandbox.lifetime_minutes * 60);
     config.network = sandbox.network.policy();
+    config.warm_pool = sandbox.warm_pool;
+    config.lean_agent = sandbox.lean_agent;
     config
         .repository_hosts
         .clone_from(&settings.repositories.allowed_hosts);

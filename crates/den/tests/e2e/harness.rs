@@ -166,6 +166,12 @@ impl Den {
         Self::start_allowing(&[], extra).await
     }
 
+    /// A den with a warm pool of `size` sandboxes (the other tests' dens have none, so they
+    /// pay for no pool they do not use).
+    pub(crate) async fn start_with_pool(size: usize) -> Self {
+        Self::start_full_env(Database::Sqlite, &[], "", Vec::new(), size).await
+    }
+
     /// Like [`Den::start_with`], with `allowed_hosts` in `repositories.allowed_hosts` (a git
     /// stand-in on loopback is a host the egress rules forbid unless an admin allows it).
     pub(crate) async fn start_allowing(allowed_hosts: &[&str], extra: &str) -> Self {
@@ -276,11 +282,11 @@ impl Den {
     /// instead of being fetched from the internet. Sessions use the scripted model.
     /// Like [`Den::start_with`], with `env` in `den serve`'s environment.
     pub(crate) async fn start_with_env(extra: &str, env: Vec<(String, String)>) -> Self {
-        Self::start_full_env(Database::Sqlite, &[], extra, env).await
+        Self::start_full_env(Database::Sqlite, &[], extra, env, 0).await
     }
 
     async fn start_full(database: Database, allowed_hosts: &[&str], extra: &str) -> Self {
-        Self::start_full_env(database, allowed_hosts, extra, Vec::new()).await
+        Self::start_full_env(database, allowed_hosts, extra, Vec::new(), 0).await
     }
 
     async fn start_full_env(
@@ -288,6 +294,7 @@ impl Den {
         allowed_hosts: &[&str],
         extra: &str,
         env: Vec<(String, String)>,
+        warm_pool: usize,
     ) -> Self {
         let database_url = match database {
             Database::Sqlite => None,
@@ -317,7 +324,7 @@ impl Den {
         let toml = format!(
             "listen = \"127.0.0.1:{port}\"\n\
              [repositories]\nlocal_roots = [\"{repos}\"]\nallowed_hosts = {allowed}\n\
-             [sandbox]\nnetwork = \"none\"\nmax_concurrent_starts = 4\ninstance = \"{instance}\"\nuid_base = {uid_base}\n{sandbox_extra}\
+             [sandbox]\nnetwork = \"none\"\nmax_concurrent_starts = 4\nwarm_pool = {warm_pool}\ninstance = \"{instance}\"\nuid_base = {uid_base}\n{sandbox_extra}\
              [[providers]]\nname = \"{OPENAI_PROVIDER}\"\nkind = \"openai-compatible\"\nbase_url = \"{model_url}\"\nmodels = [\"{OPENAI_MODEL}\"]\n",
             repos = repos.path().display(),
             allowed = serde_json::to_string(allowed_hosts).unwrap(),

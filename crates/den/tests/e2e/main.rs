@@ -19,6 +19,7 @@ mod hermetic;
 mod lifecycle;
 mod models;
 mod object_storage;
+mod pool;
 mod postgres;
 mod secrets;
 mod secrets_at_rest;

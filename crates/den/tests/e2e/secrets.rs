@@ -173,7 +173,7 @@ async fn from_inside_the_sandbox_only_the_sessions_model_passes_the_gateway() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let script = r#"T=$(grep -o '"apiKey":"[^"]*"' "$HOME/.config/opencode/opencode.json" | head -n1 | cut -d'"' -f4)
+    let script = r#"T=$(grep -o '"apiKey":"[^"]*"' "$HOME/.config/den/opencode.json" | head -n1 | cut -d'"' -f4)
 echo "token-length ${#T}"
 for call in anthropic/messages:claude-sonnet-4-5-20250929 anthropic/messages:claude-opus-4-5-20251101 anthropic/models:claude-sonnet-4-5-20250929 anthropic/complete:claude-sonnet-4-5-20250929 openai/responses:gpt-5.2 opencode/chat/completions:big-pickle my-home/chat/completions:llama-3; do
   path=${call%%:*}; model=${call#*:}
