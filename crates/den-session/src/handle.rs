@@ -44,6 +44,30 @@ pub enum SessionCommand {
     },
 }
 
+impl SessionCommand {
+    /// The command a client's WebSocket message (or a message forwarded by another node)
+    /// asks for, on behalf of `by` (the person's username); `None` for a ping, which is no
+    /// command. A prompt's model is the caller's to check first.
+    pub fn from_client(message: den_protocol::events::ClientMessage, by: &str) -> Option<Self> {
+        use den_protocol::events::ClientMessage;
+        Some(match message {
+            ClientMessage::Ping => return None,
+            ClientMessage::Prompt { text, model } => Self::Prompt { text, model },
+            ClientMessage::Abort => Self::Abort,
+            ClientMessage::Pause => Self::Pause,
+            ClientMessage::Resume => Self::Resume,
+            ClientMessage::Dequeue { id } => Self::Dequeue { id },
+            ClientMessage::EditQueued { id, text } => Self::EditQueued { id, text },
+            ClientMessage::ClearQueue => Self::ClearQueue,
+            ClientMessage::Answer { ask_id, reply } => Self::Answer {
+                ask_id,
+                reply,
+                by: by.to_owned(),
+            },
+        })
+    }
+}
+
 /// What a [`SessionCommand`] answered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandOutcome {

@@ -42,23 +42,17 @@ async fn forwarded_command(
     }
     let forwarded: ForwardedCommand = serde_json::from_slice(&body)
         .map_err(|err| ApiError::BadRequest(format!("invalid forwarded command: {err}")))?;
-    let command = match forwarded.command {
-        ClientMessage::Prompt { text, model } => SessionCommand::Prompt { text, model },
-        ClientMessage::Abort => SessionCommand::Abort,
-        ClientMessage::Pause => SessionCommand::Pause,
-        ClientMessage::Resume => SessionCommand::Resume,
-        ClientMessage::Dequeue { id } => SessionCommand::Dequeue { id },
-        ClientMessage::EditQueued { id, text } => SessionCommand::EditQueued { id, text },
-        ClientMessage::ClearQueue => SessionCommand::ClearQueue,
-        ClientMessage::Answer { ask_id, reply } => SessionCommand::Answer {
-            ask_id,
-            reply,
-            by: forwarded
-                .by
-                .ok_or_else(|| ApiError::bad_request("a forwarded answer names who gave it"))?,
-        },
-        ClientMessage::Ping => return Err(ApiError::bad_request("ping is not a command")),
+    // A forwarded answer names who gave it; other commands need no name.
+    let by = match (&forwarded.command, forwarded.by) {
+        (ClientMessage::Answer { .. }, None) => {
+            return Err(ApiError::bad_request(
+                "a forwarded answer names who gave it",
+            ));
+        }
+        (_, by) => by.unwrap_or_default(),
     };
+    let command = SessionCommand::from_client(forwarded.command, &by)
+        .ok_or_else(|| ApiError::bad_request("ping is not a command"))?;
     let session = state.sessions()?.session(forwarded.owner_id, id).await?;
     let accepted = match session.dispatch_here(command).await? {
         CommandOutcome::Prompt(accepted) => Some(accepted),

@@ -273,27 +273,14 @@ async fn run_command(
     prompter: &Prompter,
     command: ClientMessage,
 ) -> Option<ServerMessage> {
-    let command = match command {
-        ClientMessage::Ping => return Some(ServerMessage::Pong),
-        ClientMessage::Prompt { text, model } => {
-            if let Err(api) =
-                check_prompt_model(&prompter.state, &prompter.user, model.as_deref()).await
-            {
-                return Some(refused(api.code(), &api.to_string()));
-            }
-            SessionCommand::Prompt { text, model }
-        }
-        ClientMessage::Abort => SessionCommand::Abort,
-        ClientMessage::Pause => SessionCommand::Pause,
-        ClientMessage::Resume => SessionCommand::Resume,
-        ClientMessage::Dequeue { id } => SessionCommand::Dequeue { id },
-        ClientMessage::EditQueued { id, text } => SessionCommand::EditQueued { id, text },
-        ClientMessage::ClearQueue => SessionCommand::ClearQueue,
-        ClientMessage::Answer { ask_id, reply } => SessionCommand::Answer {
-            ask_id,
-            reply,
-            by: prompter.user.username.clone(),
-        },
+    if let ClientMessage::Prompt { model, .. } = &command
+        && let Err(api) =
+            check_prompt_model(&prompter.state, &prompter.user, model.as_deref()).await
+    {
+        return Some(refused(api.code(), &api.to_string()));
+    }
+    let Some(command) = SessionCommand::from_client(command, &prompter.user.username) else {
+        return Some(ServerMessage::Pong);
     };
     match session.dispatch(command).await {
         Ok(_) => None,

@@ -369,36 +369,7 @@ impl Cluster {
     }
 
     async fn sign_in(&self, node: usize) -> anyhow::Result<String> {
-        let login = self
-            .http
-            .post(format!("{}/api/auth/login", self.base(node)))
-            .header("x-den-csrf", "1")
-            .json(&json!({"username": "bench", "password": PASSWORD}))
-            .send()
-            .await?;
-        anyhow::ensure!(login.status().is_success(), "login: {}", login.status());
-        let cookie = login
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .find_map(|v| {
-                let cookie = v.to_str().ok()?;
-                cookie
-                    .starts_with("den_session=")
-                    .then(|| cookie.split(';').next().unwrap_or(cookie).to_owned())
-            })
-            .context("no session cookie")?;
-        let body: Value = self
-            .http
-            .post(format!("{}/api/tokens", self.base(node)))
-            .header("cookie", cookie)
-            .header("x-den-csrf", "1")
-            .json(&json!({"name": "bench"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(body["token"].as_str().context("no token")?.to_owned())
+        super::den::sign_in(&self.http, &self.base(node)).await
     }
 
     async fn api(
@@ -409,20 +380,7 @@ impl Cluster {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base(node)))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+        super::den::api_call(&self.http, &self.base(node), token, method, path, body).await
     }
 
     async fn create_session(

@@ -211,41 +211,8 @@ impl BenchDen {
             _data_dir: data_dir,
             _repos: repos,
         };
-        den.token = den.sign_in().await?;
+        den.token = sign_in(&den.http, &den.base).await?;
         Ok(den)
-    }
-
-    async fn sign_in(&self) -> anyhow::Result<String> {
-        let login = self
-            .http
-            .post(format!("{}/api/auth/login", self.base))
-            .header("x-den-csrf", "1")
-            .json(&json!({"username": "bench", "password": PASSWORD}))
-            .send()
-            .await?;
-        anyhow::ensure!(login.status().is_success(), "login: {}", login.status());
-        let cookie = login
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .find_map(|v| {
-                let cookie = v.to_str().ok()?;
-                cookie
-                    .starts_with("den_session=")
-                    .then(|| cookie.split(';').next().unwrap_or(cookie).to_owned())
-            })
-            .context("no session cookie")?;
-        let body: Value = self
-            .http
-            .post(format!("{}/api/tokens", self.base))
-            .header("cookie", cookie)
-            .header("x-den-csrf", "1")
-            .json(&json!({"name": "bench"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        Ok(body["token"].as_str().context("no token")?.to_owned())
     }
 
     /// One API call; the status and the body (JSON, or the text as a string).
@@ -255,20 +222,7 @@ impl BenchDen {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+        api_call(&self.http, &self.base, &self.token, method, path, body).await
     }
 
     /// Creates a session on `repo` (optionally with a first prompt); its id.
@@ -422,4 +376,61 @@ impl Watcher {
     pub(crate) async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
+}
+
+/// Signs the bench user in at `base` and returns a new API token of theirs.
+pub(crate) async fn sign_in(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    let login = http
+        .post(format!("{base}/api/auth/login"))
+        .header("x-den-csrf", "1")
+        .json(&json!({"username": "bench", "password": PASSWORD}))
+        .send()
+        .await?;
+    anyhow::ensure!(login.status().is_success(), "login: {}", login.status());
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .find_map(|v| {
+            let cookie = v.to_str().ok()?;
+            cookie
+                .starts_with("den_session=")
+                .then(|| cookie.split(';').next().unwrap_or(cookie).to_owned())
+        })
+        .context("no session cookie")?;
+    let body: Value = http
+        .post(format!("{base}/api/tokens"))
+        .header("cookie", cookie)
+        .header("x-den-csrf", "1")
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(body["token"].as_str().context("no token")?.to_owned())
+}
+
+/// One API call at `base` with `token`: the status and the body (JSON, or the text as a
+/// string).
+pub(crate) async fn api_call(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let mut request = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
