@@ -73,5 +73,11 @@ async fn a_client_that_stops_reading_is_cut_off_without_slowing_the_session_and_
             None,
         )
         .await;
-    assert_eq!(record["title"], "write a lot");
+    // By now OpenCode may also have titled the conversation (the scripted model answers
+    // "Scripted session"), which a session nobody named takes in place of its first prompt.
+    let title = record["title"].as_str().unwrap_or_default();
+    assert!(
+        title == "write a lot" || title == "Scripted session",
+        "{record}"
+    );
 }
