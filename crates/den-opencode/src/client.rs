@@ -33,7 +33,7 @@ pub struct OpencodeClient {
 
 /// The header naming the project directory a request is about (OpenCode's server keeps one
 /// instance per directory; without it, the server's working directory).
-const DIRECTORY_HEADER: &str = "x-opencode-directory";
+pub(crate) const DIRECTORY_HEADER: &str = "x-opencode-directory";
 
 /// Placeholder authority for requests that travel over a unix socket.
 const UNIX_BASE: &str = "http://opencode";

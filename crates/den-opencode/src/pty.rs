@@ -113,6 +113,15 @@ impl PtyConnection {
                     .headers_mut()
                     .insert(http::header::AUTHORIZATION, value);
             }
+            // The terminal belongs to the project it was made in: a connection that named no
+            // directory would look for it in the server's own, and never be answered.
+            if let Some(directory) = &config.directory {
+                let value = http::HeaderValue::from_str(directory)
+                    .map_err(|err| failed(err.to_string()))?;
+                request
+                    .headers_mut()
+                    .insert(crate::client::DIRECTORY_HEADER, value);
+            }
             let (socket, _) = tokio_tungstenite::client_async(request, transport)
                 .await
                 .map_err(|err| failed(err.to_string()))?;
