@@ -104,9 +104,11 @@ describe("GitHub", () => {
     await section.getByRole("button", { name: "Save credential" }).click();
     await expect(section.getByLabel("Git host credentials")).toContainText(github.host);
 
+    // den asks the repository for its branches before making a session: it must exist.
+    const repository = github.createRepo("acme/widgets");
     const res = await page.request.post("/api/sessions", {
       headers: { "X-Den-Csrf": "1" },
-      data: { repository: `${github.base}/acme/widgets.git` },
+      data: { repository },
     });
     assert.equal(res.status(), 201, await res.text());
     const { id, workBranch } = await res.json();

@@ -292,7 +292,7 @@ export function SessionPage({ id }: { id: string }) {
             <button onClick={() => void act(() => api.control(id, "resume"))}>Resume</button>
           )}
           <label className="approval" title="Ask: file edits and shell commands wait for your answer. Auto: they run at once (the sandbox is the boundary).">
-            Approvals{" "}
+            <span className="approval-word">Approvals </span>
             <select
               aria-label="Approval mode"
               value={approvalMode}
@@ -309,6 +309,7 @@ export function SessionPage({ id }: { id: string }) {
             Changes{t.diff ? ` (${t.diff.files})` : ""}
           </button>
           <button
+            className="terminal-button"
             onClick={() => setShowTerminal(!showTerminal)}
             aria-pressed={showTerminal}
             disabled={status !== "running" && !showTerminal}

@@ -160,13 +160,19 @@ async fn fill(
     // No actor runs for the fork yet; its live side starts with its first command and replays
     // from the store, so this event needs no live listener.
     let (live, _) = broadcast::channel(1);
-    EventLog::new(services.store.clone(), fork.id, live)
-        .append(SessionEvent::Status {
-            status: SessionStatus::Paused,
-            error: None,
-            pause: None,
-        })
-        .await?;
+    let mut log = EventLog::new(services.store.clone(), fork.id, live);
+    // The copied history names the source (its renames, OpenCode's title): the fork's own
+    // title comes last, so every client shows it.
+    log.append(SessionEvent::Renamed {
+        title: record.title.clone(),
+    })
+    .await?;
+    log.append(SessionEvent::Status {
+        status: SessionStatus::Paused,
+        error: None,
+        pause: None,
+    })
+    .await?;
     Ok(record)
 }
 
