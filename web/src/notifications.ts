@@ -51,6 +51,9 @@ function notify(end: TurnEnd, title: string, detail: string | undefined) {
  * shows a notification (if turned on) and returns a title marker until the tab is visible.
  * `live`: the stream is live (history replayed on load never notifies).
  */
+/** How long a turn's end waits for its error, if one follows, before it notifies. */
+const SETTLE_MS = 400;
+
 export function useTurnNotifications(agent: "working" | "idle" | "failed" | "waiting", live: boolean, title: string, detail?: string): string {
   const [marker, setMarker] = useState<TurnEnd | null>(null);
   const previous = useRef(agent);
@@ -59,15 +62,33 @@ export function useTurnNotifications(agent: "working" | "idle" | "failed" | "wai
   useEffect(() => {
     text.current = { title, detail };
   }, [title, detail]);
+  // The state now, for a decision taken a moment after the change.
+  const current = useRef(agent);
+  const settling = useRef<number | undefined>(undefined);
+  useEffect(() => {
+    current.current = agent;
+  }, [agent]);
   useEffect(() => {
     const before = previous.current;
     previous.current = agent;
     if (!live || before === agent || document.visibilityState !== "hidden") return;
-    const end: TurnEnd | null = agent === "waiting" ? "waiting" : before === "working" || before === "waiting" ? (agent === "failed" ? "failed" : agent === "idle" ? "finished" : null) : null;
-    if (!end) return;
-    setMarker(end);
-    notify(end, text.current.title, text.current.detail);
+    const show = (end: TurnEnd) => {
+      setMarker(end);
+      notify(end, text.current.title, text.current.detail);
+    };
+    if (agent === "waiting") return show("waiting");
+    if (before !== "working" && before !== "waiting") return;
+    // A failed turn can pass through "idle" for a moment (its end before its error): decide
+    // once the state has settled, so one turn gives one notification, and the right one.
+    // Not cancelled by the next change of state: that change is what it waits for.
+    window.clearTimeout(settling.current);
+    settling.current = window.setTimeout(() => {
+      const now = current.current;
+      if (now === "failed") show("failed");
+      else if (now === "idle") show("finished");
+    }, SETTLE_MS);
   }, [agent, live]);
+  useEffect(() => () => window.clearTimeout(settling.current), []);
   useEffect(() => {
     const seen = () => document.visibilityState === "visible" && setMarker(null);
     document.addEventListener("visibilitychange", seen);
