@@ -92,6 +92,17 @@ fn uuid_hex() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A port nothing listens on now, for a den to take.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The first of a den's 10,000 sandbox uids, random so dens of parallel tests never share one.
+fn random_uid_base() -> u32 {
+    3_000_000 + (u32::from_str_radix(&uuid_hex()[..4], 16).unwrap() % 1000) * 10_000
+}
+
 fn traversable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o711)).unwrap();
@@ -204,29 +215,20 @@ impl Den {
         let shared_snapshots = first.data_dir.path().join("snapshots");
         std::fs::create_dir_all(&shared_snapshots).unwrap();
         std::os::unix::fs::symlink(&shared_snapshots, data_dir.path().join("snapshots")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let config = data_dir.path().join("den.toml");
-        let uid_base =
-            3_000_000 + (u32::from_str_radix(&uuid_hex()[..4], 16).unwrap() % 1000) * 10_000;
+        let uid_base = random_uid_base();
         let repos = first.repo.parent().unwrap();
         let toml = format!(
             "listen = \"127.0.0.1:{port}\"\n\
              [repositories]\nlocal_roots = [\"{repos}\"]\n\
-             [sandbox]\nnetwork = \"none\"\nmax_concurrent_starts = 4\ninstance = \"{instance}\"\nuid_base = {uid_base}\n\
+             [sandbox]\nnetwork = \"none\"\nmax_concurrent_starts = 4\nwarm_pool = 0\ninstance = \"{instance}\"\nuid_base = {uid_base}\n\
              [[providers]]\nname = \"{OPENAI_PROVIDER}\"\nkind = \"openai-compatible\"\nbase_url = \"{model_url}\"\nmodels = [\"{OPENAI_MODEL}\"]\n",
             repos = repos.display(),
             instance = &uuid_hex()[..8],
             model_url = first.model.base_url(),
         ) + extra;
         std::fs::write(&config, toml).unwrap();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
         let mut den = Self {
             child: None,
             database_url: first.database_url.clone(),
@@ -236,7 +238,7 @@ impl Den {
             model,
             token: first.token.clone(),
             repo: first.repo.clone(),
-            http,
+            http: first.http.clone(),
             data_dir,
             _repos: tempfile::tempdir().unwrap(),
             config,
@@ -276,10 +278,6 @@ impl Den {
         }
     }
 
-    /// Every den of these tests is hermetic: its sandboxes' network is `none` (loopback only),
-    /// and host-side git follows the same rule, so a repository anywhere but on this machine
-    /// (or an allow-listed stand-in) is refused with an error naming the host and the policy
-    /// instead of being fetched from the internet. Sessions use the scripted model.
     /// Like [`Den::start_with`], with `env` in `den serve`'s environment.
     pub(crate) async fn start_with_env(extra: &str, env: Vec<(String, String)>) -> Self {
         Self::start_full_env(Database::Sqlite, &[], extra, env, 0).await
@@ -289,6 +287,8 @@ impl Den {
         Self::start_full_env(database, allowed_hosts, extra, Vec::new(), 0).await
     }
 
+    /// Hermetic: sandbox network `none`, which host-side git obeys too, so a repository off this
+    /// machine (not allow-listed) is refused naming its host, never fetched; the scripted model.
     async fn start_full_env(
         database: Database,
         allowed_hosts: &[&str],
@@ -306,14 +306,9 @@ impl Den {
         let repos = tempfile::tempdir().unwrap();
         let repo = repos.path().join("project");
         make_repo(&repo).await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let config = data_dir.path().join("den.toml");
-        let uid_base =
-            3_000_000 + (u32::from_str_radix(&uuid_hex()[..4], 16).unwrap() % 1000) * 10_000;
+        let uid_base = random_uid_base();
         let (sandbox_lines, extra_lines): (Vec<&str>, Vec<&str>) =
             extra.lines().partition(|line| line.starts_with("sandbox."));
         let sandbox_extra: String = sandbox_lines
